@@ -1,0 +1,168 @@
+//! Who is calling and what they may see: roles, the caller's place in the network tree,
+//! API keys, and the masking of personal numbers.
+//!
+//! Invariant: every query of dealer data is filtered by [`Caller::scope`]; a row outside the
+//! caller's subtree of the network is indistinguishable from a row that does not exist.
+
+pub mod keys;
+pub mod masking;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::{Param, Sql};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Operates the host; sees and changes everything.
+    HqAdmin,
+    /// Reads everything for dashboards; personal numbers masked.
+    HqAnalyst,
+    /// Reads their region; personal numbers masked.
+    RegionalManager,
+    /// Runs one dealer: its data, staff, keys and custom fields.
+    DealerAdmin,
+    /// Dealer staff, sales side.
+    Sales,
+    /// Dealer staff, after-sales side.
+    Service,
+    /// An integration partner; sees only what dealers grant (partner API).
+    Partner,
+}
+
+pub const ALL_ROLES: [Role; 7] = [
+    Role::HqAdmin,
+    Role::HqAnalyst,
+    Role::RegionalManager,
+    Role::DealerAdmin,
+    Role::Sales,
+    Role::Service,
+    Role::Partner,
+];
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::HqAdmin => "hq_admin",
+            Role::HqAnalyst => "hq_analyst",
+            Role::RegionalManager => "regional_manager",
+            Role::DealerAdmin => "dealer_admin",
+            Role::Sales => "sales",
+            Role::Service => "service",
+            Role::Partner => "partner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        ALL_ROLES.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The kinds of network unit a key of this role may be attached to.
+    pub fn fits_unit(self, kind: &str) -> bool {
+        match self {
+            Role::HqAdmin | Role::HqAnalyst | Role::Partner => kind == "hq",
+            Role::RegionalManager => kind == "region" || kind == "group",
+            Role::DealerAdmin | Role::Sales | Role::Service => kind == "dealer" || kind == "branch",
+        }
+    }
+
+    pub fn is_dealer_role(self) -> bool {
+        matches!(self, Role::DealerAdmin | Role::Sales | Role::Service)
+    }
+}
+
+/// What a caller wants to do; [`Caller::require`] checks it against the role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Customers, vehicles, tickets, timelines.
+    ReadRecords,
+    WriteRecords,
+    ManageCustomFields,
+    ManageKeys,
+    ManageNetwork,
+    ReadAudit,
+}
+
+impl Permission {
+    fn allowed(self, role: Role) -> bool {
+        use Role::*;
+        match self {
+            Permission::ReadRecords => {
+                matches!(
+                    role,
+                    HqAdmin | HqAnalyst | RegionalManager | DealerAdmin | Sales | Service
+                )
+            }
+            Permission::WriteRecords => matches!(role, HqAdmin | DealerAdmin | Sales | Service),
+            Permission::ManageCustomFields | Permission::ManageKeys | Permission::ReadAudit => {
+                matches!(role, HqAdmin | DealerAdmin)
+            }
+            Permission::ManageNetwork => role == HqAdmin,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Permission::ReadRecords => "read customer records",
+            Permission::WriteRecords => "change customer records",
+            Permission::ManageCustomFields => "manage custom fields",
+            Permission::ManageKeys => "manage API keys",
+            Permission::ManageNetwork => "change the dealer network",
+            Permission::ReadAudit => "read the audit log",
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Caller {
+    pub key_id: i64,
+    pub role: Role,
+    /// The network unit the key is attached to.
+    pub org_id: i64,
+    pub org_kind: String,
+    /// Materialised path of `org_id`; the caller sees every unit whose path starts with it.
+    pub org_path: String,
+    pub staff_id: Option<i64>,
+}
+
+impl Caller {
+    pub fn require(&self, permission: Permission) -> Result<()> {
+        if permission.allowed(self.role) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "the {} role may not {}",
+                self.role.as_str(),
+                permission.describe()
+            )))
+        }
+    }
+
+    /// Appends `AND <column> IN (units in the caller's subtree)` to a query.
+    pub fn scope(&self, sql: &mut Sql, dealer_column: &str) {
+        sql.push(" AND ")
+            .push(dealer_column)
+            .push(" IN (SELECT id FROM org_units WHERE path LIKE ")
+            .bind(Param::Text(format!("{}%", self.org_path)))
+            .push(")");
+    }
+
+    /// Whether a unit with materialised path `path` is inside the caller's subtree.
+    pub fn sees_path(&self, path: &str) -> bool {
+        path.starts_with(&self.org_path)
+    }
+
+    pub fn masks_phone(&self) -> bool {
+        matches!(
+            self.role,
+            Role::HqAnalyst | Role::RegionalManager | Role::Partner
+        )
+    }
+
+    pub fn masks_id_number(&self) -> bool {
+        !matches!(self.role, Role::HqAdmin | Role::DealerAdmin | Role::Sales)
+    }
+}

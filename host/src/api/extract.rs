@@ -1,0 +1,176 @@
+//! Extractors and responders shared by every handler: authentication, JSON bodies and query
+//! strings whose rejections become problem+json, `If-Match`, `Idempotency-Key`, ETags.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+use crate::access::{Caller, keys};
+use crate::error::{Error, FieldError};
+
+/// A JSON body; malformed JSON, wrong types, unknown fields and oversized bodies are refused
+/// as problem+json before the handler runs.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(Error))]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge {
+                limit: super::BODY_LIMIT,
+            },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                let text = rejection.body_text();
+                let message = text
+                    .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+                    .unwrap_or(&text)
+                    .to_owned();
+                let (field, detail) = match message.split_once(": ") {
+                    Some((field, detail)) if !field.contains(' ') => {
+                        (field.to_owned(), detail.to_owned())
+                    }
+                    _ => ("body".to_owned(), message.clone()),
+                };
+                let code = if detail.starts_with("unknown field") {
+                    "unknown_field"
+                } else {
+                    "invalid_value"
+                };
+                Error::Invalid(vec![FieldError::new(field, code, detail)])
+            }
+            _ => Error::BadRequest {
+                code: "malformed_json",
+                message: rejection.body_text(),
+            },
+        }
+    }
+}
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct Query<T>(pub T);
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Error::BadRequest {
+            code: "invalid_query",
+            message: rejection.body_text(),
+        }
+    }
+}
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        Error::BadRequest {
+            code: "invalid_path",
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .ok_or(Error::Unauthenticated(
+                "send your API key as `Authorization: Bearer dk_...` (create one with `dealer-host keys create`)",
+            ))?;
+        let mut conn = state.db.pool().acquire().await?;
+        let caller = keys::authenticate(&mut conn, presented.trim()).await?;
+        tracing::Span::current().record("key_id", caller.key_id);
+        Ok(caller)
+    }
+}
+
+/// The version a client read (from the ETag) and wants to update. Required on updates:
+/// without it a concurrent change could be silently overwritten.
+pub struct IfMatch(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Err(Error::PreconditionRequired);
+        };
+        value
+            .to_str()
+            .ok()
+            .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+            .and_then(|v| v.parse().ok())
+            .map(IfMatch)
+            .ok_or(Error::BadRequest {
+                code: "invalid_if_match",
+                message: "If-Match must be the ETag you read, e.g. \"3\"".into(),
+            })
+    }
+}
+
+/// `Idempotency-Key` of a create: a retried POST with the same key replays the first answer.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        match value.to_str() {
+            Ok(v) if !v.trim().is_empty() && v.len() <= 255 => {
+                Ok(IdempotencyKey(Some(v.trim().to_owned())))
+            }
+            _ => Err(Error::BadRequest {
+                code: "invalid_idempotency_key",
+                message: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            }),
+        }
+    }
+}
+
+/// A record that carries an optimistic-concurrency version, sent as its ETag.
+pub trait Versioned {
+    fn version(&self) -> i64;
+}
+
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("a number is a valid header value")
+}
+
+/// 200 with the record and its ETag.
+pub fn tagged<T: Serialize + Versioned>(record: &T) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, etag(record.version()));
+    (StatusCode::OK, headers, axum::Json(record)).into_response()
+}
+
+/// For patch fields that may be set to `null`: absent → `None`, `null` → `Some(None)`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

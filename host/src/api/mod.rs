@@ -1,0 +1,144 @@
+//! The HTTP API: JSON over HTTP under `/api/v1`, errors as problem+json, an OpenAPI document
+//! at `/api/v1/openapi.json` and a browsable page at `/docs`.
+//!
+//! Handlers are thin: extract, call the domain module that owns the table, respond.
+
+mod audit;
+mod custom_fields;
+mod customers;
+pub mod extract;
+mod idempotency;
+mod network;
+pub mod pagination;
+mod tickets;
+mod vehicles;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::db::Db;
+use crate::error::Error;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Everything a handler needs, cloned cheaply into each request.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Dealer platform API",
+        description = "Customers, vehicles and their history across a car brand's dealer network. \
+                       Authenticate with `Authorization: Bearer <API key>`. Errors are \
+                       application/problem+json with a stable `code`.",
+    ),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+    components(schemas(crate::error::Problem))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .merge(network::routes())
+        .merge(customers::routes())
+        .merge(vehicles::routes())
+        .merge(tickets::routes())
+        .merge(custom_fields::routes())
+        .merge(audit::routes())
+        .split_for_parts();
+    Router::new()
+        .nest("/api/v1", api.fallback(unknown_route))
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi))
+        .route("/", axum::routing::get(home))
+        .layer(middleware::from_fn_with_state(state.clone(), audit_denials))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_oversized))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), key_id = tracing::field::Empty)
+        }))
+        .with_state(state)
+}
+
+/// Refuses a body announced larger than the limit before reading any of it.
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match announced {
+        Some(n) if n > BODY_LIMIT => Error::PayloadTooLarge { limit: BODY_LIMIT }.into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// Audits every attempt to reach a record outside the caller's scope. It runs after the
+/// handler, whose transaction (rolled back with the error) is over by then, so the entry is
+/// never lost with it.
+async fn audit_denials(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(denial) = response.extensions().get::<crate::error::Denial>() {
+        let recorded = match state.db.pool().acquire().await {
+            Ok(mut conn) => crate::audit::record_denial(&mut conn, denial).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, entity = denial.entity, id = denial.id, "could not audit a denied access");
+        }
+    }
+    response
+}
+
+async fn unknown_route() -> Error {
+    Error::NotFound { entity: "route" }
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: &'static str,
+    database: &'static str,
+    version: &'static str,
+}
+
+/// Liveness and the database in use; needs no key.
+#[utoipa::path(get, path = "/health", tag = "system", security(()), responses((status = 200, body = Health)))]
+async fn health(State(state): State<AppState>) -> Result<extract::Json<Health>, Error> {
+    sqlx::query("SELECT 1").execute(state.db.pool()).await?;
+    Ok(extract::Json(Health {
+        status: "ok",
+        database: state.db.backend().name(),
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+async fn home() -> Html<&'static str> {
+    Html(include_str!("home.html"))
+}

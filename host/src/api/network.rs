@@ -1,0 +1,187 @@
+//! The network tree, staff, API keys, HQ policy, and "who am I".
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::extract::{Json, Path};
+use crate::access::keys::{self, ApiKeyInfo, NewApiKey};
+use crate::access::{Caller, Permission, Role};
+use crate::audit::{self, Entry};
+use crate::error::{Error, Result};
+use crate::network::{self, NewStaff, NewUnit, OrgUnit, Policy, Staff};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(list_units, create_unit))
+        .routes(routes!(list_staff, create_staff))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(get_policy, set_policy))
+}
+
+/// The caller behind the key: role and place in the network.
+#[utoipa::path(get, path = "/me", tag = "network", responses((status = 200, body = Caller)))]
+async fn me(caller: Caller) -> Json<Caller> {
+    Json(caller)
+}
+
+/// The units of the network the caller can see (their own subtree), parents first.
+#[utoipa::path(get, path = "/network/units", tag = "network", responses((status = 200, body = Vec<OrgUnit>)))]
+async fn list_units(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<OrgUnit>>> {
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(network::list_units(&mut conn, &caller).await?))
+}
+
+/// Adds a region, group, dealer or branch (HQ admin).
+#[utoipa::path(post, path = "/network/units", tag = "network", request_body = NewUnit,
+    responses((status = 201, body = OrgUnit), (status = 422, body = crate::error::Problem)))]
+async fn create_unit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewUnit>,
+) -> Result<(StatusCode, Json<OrgUnit>)> {
+    caller.require(Permission::ManageNetwork)?;
+    let mut tx = state.db.begin_write().await?;
+    let unit = network::create_unit(&mut tx, &new).await?;
+    audit::record(
+        &mut tx,
+        &caller,
+        Entry::ok("create", "org_unit", unit.id, unit.id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(unit)))
+}
+
+/// Staff of the units the caller can see.
+#[utoipa::path(get, path = "/staff", tag = "network", responses((status = 200, body = Vec<Staff>)))]
+async fn list_staff(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Staff>>> {
+    caller.require(Permission::ReadRecords)?;
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(network::list_staff(&mut conn, &caller).await?))
+}
+
+/// Adds a staff member to a unit in the caller's scope (HQ or dealer admin).
+#[utoipa::path(post, path = "/staff", tag = "network", request_body = NewStaff,
+    responses((status = 201, body = Staff), (status = 422, body = crate::error::Problem)))]
+async fn create_staff(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(new): Json<NewStaff>,
+) -> Result<(StatusCode, Json<Staff>)> {
+    caller.require(Permission::ManageKeys)?;
+    let mut tx = state.db.begin_write().await?;
+    let staff = network::create_staff(&mut tx, &caller, &new).await?;
+    audit::record(
+        &mut tx,
+        &caller,
+        Entry::ok("create", "staff", staff.id, staff.org_unit_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(staff)))
+}
+
+/// API keys attached to units in the caller's scope (never their secrets).
+#[utoipa::path(get, path = "/keys", tag = "network", responses((status = 200, body = Vec<ApiKeyInfo>)))]
+async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ApiKeyInfo>>> {
+    caller.require(Permission::ManageKeys)?;
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(keys::list(&mut conn, &caller).await?))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    pub role: Role,
+    /// Defaults to the caller's own unit.
+    pub org_unit_id: Option<i64>,
+    pub staff_id: Option<i64>,
+    pub label: String,
+}
+
+/// Creates a key; the secret is in this response only. A dealer admin creates dealer roles
+/// for its own dealer.
+#[utoipa::path(post, path = "/keys", tag = "network", request_body = KeyRequest,
+    responses((status = 201, body = NewApiKey), (status = 403, body = crate::error::Problem)))]
+async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<KeyRequest>,
+) -> Result<(StatusCode, Json<NewApiKey>)> {
+    caller.require(Permission::ManageKeys)?;
+    let unit = req.org_unit_id.unwrap_or(caller.org_id);
+    if caller.role != Role::HqAdmin && (!req.role.is_dealer_role() || unit != caller.org_id) {
+        return Err(Error::Forbidden(
+            "a dealer admin creates sales, service and dealer_admin keys for its own dealer".into(),
+        ));
+    }
+    let mut tx = state.db.begin_write().await?;
+    let created = keys::create(&mut tx, req.role, unit, req.staff_id, &req.label).await?;
+    audit::record(
+        &mut tx,
+        &caller,
+        Entry::ok("create", "api_key", created.info.id, unit).with_detail(
+            serde_json::json!({ "role": req.role.as_str(), "prefix": created.info.prefix }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Revokes a key (by id or prefix) at once; requests with it are refused from now on.
+#[utoipa::path(delete, path = "/keys/{key}", tag = "network", params(("key" = String, Path, description = "id or prefix")),
+    responses((status = 200, body = ApiKeyInfo), (status = 404, body = crate::error::Problem)))]
+async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<Json<ApiKeyInfo>> {
+    caller.require(Permission::ManageKeys)?;
+    let mut tx = state.db.begin_write().await?;
+    let revoked = keys::revoke(&mut tx, &key, Some(&caller)).await?;
+    audit::record(
+        &mut tx,
+        &caller,
+        Entry::ok("revoke", "api_key", revoked.id, revoked.org_unit_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(revoked))
+}
+
+/// The network-wide policy.
+#[utoipa::path(get, path = "/network/policy", tag = "network", responses((status = 200, body = Policy)))]
+async fn get_policy(State(state): State<AppState>, _caller: Caller) -> Result<Json<Policy>> {
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(network::policy(&mut conn).await?))
+}
+
+/// Sets the network-wide policy (HQ admin).
+#[utoipa::path(put, path = "/network/policy", tag = "network", request_body = Policy,
+    responses((status = 200, body = Policy), (status = 403, body = crate::error::Problem)))]
+async fn set_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(policy): Json<Policy>,
+) -> Result<Json<Policy>> {
+    caller.require(Permission::ManageNetwork)?;
+    let mut tx = state.db.begin_write().await?;
+    let policy = network::set_policy(&mut tx, &policy).await?;
+    audit::record(
+        &mut tx,
+        &caller,
+        Entry::ok("update", "network_policy", 1, caller.org_id)
+            .with_detail(serde_json::to_value(&policy).unwrap_or_default()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(policy))
+}

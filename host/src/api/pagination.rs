@@ -1,0 +1,76 @@
+//! Cursor pagination: `?limit=&cursor=`; the cursor is opaque to clients (it encodes the last
+//! id seen), so pages stay stable while rows are added.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1 to 200, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> Result<i64> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(l) if (1..=MAX_LIMIT).contains(&l) => Ok(l),
+            Some(_) => Err(Error::BadRequest {
+                code: "invalid_limit",
+                message: format!("limit must be between 1 and {MAX_LIMIT}"),
+            }),
+        }
+    }
+
+    /// The id to continue below (lists are newest first).
+    pub fn before_id(&self) -> Result<Option<i64>> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("before:").and_then(|n| n.parse().ok()))
+            .map(Some)
+            .ok_or(Error::BadRequest {
+                code: "invalid_cursor",
+                message: "the cursor is not one this server gave out".into(),
+            })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// `rows` were fetched with `LIMIT limit + 1`, newest first; `id` gives a row's id.
+    pub fn from_rows(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last()
+                .map(|last| URL_SAFE_NO_PAD.encode(format!("before:{}", id(last))))
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Tickets: complaints and service requests, and their status timeline.
+
+use axum::extract::State;
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::extract::{self, IdempotencyKey, IfMatch, Json, Path, Query};
+use super::idempotency::{Begun, Create};
+use super::pagination::{Page, PageParams};
+use crate::access::{Caller, Permission};
+use crate::audit::{self, Entry};
+use crate::error::{Problem, Result};
+use crate::tickets::{self, NewTicket, Ticket, TicketFilter, TicketPatch};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, update))
+}
+
+/// Tickets in the caller's scope, newest first, each with its timeline.
+#[utoipa::path(get, path = "/tickets", tag = "tickets", params(TicketFilter, PageParams),
+    responses((status = 200, body = Page<Ticket>), (status = 400, body = Problem)))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<TicketFilter>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<Ticket>>> {
+    caller.require(Permission::ReadRecords)?;
+    let limit = page.limit()?;
+    let mut conn = state.db.pool().acquire().await?;
+    let rows = tickets::list(&mut conn, &caller, &filter, page.before_id()?, limit).await?;
+    Ok(Json(Page::from_rows(rows, limit, |t| t.id)))
+}
+
+/// Opens a ticket for a customer (and optionally a vehicle) of one dealer. Retry safely with
+/// `Idempotency-Key`.
+#[utoipa::path(post, path = "/tickets", tag = "tickets", request_body = NewTicket,
+    params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key replays the first answer")),
+    responses((status = 201, body = Ticket), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    key: IdempotencyKey,
+    Json(new): Json<NewTicket>,
+) -> Result<Response> {
+    caller.require(Permission::WriteRecords)?;
+    let mut conn = state.db.pool().acquire().await?;
+    let valid = tickets::check_new(&mut conn, &caller, &new).await?;
+    drop(conn);
+    let mut create = match Create::begin(&state.db, &caller, "POST /tickets", key, &new).await? {
+        Begun::Fresh(create) => create,
+        Begun::Replayed(response) => return Ok(response),
+    };
+    let ticket = tickets::create(create.conn(), &caller, &valid).await?;
+    audit::record(
+        create.conn(),
+        &caller,
+        Entry::ok("create", "ticket", ticket.id, ticket.dealer_id),
+    )
+    .await?;
+    create
+        .created(format!("/api/v1/tickets/{}", ticket.id), &ticket)
+        .await
+}
+
+/// A ticket with its status timeline (oldest first); the ETag is its version.
+#[utoipa::path(get, path = "/tickets/{id}", tag = "tickets", params(("id" = i64, Path)),
+    responses((status = 200, body = Ticket), (status = 404, body = Problem)))]
+async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    caller.require(Permission::ReadRecords)?;
+    let mut conn = state.db.pool().acquire().await?;
+    let ticket = tickets::get(&mut conn, &caller, id).await?;
+    Ok(extract::tagged(&ticket))
+}
+
+/// Changes a ticket: moves its status (open → in_progress | resolved | closed; in_progress →
+/// resolved | closed; resolved → closed | in_progress; closed is final), priority, team,
+/// subject, description, or adds a note to its timeline. Send the ETag you read as `If-Match`.
+#[utoipa::path(patch, path = "/tickets/{id}", tag = "tickets", request_body = TicketPatch,
+    params(("id" = i64, Path), ("If-Match" = String, Header, description = "the ETag you read")),
+    responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 412, body = Problem), (status = 422, body = Problem), (status = 428, body = Problem)))]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    IfMatch(expected): IfMatch,
+    Json(patch): Json<TicketPatch>,
+) -> Result<Response> {
+    caller.require(Permission::WriteRecords)?;
+    let mut tx = state.db.begin_write().await?;
+    let (ticket, changed) = tickets::update(&mut tx, &caller, id, expected, &patch).await?;
+    if !changed.is_empty() {
+        audit::record(
+            &mut tx,
+            &caller,
+            Entry::ok("update", "ticket", id, ticket.dealer_id)
+                .with_detail(serde_json::json!({ "changed": changed })),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(extract::tagged(&ticket))
+}

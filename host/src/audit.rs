@@ -1,0 +1,171 @@
+//! The append-only audit log: who read or changed what, and who was refused. Owns `audit_log`;
+//! the database itself refuses UPDATE and DELETE on it (triggers in the migrations).
+//! Entries hold ids and field names, never personal data, so erasing a person leaves it intact.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, FromRow};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::access::Caller;
+use crate::clock;
+use crate::db::{Param, Sql};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The caller asked for something outside their scope; they were told it does not exist.
+    Denied,
+}
+
+/// One auditable act.
+pub struct Entry<'a> {
+    pub action: &'a str,
+    pub entity: &'a str,
+    pub entity_id: Option<i64>,
+    pub dealer_id: Option<i64>,
+    pub outcome: Outcome,
+    pub detail: serde_json::Value,
+}
+
+impl<'a> Entry<'a> {
+    pub fn ok(action: &'a str, entity: &'a str, entity_id: i64, dealer_id: i64) -> Self {
+        Entry {
+            action,
+            entity,
+            entity_id: Some(entity_id),
+            dealer_id: Some(dealer_id),
+            outcome: Outcome::Ok,
+            detail: serde_json::json!({}),
+        }
+    }
+
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+pub async fn record(conn: &mut AnyConnection, caller: &Caller, entry: Entry<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor_key_id, actor_role, actor_org_id, action, entity, entity_id, \
+         dealer_id, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(clock::now_ms())
+    .bind(caller.key_id)
+    .bind(caller.role.as_str())
+    .bind(caller.org_id)
+    .bind(entry.action)
+    .bind(entry.entity)
+    .bind(entry.entity_id)
+    .bind(entry.dealer_id)
+    .bind(match entry.outcome {
+        Outcome::Ok => "ok",
+        Outcome::Denied => "denied",
+    })
+    .bind(entry.detail.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records an attempt to reach a record outside the caller's scope.
+pub async fn record_denial(conn: &mut AnyConnection, denial: &crate::error::Denial) -> Result<()> {
+    let entry = Entry {
+        outcome: Outcome::Denied,
+        ..Entry::ok("access", denial.entity, denial.id, denial.dealer_id)
+    };
+    record(conn, &denial.caller, entry).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub actor_key_id: Option<i64>,
+    pub actor_role: String,
+    pub actor_org_id: Option<i64>,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: Option<i64>,
+    pub dealer_id: Option<i64>,
+    /// `ok`, or `denied` when the caller asked for a record outside their scope.
+    pub outcome: String,
+    pub detail: serde_json::Value,
+}
+
+#[derive(FromRow)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    actor_key_id: Option<i64>,
+    actor_role: String,
+    actor_org_id: Option<i64>,
+    action: String,
+    entity: String,
+    entity_id: Option<i64>,
+    dealer_id: Option<i64>,
+    outcome: String,
+    detail: String,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditFilter {
+    pub entity: Option<String>,
+    pub entity_id: Option<i64>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// Entries about records of dealers in the caller's scope, newest first, `limit + 1` at most
+/// (the extra row tells the caller there is a next page).
+pub async fn list(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    filter: &AuditFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>> {
+    let mut sql = Sql::new(
+        "SELECT id, at, actor_key_id, actor_role, actor_org_id, action, entity, entity_id, dealer_id, \
+         outcome, detail FROM audit_log WHERE 1 = 1",
+    );
+    caller.scope(&mut sql, "dealer_id");
+    if let Some(e) = &filter.entity {
+        sql.push(" AND entity = ").bind(Param::Text(e.clone()));
+    }
+    if let Some(id) = filter.entity_id {
+        sql.push(" AND entity_id = ").bind(Param::Int(id));
+    }
+    if let Some(a) = &filter.action {
+        sql.push(" AND action = ").bind(Param::Text(a.clone()));
+    }
+    if let Some(o) = &filter.outcome {
+        sql.push(" AND outcome = ").bind(Param::Text(o.clone()));
+    }
+    if let Some(b) = before_id {
+        sql.push(" AND id < ").bind(Param::Int(b));
+    }
+    sql.push(" ORDER BY id DESC LIMIT ")
+        .bind(Param::Int(limit + 1));
+    let rows: Vec<AuditRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditEntry {
+            id: r.id,
+            at: clock::to_datetime(r.at),
+            actor_key_id: r.actor_key_id,
+            actor_role: r.actor_role,
+            actor_org_id: r.actor_org_id,
+            action: r.action,
+            entity: r.entity,
+            entity_id: r.entity_id,
+            dealer_id: r.dealer_id,
+            outcome: r.outcome,
+            detail: serde_json::from_str(&r.detail).unwrap_or_default(),
+        })
+        .collect())
+}

@@ -1,0 +1,169 @@
+//! The customer 360 view: one call shows a person with every vehicle, interaction and ticket,
+//! and, where HQ's policy shares history across dealers, what other dealers of the network
+//! recorded about the same person (same phone) or the same cars (same VIN). Every read is
+//! audited.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use super::interactions::{self, Interaction};
+use super::{Customer, dealer_of, load};
+use crate::access::Caller;
+use crate::audit::{self, Entry};
+use crate::db::{Param, Sql};
+use crate::error::Result;
+use crate::network;
+use crate::tickets::{self, Ticket};
+use crate::vehicles::{self, Vehicle};
+
+/// How many timeline entries the view carries.
+const TIMELINE_LIMIT: i64 = 200;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Customer360 {
+    pub customer: Customer,
+    /// Vehicles the customer owns or drives now.
+    pub vehicles: Vec<Vehicle>,
+    /// Newest first.
+    pub interactions: Vec<Interaction>,
+    /// Newest first.
+    pub tickets: Vec<Ticket>,
+    /// Other dealers' records of the same person or vehicles; empty unless HQ shares history.
+    pub network_history: Vec<NetworkRecord>,
+}
+
+/// What one other dealer of the network recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NetworkRecord {
+    pub dealer_id: i64,
+    pub dealer_name: String,
+    /// `phone` (the same person) and/or `vin` (the same vehicle).
+    pub matched_by: Vec<String>,
+    pub vehicles: Vec<Vehicle>,
+    pub tickets: Vec<Ticket>,
+    pub interactions: Vec<Interaction>,
+}
+
+pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Customer360> {
+    let dealer_id = dealer_of(conn, caller, id).await?;
+    let customer = load(conn, id).await?;
+    let vehicles = vehicles::for_customers(conn, &[id]).await?;
+    let interactions = interactions::recent(conn, &[id], &[], TIMELINE_LIMIT).await?;
+    let tickets = tickets::list_for_customers(conn, &[id]).await?;
+    let network_history = if network::policy(conn).await?.share_history_across_dealers {
+        history(conn, dealer_id, &customer, &vehicles).await?
+    } else {
+        Vec::new()
+    };
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("read_360", "customer", id, dealer_id)
+            .with_detail(serde_json::json!({ "network_records": network_history.len() })),
+    )
+    .await?;
+    Ok(Customer360 {
+        customer: customer.masked_for(caller),
+        vehicles,
+        interactions,
+        tickets,
+        network_history,
+    })
+}
+
+async fn history(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    customer: &Customer,
+    own: &[Vehicle],
+) -> Result<Vec<NetworkRecord>> {
+    let mut same_person: Vec<(i64, i64)> = Vec::new();
+    if !customer.phones.is_empty() {
+        let mut sql = Sql::new(
+            "SELECT DISTINCT c.id, c.dealer_id FROM customers c JOIN customer_phones p ON p.customer_id = c.id WHERE c.dealer_id <> ",
+        );
+        sql.bind(Param::Int(dealer_id))
+            .push(" AND p.phone IN ")
+            .push_list(
+                customer
+                    .phones
+                    .iter()
+                    .map(|p| Param::Text(p.number.clone())),
+            );
+        same_person = sqlx::query_as_with(sql.text(), sql.arguments())
+            .fetch_all(&mut *conn)
+            .await?;
+    }
+    let person_ids: Vec<i64> = same_person.iter().map(|(id, _)| *id).collect();
+    let vins: Vec<String> = own.iter().map(|v| v.vin.clone()).collect();
+    let mut records: BTreeMap<i64, NetworkRecord> = BTreeMap::new();
+    for (_, dealer) in &same_person {
+        mark(&mut records, *dealer, "phone");
+    }
+    let mut vehicles_elsewhere = vehicles::same_vin_elsewhere(conn, &vins, dealer_id).await?;
+    for v in &vehicles_elsewhere {
+        mark(&mut records, v.dealer_id, "vin");
+    }
+    vehicles_elsewhere.extend(vehicles::for_customers(conn, &person_ids).await?);
+    let mut seen = std::collections::HashSet::new();
+    vehicles_elsewhere.retain(|v| v.dealer_id != dealer_id && seen.insert(v.id));
+    let vehicle_ids: Vec<i64> = vehicles_elsewhere.iter().map(|v| v.id).collect();
+    let tickets_elsewhere = tickets::list_for_customers(conn, &person_ids).await?;
+    let interactions_elsewhere =
+        interactions::recent(conn, &person_ids, &vehicle_ids, TIMELINE_LIMIT).await?;
+    for v in vehicles_elsewhere {
+        if let Some(r) = records.get_mut(&v.dealer_id) {
+            r.vehicles.push(v);
+        }
+    }
+    for t in tickets_elsewhere {
+        if let Some(r) = records.get_mut(&t.dealer_id) {
+            r.tickets.push(t);
+        }
+    }
+    for i in interactions_elsewhere
+        .into_iter()
+        .filter(|i| i.dealer_id != dealer_id)
+    {
+        if let Some(r) = records.get_mut(&i.dealer_id) {
+            r.interactions.push(i);
+        }
+    }
+    let names = dealer_names(conn, &records.keys().copied().collect::<Vec<_>>()).await?;
+    Ok(records
+        .into_values()
+        .map(|mut r| {
+            r.dealer_name = names.get(&r.dealer_id).cloned().unwrap_or_default();
+            r
+        })
+        .collect())
+}
+
+/// Notes that `dealer` holds records matched by `matched` (phone or vin).
+fn mark(records: &mut BTreeMap<i64, NetworkRecord>, dealer: i64, matched: &str) {
+    let r = records.entry(dealer).or_insert_with(|| NetworkRecord {
+        dealer_id: dealer,
+        dealer_name: String::new(),
+        matched_by: Vec::new(),
+        vehicles: Vec::new(),
+        tickets: Vec::new(),
+        interactions: Vec::new(),
+    });
+    if !r.matched_by.iter().any(|m| m == matched) {
+        r.matched_by.push(matched.to_owned());
+    }
+}
+
+async fn dealer_names(conn: &mut AnyConnection, ids: &[i64]) -> Result<HashMap<i64, String>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = super::in_list("SELECT id, name FROM org_units WHERE id IN ", ids, "");
+    let rows: Vec<(i64, String)> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}

@@ -1,0 +1,36 @@
+//! The dealer platform host: one model of the network's people, vehicles and their history,
+//! served over HTTP, with every dealer-specific rule to be run as a sandboxed plugin.
+//! See ARCHITECTURE.md for the map.
+
+pub mod access;
+pub mod api;
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod custom_fields;
+pub mod customers;
+pub mod db;
+pub mod error;
+pub mod network;
+pub mod seed;
+pub mod tickets;
+pub mod vehicles;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use api::AppState;
+pub use db::{Backend, Db};
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    db: Db,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = api::router(AppState { db });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

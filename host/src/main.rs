@@ -1,0 +1,231 @@
+//! `dealer-host`: serve the API, migrate the database, seed demo or benchmark data, manage keys.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use dealer_host::access::{Role, keys};
+use dealer_host::config::{LogFormat, Overrides, Settings};
+use dealer_host::{Db, network, seed};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "dealer-host", version, about = "The dealer platform host")]
+struct Cli {
+    /// TOML file with database_url, data_dir, listen, log_format.
+    #[arg(long, global = true, env = "DEALER_CONFIG")]
+    config: Option<PathBuf>,
+    /// sqlite://path?mode=rwc (default: a file under the data directory) or postgres://...
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the embedded database and other state live (default ./data).
+    #[arg(long, global = true, env = "DEALER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, global = true, env = "DEALER_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database and serve the API.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "DEALER_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Load the demo network if the database is empty and print a fresh key per role.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Load data: the demo network, and optionally many more customers for benchmarks.
+    Seed {
+        /// Add this many generated customers (with vehicles and history) to the demo dealers.
+        #[arg(long)]
+        customers: Option<u64>,
+    },
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is printed once and only its digest is stored.
+    Create {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Code of the network unit the key acts for (e.g. HQ, or a dealer's code).
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "created on the command line")]
+        label: String,
+    },
+    /// Revoke a key by id or prefix.
+    Revoke { key: String },
+    /// List keys (never their secrets).
+    List,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| {
+        let names: Vec<_> = dealer_host::access::ALL_ROLES
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        format!("unknown role {s:?}; one of: {}", names.join(", "))
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => *listen,
+        _ => None,
+    };
+    let settings = Settings::resolve(Overrides {
+        config_file: cli.config,
+        database_url: cli.database_url,
+        data_dir: cli.data_dir,
+        listen,
+        log_format: cli.log_format,
+    })?;
+    init_tracing(settings.log_format);
+
+    let db = Db::connect(&settings.database_url).await.with_context(|| {
+        format!(
+            "cannot open the {} database",
+            backend_name(&settings.database_url)
+        )
+    })?;
+    db.migrate().await.context("cannot migrate the database")?;
+
+    match cli.command {
+        Command::Migrate => println!("database migrated ({})", db.backend().name()),
+        Command::Seed { customers } => {
+            let summary = seed::demo(&db).await?;
+            println!("{summary}");
+            if let Some(n) = customers {
+                let added = seed::scale(&db, n).await?;
+                println!("added {added} generated customers");
+            }
+        }
+        Command::Keys { command } => keys_command(&db, command).await?,
+        Command::Serve { demo, .. } => {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", settings.listen))?;
+            let addr = listener.local_addr()?;
+            if demo {
+                let summary = seed::demo(&db).await?;
+                let issued = seed::issue_demo_keys(&db).await?;
+                println!("{summary}\n");
+                println!(
+                    "Dealer platform demo on {} ({} database)",
+                    addr,
+                    db.backend().name()
+                );
+                println!("  browse the API:  http://{addr}/docs");
+                println!(
+                    "  try:             curl -H 'Authorization: Bearer <key>' http://{addr}/api/v1/customers\n"
+                );
+                println!("API keys (fresh each start; earlier demo keys are revoked):");
+                for key in issued {
+                    println!(
+                        "  {:<17} {:<28} {}",
+                        key.role.as_str(),
+                        key.unit_name,
+                        key.key
+                    );
+                }
+                println!();
+            }
+            tracing::info!(%addr, backend = db.backend().name(), "serving");
+            dealer_host::serve(listener, db, shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(db: &Db, command: KeysCommand) -> anyhow::Result<()> {
+    let mut conn = db.pool().acquire().await?;
+    match command {
+        KeysCommand::Create { role, org, label } => {
+            let Some(unit) = network::find_by_code(&mut conn, &org).await? else {
+                bail!("no network unit with code {org:?} (see GET /api/v1/network/units)");
+            };
+            let created = keys::create(&mut conn, role, unit.id, None, &label).await?;
+            println!("{}", created.key);
+            eprintln!(
+                "key {} ({} at {}); store it now, it is not shown again",
+                created.info.prefix,
+                role.as_str(),
+                unit.name
+            );
+        }
+        KeysCommand::Revoke { key } => {
+            let revoked = keys::revoke(&mut conn, &key, None).await?;
+            println!("revoked key {} ({})", revoked.prefix, revoked.role.as_str());
+        }
+        KeysCommand::List => {
+            for k in keys::list_all(&mut conn).await? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:>4}  {}  {:<17} unit {:<4} {:<8} {}",
+                    k.id,
+                    k.prefix,
+                    k.role.as_str(),
+                    k.org_unit_id,
+                    state,
+                    k.label
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn backend_name(url: &str) -> &'static str {
+    dealer_host::Backend::from_url(url)
+        .map(|b| b.name())
+        .unwrap_or("configured")
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = terminate => {} }
+    tracing::info!("shutting down");
+}

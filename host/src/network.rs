@@ -1,0 +1,419 @@
+//! The dealer network: a tree of units (HQ → region → dealer group → dealer → branch), the staff
+//! who work in them, and the network-wide policy HQ sets. Owns `org_units`, `staff` and
+//! `network_policy`.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, FromRow};
+use utoipa::ToSchema;
+
+use crate::access::{Caller, Role};
+use crate::clock;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitKind {
+    Hq,
+    Region,
+    Group,
+    Dealer,
+    Branch,
+}
+
+impl UnitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Hq => "hq",
+            UnitKind::Region => "region",
+            UnitKind::Group => "group",
+            UnitKind::Dealer => "dealer",
+            UnitKind::Branch => "branch",
+        }
+    }
+
+    /// The kinds a unit of this kind may sit under.
+    fn parents(self) -> &'static [&'static str] {
+        match self {
+            UnitKind::Hq => &[],
+            UnitKind::Region => &["hq"],
+            UnitKind::Group => &["region"],
+            UnitKind::Dealer => &["group", "region"],
+            UnitKind::Branch => &["dealer"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum DealerType {
+    /// Sales, service, spare parts and survey: the brand's full-service store.
+    #[serde(rename = "4s")]
+    FourS,
+    #[serde(rename = "service_station")]
+    ServiceStation,
+    #[serde(rename = "repair_shop")]
+    RepairShop,
+}
+
+impl DealerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DealerType::FourS => "4s",
+            DealerType::ServiceStation => "service_station",
+            DealerType::RepairShop => "repair_shop",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrgUnit {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub kind: String,
+    pub dealer_type: Option<String>,
+    pub code: String,
+    pub name: String,
+    pub city: Option<String>,
+}
+
+#[derive(FromRow)]
+struct UnitRow {
+    id: i64,
+    parent_id: Option<i64>,
+    kind: String,
+    dealer_type: Option<String>,
+    code: String,
+    name: String,
+    city: Option<String>,
+    path: String,
+}
+
+impl From<UnitRow> for OrgUnit {
+    fn from(r: UnitRow) -> Self {
+        OrgUnit {
+            id: r.id,
+            parent_id: r.parent_id,
+            kind: r.kind,
+            dealer_type: r.dealer_type,
+            code: r.code,
+            name: r.name,
+            city: r.city,
+        }
+    }
+}
+
+const UNIT_COLUMNS: &str = "id, parent_id, kind, dealer_type, code, name, city, path";
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUnit {
+    pub parent_id: Option<i64>,
+    pub kind: UnitKind,
+    /// Required for dealers and branches.
+    pub dealer_type: Option<DealerType>,
+    /// Unique short code, e.g. `BJ-CY-4S`.
+    pub code: String,
+    pub name: String,
+    pub city: Option<String>,
+}
+
+/// Creates a unit and sets its materialised path. The caller has checked permission.
+pub async fn create_unit(conn: &mut AnyConnection, new: &NewUnit) -> Result<OrgUnit> {
+    let mut errors = Vec::new();
+    if new.code.trim().is_empty() {
+        errors.push(crate::error::FieldError::new(
+            "code",
+            "required",
+            "a unit needs a code",
+        ));
+    }
+    if new.name.trim().is_empty() {
+        errors.push(crate::error::FieldError::new(
+            "name",
+            "required",
+            "a unit needs a name",
+        ));
+    }
+    let is_dealer = matches!(new.kind, UnitKind::Dealer | UnitKind::Branch);
+    if is_dealer != new.dealer_type.is_some() {
+        errors.push(crate::error::FieldError::new(
+            "dealer_type",
+            "dealer_type_mismatch",
+            "dealers and branches need a dealer_type (4s, service_station, repair_shop); other units have none",
+        ));
+    }
+    let parent_path = match new.parent_id {
+        None if new.kind == UnitKind::Hq => {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_units WHERE kind = 'hq'")
+                .fetch_one(&mut *conn)
+                .await?;
+            if n > 0 {
+                errors.push(crate::error::FieldError::new(
+                    "kind",
+                    "hq_exists",
+                    "the network already has its HQ",
+                ));
+            }
+            String::from("/")
+        }
+        None => {
+            errors.push(crate::error::FieldError::new(
+                "parent_id",
+                "required",
+                "every unit but HQ has a parent",
+            ));
+            String::new()
+        }
+        Some(parent_id) => {
+            let parent: Option<UnitRow> = sqlx::query_as(&format!(
+                "SELECT {UNIT_COLUMNS} FROM org_units WHERE id = $1"
+            ))
+            .bind(parent_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match parent {
+                Some(p) if new.kind.parents().contains(&p.kind.as_str()) => p.path,
+                Some(p) => {
+                    errors.push(crate::error::FieldError::new(
+                        "parent_id",
+                        "invalid_parent",
+                        format!("a {} cannot sit under a {}", new.kind.as_str(), p.kind),
+                    ));
+                    String::new()
+                }
+                None => {
+                    errors.push(crate::error::FieldError::new(
+                        "parent_id",
+                        "unknown_org_unit",
+                        "no such parent unit",
+                    ));
+                    String::new()
+                }
+            }
+        }
+    };
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let row: UnitRow = sqlx::query_as(&format!(
+        "INSERT INTO org_units (parent_id, kind, dealer_type, code, name, city, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {UNIT_COLUMNS}"
+    ))
+    .bind(new.parent_id)
+    .bind(new.kind.as_str())
+    .bind(new.dealer_type.map(DealerType::as_str))
+    .bind(new.code.trim())
+    .bind(new.name.trim())
+    .bind(new.city.as_deref())
+    .bind(clock::now_ms())
+    .fetch_one(&mut *conn)
+    .await?;
+    let path = format!("{parent_path}{}/", row.id);
+    sqlx::query("UPDATE org_units SET path = $1 WHERE id = $2")
+        .bind(&path)
+        .bind(row.id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(row.into())
+}
+
+/// The units in the caller's subtree, parents before children.
+pub async fn list_units(conn: &mut AnyConnection, caller: &Caller) -> Result<Vec<OrgUnit>> {
+    let rows: Vec<UnitRow> = sqlx::query_as(&format!(
+        "SELECT {UNIT_COLUMNS} FROM org_units WHERE path LIKE $1 ORDER BY path"
+    ))
+    .bind(format!("{}%", caller.org_path))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(OrgUnit::from).collect())
+}
+
+pub async fn find_by_code(conn: &mut AnyConnection, code: &str) -> Result<Option<OrgUnit>> {
+    let row: Option<UnitRow> = sqlx::query_as(&format!(
+        "SELECT {UNIT_COLUMNS} FROM org_units WHERE code = $1"
+    ))
+    .bind(code)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(OrgUnit::from))
+}
+
+/// The dealer a record created by `caller` belongs to.
+///
+/// Dealer-level callers always write into their own dealer (naming another one is refused);
+/// HQ must name a dealer inside its scope.
+pub async fn dealer_for_write(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    requested: Option<i64>,
+) -> Result<i64> {
+    if caller.role.is_dealer_role() {
+        return match requested {
+            Some(id) if id != caller.org_id => Err(Error::invalid(
+                "dealer_id",
+                "not_your_dealer",
+                "dealer staff create records in their own dealer only; leave dealer_id out",
+            )),
+            _ => Ok(caller.org_id),
+        };
+    }
+    let Some(id) = requested else {
+        return Err(Error::invalid(
+            "dealer_id",
+            "required",
+            "name the dealer this record belongs to",
+        ));
+    };
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT kind, path FROM org_units WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match row {
+        Some((kind, path)) if caller.sees_path(&path) && (kind == "dealer" || kind == "branch") => {
+            Ok(id)
+        }
+        _ => Err(Error::invalid(
+            "dealer_id",
+            "unknown_dealer",
+            "no dealer with that id in your network",
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Staff {
+    pub id: i64,
+    pub org_unit_id: i64,
+    pub name: String,
+    pub role: Role,
+    pub phone: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStaff {
+    /// Defaults to the caller's own unit.
+    pub org_unit_id: Option<i64>,
+    pub name: String,
+    pub role: Role,
+    pub phone: Option<String>,
+}
+
+#[derive(FromRow)]
+struct StaffRow {
+    id: i64,
+    org_unit_id: i64,
+    name: String,
+    role: String,
+    phone: Option<String>,
+    active: i64,
+}
+
+impl StaffRow {
+    fn into_staff(self, caller: Option<&Caller>) -> Staff {
+        let masked = caller.is_some_and(Caller::masks_phone);
+        Staff {
+            id: self.id,
+            org_unit_id: self.org_unit_id,
+            name: self.name,
+            role: Role::parse(&self.role).unwrap_or(Role::Sales),
+            phone: self.phone.map(|p| {
+                if masked {
+                    crate::access::masking::phone(&p)
+                } else {
+                    p
+                }
+            }),
+            active: self.active != 0,
+        }
+    }
+}
+
+const STAFF_COLUMNS: &str = "id, org_unit_id, name, role, phone, active";
+
+pub async fn create_staff(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    new: &NewStaff,
+) -> Result<Staff> {
+    let unit = new.org_unit_id.unwrap_or(caller.org_id);
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT kind, path FROM org_units WHERE id = $1")
+            .bind(unit)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((kind, path)) = row.filter(|(_, path)| caller.sees_path(path)) else {
+        return Err(Error::invalid(
+            "org_unit_id",
+            "unknown_org_unit",
+            "no such unit in your network",
+        ));
+    };
+    let _ = path;
+    if !new.role.fits_unit(&kind) {
+        return Err(Error::invalid(
+            "role",
+            "role_does_not_fit_unit",
+            format!("a {} cannot work at a {kind} unit", new.role.as_str()),
+        ));
+    }
+    if new.name.trim().is_empty() {
+        return Err(Error::invalid("name", "required", "staff need a name"));
+    }
+    let row: StaffRow = sqlx::query_as(&format!(
+        "INSERT INTO staff (org_unit_id, name, role, phone, created_at) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING {STAFF_COLUMNS}"
+    ))
+    .bind(unit)
+    .bind(new.name.trim())
+    .bind(new.role.as_str())
+    .bind(new.phone.as_deref())
+    .bind(clock::now_ms())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.into_staff(Some(caller)))
+}
+
+pub async fn list_staff(conn: &mut AnyConnection, caller: &Caller) -> Result<Vec<Staff>> {
+    let rows: Vec<StaffRow> = sqlx::query_as(&format!(
+        "SELECT {STAFF_COLUMNS} FROM staff WHERE org_unit_id IN \
+         (SELECT id FROM org_units WHERE path LIKE $1) ORDER BY id"
+    ))
+    .bind(format!("{}%", caller.org_path))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.into_staff(Some(caller)))
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// When on, a customer's 360 view also shows what other dealers of the network recorded
+    /// about the same person (same phone) or the same vehicle (same VIN).
+    pub share_history_across_dealers: bool,
+}
+
+pub async fn policy(conn: &mut AnyConnection) -> Result<Policy> {
+    let (share,): (i64,) =
+        sqlx::query_as("SELECT share_history_across_dealers FROM network_policy WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Policy {
+        share_history_across_dealers: share != 0,
+    })
+}
+
+pub async fn set_policy(conn: &mut AnyConnection, policy: &Policy) -> Result<Policy> {
+    sqlx::query(
+        "UPDATE network_policy SET share_history_across_dealers = $1, updated_at = $2 WHERE id = 1",
+    )
+    .bind(i64::from(policy.share_history_across_dealers))
+    .bind(clock::now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(policy.clone())
+}

@@ -1,0 +1,311 @@
+//! Demo and benchmark data: the 远航汽车 (Yuanhang Motors) dealer network with its staff,
+//! customers, vehicles and their histories, generated deterministically; many more generated
+//! customers for load tests; and a fresh API key per role for trying the demo.
+
+mod demo;
+mod make;
+mod names;
+mod plan;
+mod scale;
+
+use std::fmt;
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::access::{Role, keys};
+use crate::clock;
+use crate::db::{Db, Param, Sql};
+use crate::error::{Error, Result};
+use crate::network;
+
+/// Bound parameters per statement on PostgreSQL, well below its limit of 65,535.
+const MAX_PARAMS_POSTGRES: usize = 30_000;
+/// Bound parameters per statement on SQLite. Its limit is 32,766, but sqlx looks up every
+/// parameter's name in a list as long as the statement's parameters, so binding costs grow with
+/// the square of their number: a few hundred per statement is fastest.
+const MAX_PARAMS_SQLITE: usize = SQLITE_PARAMS;
+const SQLITE_PARAMS: usize = 1000;
+
+/// The label of the keys [`issue_demo_keys`] creates (and revokes on the next call).
+pub const DEMO_KEY_LABEL: &str = "demo";
+
+/// What the database holds after [`demo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSummary {
+    /// Whether this call loaded the demo network (false: something was there already).
+    pub loaded: bool,
+    pub hq: i64,
+    pub regions: i64,
+    pub groups: i64,
+    pub dealers: i64,
+    pub branches: i64,
+    pub staff: i64,
+    pub customers: i64,
+    pub vehicles: i64,
+    pub tickets: i64,
+}
+
+impl fmt::Display for DemoSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |count: i64, one: &str, many: &str| {
+            format!("{count} {}", if count == 1 { one } else { many })
+        };
+        write!(
+            f,
+            "demo network {}: {} HQ, {}, {}, {}, {}, {}, {}, {}, {}",
+            if self.loaded {
+                "loaded"
+            } else {
+                "already present, nothing loaded"
+            },
+            self.hq,
+            n(self.regions, "region", "regions"),
+            n(self.groups, "dealer group", "dealer groups"),
+            n(self.dealers, "dealer", "dealers"),
+            n(self.branches, "branch", "branches"),
+            n(self.staff, "staff member", "staff"),
+            n(self.customers, "customer", "customers"),
+            n(self.vehicles, "vehicle", "vehicles"),
+            n(self.tickets, "ticket", "tickets"),
+        )
+    }
+}
+
+/// Loads the demo network if the database has no network yet; otherwise loads nothing. Either
+/// way, reports what is there.
+pub async fn demo(db: &Db) -> Result<DemoSummary> {
+    let mut tx = db.begin_write().await?;
+    let loaded = network_is_empty(&mut tx).await?;
+    if loaded {
+        demo::load(&mut tx).await?;
+    }
+    let summary = summary(&mut tx, loaded).await?;
+    tx.commit().await?;
+    if loaded {
+        tracing::info!(
+            customers = summary.customers,
+            vehicles = summary.vehicles,
+            "demo network loaded"
+        );
+    }
+    Ok(summary)
+}
+
+/// Adds `customers` generated customers, each with phones, tags, a car with its owner link,
+/// odometer readings and an interaction, spread over the demo network's dealers (loading the
+/// demo first if the database is empty). Returns how many were added.
+pub async fn scale(db: &Db, customers: u64) -> Result<u64> {
+    let empty = {
+        let mut conn = db.pool().acquire().await?;
+        network_is_empty(&mut conn).await?
+    };
+    if empty {
+        demo(db).await?;
+    }
+    scale::run(db, customers).await
+}
+
+/// A key [`issue_demo_keys`] created. `key` is the secret, shown this once.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub role: Role,
+    pub unit_name: String,
+    pub key: String,
+}
+
+/// The role and network unit (by code) of each demo key, in the order they are issued.
+const DEMO_KEYS: [(Role, &str); 7] = [
+    (Role::HqAdmin, demo::HQ_CODE),
+    (Role::HqAnalyst, demo::HQ_CODE),
+    (Role::Partner, demo::HQ_CODE),
+    (Role::RegionalManager, demo::NORTH_CODE),
+    (Role::DealerAdmin, demo::FLAGSHIP_CODE),
+    (Role::Sales, demo::FLAGSHIP_CODE),
+    (Role::Service, demo::FLAGSHIP_CODE),
+];
+
+/// Revokes the earlier demo keys and creates one per role: HQ admin, HQ analyst and partner at
+/// HQ, regional manager of 华北, and dealer admin, sales and service at the 北京朝阳 4S store.
+/// Keys of roles that staff hold are attached to the first such staff member of the unit.
+pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE label = $2 AND revoked_at IS NULL")
+        .bind(clock::now_ms())
+        .bind(DEMO_KEY_LABEL)
+        .execute(&mut *tx)
+        .await?;
+    let mut issued = Vec::with_capacity(DEMO_KEYS.len());
+    for (role, code) in DEMO_KEYS {
+        let Some(unit) = network::find_by_code(&mut tx, code).await? else {
+            return Err(Error::BadRequest {
+                code: "demo_network_missing",
+                message: format!(
+                    "there is no unit {code:?}; load the demo network first (dealer-host seed)"
+                ),
+            });
+        };
+        let staff: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM staff WHERE org_unit_id = $1 AND role = $2 AND active = 1 ORDER BY id LIMIT 1",
+        )
+        .bind(unit.id)
+        .bind(role.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let created = keys::create(
+            &mut tx,
+            role,
+            unit.id,
+            staff.map(|(id,)| id),
+            DEMO_KEY_LABEL,
+        )
+        .await?;
+        issued.push(IssuedKey {
+            role,
+            unit_name: unit.name,
+            key: created.key,
+        });
+    }
+    tx.commit().await?;
+    Ok(issued)
+}
+
+async fn network_is_empty(conn: &mut AnyConnection) -> Result<bool> {
+    let (units,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_units")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(units == 0)
+}
+
+async fn summary(conn: &mut AnyConnection, loaded: bool) -> Result<DemoSummary> {
+    let kind = |k: &str| format!("(SELECT COUNT(*) FROM org_units WHERE kind = '{k}')");
+    let sql = format!(
+        "SELECT {}, {}, {}, {}, {}, (SELECT COUNT(*) FROM staff), (SELECT COUNT(*) FROM customers), \
+         (SELECT COUNT(*) FROM vehicles), (SELECT COUNT(*) FROM tickets)",
+        kind("hq"),
+        kind("region"),
+        kind("group"),
+        kind("dealer"),
+        kind("branch"),
+    );
+    let (hq, regions, groups, dealers, branches, staff, customers, vehicles, tickets): (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = sqlx::query_as(&sql).fetch_one(&mut *conn).await?;
+    Ok(DemoSummary {
+        loaded,
+        hq,
+        regions,
+        groups,
+        dealers,
+        branches,
+        staff,
+        customers,
+        vehicles,
+        tickets,
+    })
+}
+
+/// Rows for one table, stored with as few multi-row `INSERT`s as the bound-parameter limits of
+/// both backends allow.
+struct Rows {
+    table: &'static str,
+    columns: &'static [&'static str],
+    values: Vec<Param>,
+}
+
+impl Rows {
+    fn new(table: &'static str, columns: &'static [&'static str]) -> Rows {
+        Rows {
+            table,
+            columns,
+            values: Vec::new(),
+        }
+    }
+
+    fn push<const N: usize>(&mut self, row: [Param; N]) {
+        debug_assert_eq!(
+            N,
+            self.columns.len(),
+            "a row of {} has {} columns",
+            self.table,
+            self.columns.len()
+        );
+        self.values.extend(row);
+    }
+
+    fn len(&self) -> usize {
+        self.values.len() / self.columns.len()
+    }
+
+    /// The statements, each with at most as many parameters as suit the backend.
+    fn statements(self, conn: &AnyConnection, returning: Option<&str>) -> Vec<Sql> {
+        let width = self.columns.len();
+        let max_params = if conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+            MAX_PARAMS_SQLITE
+        } else {
+            MAX_PARAMS_POSTGRES
+        };
+        let per_statement = (max_params / width).max(1);
+        let head = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            self.table,
+            self.columns.join(", ")
+        );
+        let mut rows_left = self.len();
+        let mut values = self.values.into_iter();
+        let mut out = Vec::new();
+        while rows_left > 0 {
+            let n = rows_left.min(per_statement);
+            rows_left -= n;
+            let mut sql = Sql::new(&head);
+            for row in 0..n {
+                sql.push(if row == 0 { "(" } else { ", (" });
+                for (col, value) in values.by_ref().take(width).enumerate() {
+                    if col > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(value);
+                }
+                sql.push(")");
+            }
+            if let Some(r) = returning {
+                sql.push(" RETURNING ").push(r);
+            }
+            out.push(sql);
+        }
+        out
+    }
+
+    async fn execute(self, conn: &mut AnyConnection) -> Result<()> {
+        for sql in self.statements(conn, None) {
+            sqlx::query_with(sql.text(), sql.arguments())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts and returns the `returning` columns of every row, in no particular order.
+    async fn fetch<T>(self, conn: &mut AnyConnection, returning: &str) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let mut out = Vec::with_capacity(self.len());
+        for sql in self.statements(conn, Some(returning)) {
+            out.extend(
+                sqlx::query_as_with::<_, T, _>(sql.text(), sql.arguments())
+                    .fetch_all(&mut *conn)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+}

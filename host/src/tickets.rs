@@ -1,0 +1,979 @@
+//! Tickets: complaints and service requests from every channel, with a status timeline the
+//! owner can follow. Owns `tickets` and `ticket_events`.
+//!
+//! A ticket moves `open → in_progress → resolved → closed` (see [`TicketStatus::next`]); every
+//! move, and every note, appends a `ticket_events` row. Routing by plugin and SLA escalation
+//! build on this later.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, FromRow};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::access::Caller;
+use crate::api::extract::Versioned;
+use crate::audit;
+use crate::clock;
+use crate::db::{Param, Sql};
+use crate::error::{Error, FieldError, Result};
+use crate::{customers, network, vehicles};
+
+/// Longest `category`, in characters.
+pub const CATEGORY_MAX: usize = 40;
+/// Longest `subject`, in characters.
+pub const SUBJECT_MAX: usize = 200;
+/// Longest `description` or event `note`, in characters.
+pub const TEXT_MAX: usize = 5000;
+/// Longest `team` name, in characters.
+pub const TEAM_MAX: usize = 100;
+
+/// Where a ticket came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Hotline,
+    App,
+    Community,
+    Wechat,
+    WalkIn,
+    Email,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 6] = [
+        Channel::Hotline,
+        Channel::App,
+        Channel::Community,
+        Channel::Wechat,
+        Channel::WalkIn,
+        Channel::Email,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Hotline => "hotline",
+            Channel::App => "app",
+            Channel::Community => "community",
+            Channel::Wechat => "wechat",
+            Channel::WalkIn => "walk_in",
+            Channel::Email => "email",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    /// Received, nobody has taken it up yet.
+    Open,
+    /// Someone is working on it.
+    InProgress,
+    /// Solved; the customer may still reopen it.
+    Resolved,
+    /// Final.
+    Closed,
+}
+
+impl TicketStatus {
+    pub const ALL: [TicketStatus; 4] = [
+        TicketStatus::Open,
+        TicketStatus::InProgress,
+        TicketStatus::Resolved,
+        TicketStatus::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Open => "open",
+            TicketStatus::InProgress => "in_progress",
+            TicketStatus::Resolved => "resolved",
+            TicketStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TicketStatus> {
+        TicketStatus::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The states a ticket in this state may move to. Nothing moves back to `open`, so the
+    /// first move out of it is the first contact; `resolved → in_progress` is a reopen.
+    pub fn next(self) -> &'static [TicketStatus] {
+        use TicketStatus::*;
+        match self {
+            Open => &[InProgress, Resolved, Closed],
+            InProgress => &[Resolved, Closed],
+            Resolved => &[Closed, InProgress],
+            Closed => &[],
+        }
+    }
+
+    /// Refuses a move the table of [`TicketStatus::next`] does not allow, naming the allowed ones.
+    pub fn check_move(self, to: TicketStatus) -> Result<()> {
+        if self.next().contains(&to) {
+            return Ok(());
+        }
+        Err(Error::InvalidTransition {
+            from: self.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+            allowed: self.next().iter().map(|s| s.as_str().to_owned()).collect(),
+        })
+    }
+}
+
+/// One entry of a ticket's timeline. `from_status` is absent on the entry that opened the
+/// ticket; a note added without a status change has `from_status` equal to `to_status`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketEvent {
+    pub at: DateTime<Utc>,
+    pub from_status: Option<TicketStatus>,
+    pub to_status: TicketStatus,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Ticket {
+    pub id: i64,
+    pub dealer_id: i64,
+    pub customer_id: i64,
+    pub vehicle_id: Option<i64>,
+    pub channel: Channel,
+    /// Free text, e.g. `complaint`, `inquiry`, `repair`, `safety`.
+    pub category: String,
+    pub subject: String,
+    /// Empty when none was given.
+    pub description: String,
+    pub status: TicketStatus,
+    pub priority: Priority,
+    pub team: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    /// The first move out of `open`.
+    pub first_contact_at: Option<DateTime<Utc>>,
+    /// The latest move to `resolved` (cleared by a reopen; set on closing if unset).
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The status timeline, oldest first.
+    pub events: Vec<TicketEvent>,
+}
+
+impl Versioned for Ticket {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicket {
+    /// Required for HQ callers; dealer staff leave it out (their own dealer is used).
+    pub dealer_id: Option<i64>,
+    /// A customer of the same dealer.
+    pub customer_id: i64,
+    /// A vehicle of the same dealer.
+    pub vehicle_id: Option<i64>,
+    pub channel: Channel,
+    /// 1 to 40 characters, e.g. `complaint`, `inquiry`, `repair`, `safety`.
+    pub category: String,
+    /// 1 to 200 characters.
+    pub subject: String,
+    /// Up to 5000 characters.
+    pub description: Option<String>,
+    /// Default `normal`.
+    pub priority: Option<Priority>,
+    /// 1 to 100 characters.
+    pub team: Option<String>,
+}
+
+/// Changes to a ticket. Absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPatch {
+    /// Moves the ticket (see the allowed transitions); the same status is no change.
+    pub status: Option<TicketStatus>,
+    pub priority: Option<Priority>,
+    /// `null` clears the team.
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub team: Option<Option<String>>,
+    pub subject: Option<String>,
+    pub description: Option<String>,
+    /// Recorded on the timeline entry of this change (up to 5000 characters). Without a status
+    /// change it is added to the timeline on its own.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TicketFilter {
+    pub status: Option<TicketStatus>,
+    pub customer_id: Option<i64>,
+    pub priority: Option<Priority>,
+}
+
+#[derive(FromRow)]
+struct TicketRow {
+    id: i64,
+    dealer_id: i64,
+    customer_id: i64,
+    vehicle_id: Option<i64>,
+    channel: String,
+    category: String,
+    subject: String,
+    description: String,
+    status: String,
+    priority: String,
+    team: Option<String>,
+    opened_at: i64,
+    first_contact_at: Option<i64>,
+    resolved_at: Option<i64>,
+    closed_at: Option<i64>,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const TICKET_COLUMNS: &str = "id, dealer_id, customer_id, vehicle_id, channel, category, subject, description, \
+     status, priority, team, opened_at, first_contact_at, resolved_at, closed_at, version, created_at, updated_at";
+
+#[derive(FromRow)]
+struct EventRow {
+    ticket_id: i64,
+    at: i64,
+    from_status: Option<String>,
+    to_status: String,
+    note: Option<String>,
+}
+
+/// A stored value this module wrote itself but cannot read back: a bug or a hand edit.
+fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(value).ok_or_else(|| {
+        Error::Database(sqlx::Error::Decode(
+            format!("tickets: bad {column} {value:?}").into(),
+        ))
+    })
+}
+
+impl TicketRow {
+    fn status(&self) -> Result<TicketStatus> {
+        decode("status", &self.status, TicketStatus::parse)
+    }
+
+    fn into_ticket(self, events: Vec<TicketEvent>) -> Result<Ticket> {
+        Ok(Ticket {
+            channel: decode("channel", &self.channel, Channel::parse)?,
+            status: self.status()?,
+            priority: decode("priority", &self.priority, Priority::parse)?,
+            id: self.id,
+            dealer_id: self.dealer_id,
+            customer_id: self.customer_id,
+            vehicle_id: self.vehicle_id,
+            category: self.category,
+            subject: self.subject,
+            description: self.description,
+            team: self.team,
+            opened_at: clock::to_datetime(self.opened_at),
+            first_contact_at: clock::opt_datetime(self.first_contact_at),
+            resolved_at: clock::opt_datetime(self.resolved_at),
+            closed_at: clock::opt_datetime(self.closed_at),
+            version: self.version,
+            created_at: clock::to_datetime(self.created_at),
+            updated_at: clock::to_datetime(self.updated_at),
+            events,
+        })
+    }
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<TicketEvent> {
+        Ok(TicketEvent {
+            at: clock::to_datetime(self.at),
+            from_status: self
+                .from_status
+                .as_deref()
+                .map(|s| decode("from_status", s, TicketStatus::parse))
+                .transpose()?,
+            to_status: decode("to_status", &self.to_status, TicketStatus::parse)?,
+            note: self.note,
+        })
+    }
+}
+
+/// Trims `value` and checks its length in characters; pushes an error and returns `None` if
+/// it is out of `1..=max`.
+fn checked_text(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: &str,
+    max: usize,
+) -> Option<String> {
+    let value = value.trim();
+    let len = value.chars().count();
+    if len == 0 {
+        errors.push(FieldError::new(
+            field,
+            "required",
+            format!("{field} must not be empty"),
+        ));
+        None
+    } else if len > max {
+        errors.push(FieldError::new(
+            field,
+            "too_long",
+            format!("{field} is at most {max} characters"),
+        ));
+        None
+    } else {
+        Some(value.to_owned())
+    }
+}
+
+fn check_description(errors: &mut Vec<FieldError>, value: &str) {
+    if value.chars().count() > TEXT_MAX {
+        errors.push(FieldError::new(
+            "description",
+            "too_long",
+            format!("description is at most {TEXT_MAX} characters"),
+        ));
+    }
+}
+
+/// The field checks of a new ticket that need no database.
+fn field_errors(new: &NewTicket) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    checked_text(&mut errors, "category", &new.category, CATEGORY_MAX);
+    checked_text(&mut errors, "subject", &new.subject, SUBJECT_MAX);
+    if let Some(d) = &new.description {
+        check_description(&mut errors, d);
+    }
+    if let Some(t) = &new.team {
+        checked_text(&mut errors, "team", t, TEAM_MAX);
+    }
+    errors
+}
+
+/// A [`NewTicket`] that passed [`check_new`], with the dealer it belongs to.
+pub struct ValidTicket<'a> {
+    new: &'a NewTicket,
+    dealer_id: i64,
+}
+
+/// Validates a new ticket: its fields, its dealer ([`network::dealer_for_write`]), and that the
+/// customer and vehicle are visible to the caller and belong to that dealer.
+///
+/// Run it outside the transaction of the create: a customer or vehicle outside the caller's
+/// scope is refused as an invalid field, and its denial is audited here, on `conn`, where the
+/// refusal cannot roll it back.
+pub async fn check_new<'a>(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    new: &'a NewTicket,
+) -> Result<ValidTicket<'a>> {
+    let mut errors = field_errors(new);
+    let dealer = match network::dealer_for_write(conn, caller, new.dealer_id).await {
+        Ok(d) => Some(d),
+        Err(Error::Invalid(mut e)) => {
+            errors.append(&mut e);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let owner = customers::dealer_of(conn, caller, new.customer_id).await;
+    check_reference(conn, &mut errors, "customer", dealer, owner).await?;
+    if let Some(vehicle) = new.vehicle_id {
+        let owner = vehicles::dealer_of(conn, caller, vehicle).await;
+        check_reference(conn, &mut errors, "vehicle", dealer, owner).await?;
+    }
+    match dealer {
+        Some(dealer_id) if errors.is_empty() => Ok(ValidTicket { new, dealer_id }),
+        _ => Err(Error::Invalid(errors)),
+    }
+}
+
+/// Turns the outcome of a `dealer_of` lookup of the `entity` a ticket refers to into a field
+/// error on `<entity>_id` unless it is visible and belongs to `dealer`.
+async fn check_reference(
+    conn: &mut AnyConnection,
+    errors: &mut Vec<FieldError>,
+    entity: &str,
+    dealer: Option<i64>,
+    owner: Result<i64>,
+) -> Result<()> {
+    let field = format!("{entity}_id");
+    let unknown = || {
+        FieldError::new(
+            &field,
+            &format!("unknown_{entity}"),
+            format!("no {entity} with that id in your network"),
+        )
+    };
+    match owner {
+        Ok(owner) if dealer.is_some_and(|d| d != owner) => errors.push(FieldError::new(
+            &field,
+            &format!("{entity}_of_other_dealer"),
+            format!("the {entity} belongs to another dealer than the ticket"),
+        )),
+        Ok(_) => {}
+        Err(Error::Denied(denial)) => {
+            audit::record_denial(conn, &denial).await?;
+            errors.push(unknown());
+        }
+        Err(Error::NotFound { .. }) => errors.push(unknown()),
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Stores a checked ticket as `open`, with the first entry of its timeline.
+pub async fn create(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    valid: &ValidTicket<'_>,
+) -> Result<Ticket> {
+    let new = valid.new;
+    let now = clock::now_ms();
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO tickets (dealer_id, customer_id, vehicle_id, channel, category, subject, description, \
+         status, priority, team, opened_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11) RETURNING id",
+    )
+    .bind(valid.dealer_id)
+    .bind(new.customer_id)
+    .bind(new.vehicle_id)
+    .bind(new.channel.as_str())
+    .bind(new.category.trim())
+    .bind(new.subject.trim())
+    .bind(new.description.as_deref().unwrap_or(""))
+    .bind(TicketStatus::Open.as_str())
+    .bind(new.priority.unwrap_or_default().as_str())
+    .bind(new.team.as_deref().map(str::trim))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    append_event(conn, caller, id, now, None, TicketStatus::Open, None).await?;
+    fetch(conn, caller, id).await
+}
+
+async fn append_event(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    ticket_id: i64,
+    at: i64,
+    from: Option<TicketStatus>,
+    to: TicketStatus,
+    note: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ticket_events (ticket_id, at, actor_key_id, from_status, to_status, note) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(ticket_id)
+    .bind(at)
+    .bind(caller.key_id)
+    .bind(from.map(TicketStatus::as_str))
+    .bind(to.as_str())
+    .bind(note)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The dealer of ticket `id` if the caller can see it. A ticket outside the caller's scope is
+/// reported as not found ([`Error::Denied`], audited by the API layer).
+pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT t.dealer_id, o.path FROM tickets t JOIN org_units o ON o.id = t.dealer_id WHERE t.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some((dealer, path)) if caller.sees_path(&path) => Ok(dealer),
+        Some((dealer, _)) => Err(Error::denied(caller, "ticket", id, dealer)),
+        None => Err(Error::NotFound { entity: "ticket" }),
+    }
+}
+
+/// Ticket `id` with its timeline; one outside the caller's scope is not found
+/// ([`Error::Denied`], audited by the API layer).
+pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Ticket> {
+    dealer_of(conn, caller, id).await?;
+    fetch(conn, caller, id).await
+}
+
+/// Ticket `id` within the caller's scope, silently (callers have checked with [`dealer_of`]).
+async fn fetch(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Ticket> {
+    let row = fetch_row(conn, caller, id).await?;
+    let mut events = load_events(conn, &[id]).await?;
+    row.into_ticket(events.remove(&id).unwrap_or_default())
+}
+
+async fn fetch_row(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<TicketRow> {
+    let mut sql = Sql::new(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = "));
+    sql.bind(Param::Int(id));
+    caller.scope(&mut sql, "dealer_id");
+    let row: Option<TicketRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.ok_or(Error::NotFound { entity: "ticket" })
+}
+
+/// Appends ` IN ($a, $b, ...)` for `ids`, which must not be empty.
+fn push_in(sql: &mut Sql, ids: &[i64]) {
+    sql.push(" IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(Param::Int(*id));
+    }
+    sql.push(")");
+}
+
+/// The timelines of `ticket_ids`, each oldest first.
+async fn load_events(
+    conn: &mut AnyConnection,
+    ticket_ids: &[i64],
+) -> Result<HashMap<i64, Vec<TicketEvent>>> {
+    let mut by_ticket: HashMap<i64, Vec<TicketEvent>> = HashMap::new();
+    if ticket_ids.is_empty() {
+        return Ok(by_ticket);
+    }
+    let mut sql = Sql::new(
+        "SELECT ticket_id, at, from_status, to_status, note FROM ticket_events WHERE ticket_id",
+    );
+    push_in(&mut sql, ticket_ids);
+    sql.push(" ORDER BY ticket_id, at, id");
+    let rows: Vec<EventRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in rows {
+        by_ticket
+            .entry(row.ticket_id)
+            .or_default()
+            .push(row.into_event()?);
+    }
+    Ok(by_ticket)
+}
+
+/// Turns rows into tickets, each with its timeline, keeping their order.
+async fn with_events(conn: &mut AnyConnection, rows: Vec<TicketRow>) -> Result<Vec<Ticket>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut events = load_events(conn, &ids).await?;
+    rows.into_iter()
+        .map(|r| {
+            let own = events.remove(&r.id).unwrap_or_default();
+            r.into_ticket(own)
+        })
+        .collect()
+}
+
+/// Tickets in the caller's scope matching `filter`, newest first, each with its timeline;
+/// `limit + 1` at most (the extra row tells the caller there is a next page).
+pub async fn list(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    filter: &TicketFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Ticket>> {
+    let mut sql = Sql::new(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE 1 = 1"));
+    caller.scope(&mut sql, "dealer_id");
+    if let Some(s) = filter.status {
+        sql.push(" AND status = ")
+            .bind(Param::Text(s.as_str().to_owned()));
+    }
+    if let Some(c) = filter.customer_id {
+        sql.push(" AND customer_id = ").bind(Param::Int(c));
+    }
+    if let Some(p) = filter.priority {
+        sql.push(" AND priority = ")
+            .bind(Param::Text(p.as_str().to_owned()));
+    }
+    if let Some(b) = before_id {
+        sql.push(" AND id < ").bind(Param::Int(b));
+    }
+    sql.push(" ORDER BY id DESC LIMIT ")
+        .bind(Param::Int(limit + 1));
+    let rows: Vec<TicketRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    with_events(conn, rows).await
+}
+
+/// Every ticket of `customer_ids`, newest first, each with its full timeline, for the customer
+/// 360 view. Not scoped: the caller has checked that it may see these customers.
+pub async fn list_for_customers(
+    conn: &mut AnyConnection,
+    customer_ids: &[i64],
+) -> Result<Vec<Ticket>> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(&format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id"
+    ));
+    push_in(&mut sql, customer_ids);
+    sql.push(" ORDER BY id DESC");
+    let rows: Vec<TicketRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    with_events(conn, rows).await
+}
+
+/// The field checks of a patch that need no database.
+fn patch_errors(patch: &TicketPatch) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Some(s) = &patch.subject {
+        checked_text(&mut errors, "subject", s, SUBJECT_MAX);
+    }
+    if let Some(d) = &patch.description {
+        check_description(&mut errors, d);
+    }
+    if let Some(Some(t)) = &patch.team {
+        checked_text(&mut errors, "team", t, TEAM_MAX);
+    }
+    if let Some(n) = &patch.note {
+        checked_text(&mut errors, "note", n, TEXT_MAX);
+    }
+    errors
+}
+
+/// Applies `patch` to ticket `id` if it is still at version `expected`, and returns the ticket
+/// with the names of the fields that changed (never their values; `note` when a note was
+/// added). A patch that changes nothing changes nothing, version included.
+///
+/// A ticket outside the caller's scope is not found ([`Error::Denied`], audited by the API layer).
+pub async fn update(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    id: i64,
+    expected: i64,
+    patch: &TicketPatch,
+) -> Result<(Ticket, Vec<&'static str>)> {
+    dealer_of(conn, caller, id).await?;
+    let errors = patch_errors(patch);
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let current = fetch_row(conn, caller, id).await?;
+    if current.version != expected {
+        return Err(Error::StaleVersion {
+            current: current.version,
+        });
+    }
+    let from = current.status()?;
+    let now = clock::now_ms();
+    let mut changed = Vec::new();
+    let mut sql = Sql::new("UPDATE tickets SET version = version + 1, updated_at = ");
+    sql.bind(Param::Int(now));
+
+    let moved_to = patch.status.filter(|to| *to != from);
+    if let Some(to) = moved_to {
+        from.check_move(to)?;
+        sql.push(", status = ")
+            .bind(Param::Text(to.as_str().to_owned()));
+        if from == TicketStatus::Open {
+            sql.push(", first_contact_at = COALESCE(first_contact_at, ")
+                .bind(Param::Int(now))
+                .push(")");
+        }
+        match to {
+            TicketStatus::Resolved => {
+                sql.push(", resolved_at = ").bind(Param::Int(now));
+            }
+            TicketStatus::Closed => {
+                sql.push(", closed_at = ").bind(Param::Int(now));
+                sql.push(", resolved_at = COALESCE(resolved_at, ")
+                    .bind(Param::Int(now))
+                    .push(")");
+            }
+            TicketStatus::InProgress if from == TicketStatus::Resolved => {
+                sql.push(", resolved_at = NULL");
+            }
+            TicketStatus::InProgress | TicketStatus::Open => {}
+        }
+        changed.push("status");
+    }
+    if let Some(p) = patch.priority.filter(|p| p.as_str() != current.priority) {
+        sql.push(", priority = ")
+            .bind(Param::Text(p.as_str().to_owned()));
+        changed.push("priority");
+    }
+    if let Some(team) = &patch.team {
+        let team = team.as_deref().map(|t| t.trim().to_owned());
+        if team != current.team {
+            sql.push(", team = ").bind(Param::OptText(team));
+            changed.push("team");
+        }
+    }
+    if let Some(subject) = patch
+        .subject
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| *s != current.subject)
+    {
+        sql.push(", subject = ")
+            .bind(Param::Text(subject.to_owned()));
+        changed.push("subject");
+    }
+    if let Some(description) = patch
+        .description
+        .as_deref()
+        .filter(|d| *d != current.description)
+    {
+        sql.push(", description = ")
+            .bind(Param::Text(description.to_owned()));
+        changed.push("description");
+    }
+    let note = patch.note.as_deref().map(str::trim);
+    if note.is_some() {
+        changed.push("note");
+    }
+    if changed.is_empty() {
+        return Ok((fetch(conn, caller, id).await?, changed));
+    }
+
+    sql.push(" WHERE id = ")
+        .bind(Param::Int(id))
+        .push(" AND version = ")
+        .bind(Param::Int(expected));
+    let updated = sqlx::query_with(sql.text(), sql.arguments())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if updated == 0 {
+        let now_at: Option<(i64,)> = sqlx::query_as("SELECT version FROM tickets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Err(match now_at {
+            Some((current,)) => Error::StaleVersion { current },
+            None => Error::NotFound { entity: "ticket" },
+        });
+    }
+    if moved_to.is_some() || note.is_some() {
+        let to = moved_to.unwrap_or(from);
+        append_event(conn, caller, id, now, Some(from), to, note).await?;
+    }
+    Ok((fetch(conn, caller, id).await?, changed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TicketStatus::*;
+
+    fn allowed_after(from: TicketStatus, to: TicketStatus) -> Option<Vec<String>> {
+        match from.check_move(to) {
+            Ok(()) => None,
+            Err(Error::InvalidTransition {
+                from: f,
+                to: t,
+                allowed,
+            }) => {
+                assert_eq!((f.as_str(), t.as_str()), (from.as_str(), to.as_str()));
+                Some(allowed)
+            }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+
+    #[test]
+    fn allowed_moves_pass() {
+        for (from, to) in [
+            (Open, InProgress),
+            (Open, Resolved),
+            (Open, Closed),
+            (InProgress, Resolved),
+            (InProgress, Closed),
+            (Resolved, Closed),
+            (Resolved, InProgress),
+        ] {
+            assert!(
+                from.check_move(to).is_ok(),
+                "{from:?} -> {to:?} should be allowed"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_moves_back_to_open() {
+        for from in [InProgress, Resolved, Closed] {
+            assert!(
+                allowed_after(from, Open).is_some(),
+                "{from:?} -> open should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn in_progress_cannot_skip_back_or_stay_by_transition() {
+        assert_eq!(
+            allowed_after(InProgress, Open),
+            Some(vec!["resolved".to_owned(), "closed".to_owned()])
+        );
+        assert!(allowed_after(InProgress, InProgress).is_some());
+    }
+
+    #[test]
+    fn resolved_may_close_or_reopen() {
+        assert_eq!(
+            allowed_after(Resolved, Open),
+            Some(vec!["closed".to_owned(), "in_progress".to_owned()])
+        );
+        assert!(allowed_after(Resolved, Resolved).is_some());
+    }
+
+    #[test]
+    fn closed_is_final() {
+        for to in TicketStatus::ALL {
+            assert_eq!(
+                allowed_after(Closed, to),
+                Some(Vec::new()),
+                "closed -> {to:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn open_lists_every_later_state() {
+        assert_eq!(Open.next(), &[InProgress, Resolved, Closed]);
+        assert!(allowed_after(Open, Open).is_some());
+    }
+
+    #[test]
+    fn invalid_transition_is_a_conflict_naming_the_allowed_states() {
+        let err = Closed.check_move(InProgress).unwrap_err();
+        assert_eq!(err.to_string(), "cannot go from closed to in_progress");
+        let response = axum::response::IntoResponse::into_response(err);
+        assert_eq!(response.status(), axum::http::StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn statuses_round_trip_through_text_and_json() {
+        for s in TicketStatus::ALL {
+            assert_eq!(TicketStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
+        }
+        for c in Channel::ALL {
+            assert_eq!(Channel::parse(c.as_str()), Some(c));
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::json!(c.as_str())
+            );
+        }
+        for p in Priority::ALL {
+            assert_eq!(Priority::parse(p.as_str()), Some(p));
+            assert_eq!(
+                serde_json::to_value(p).unwrap(),
+                serde_json::json!(p.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn patch_tells_null_team_from_absent_team() {
+        let cleared: TicketPatch =
+            serde_json::from_value(serde_json::json!({ "team": null })).unwrap();
+        assert_eq!(cleared.team, Some(None));
+        let absent: TicketPatch =
+            serde_json::from_value(serde_json::json!({ "priority": "high" })).unwrap();
+        assert_eq!(absent.team, None);
+        assert_eq!(absent.priority, Some(Priority::High));
+        assert!(
+            serde_json::from_value::<TicketPatch>(serde_json::json!({ "colour": "red" })).is_err()
+        );
+    }
+
+    fn new_ticket(category: &str, subject: &str) -> NewTicket {
+        serde_json::from_value(serde_json::json!({
+            "customer_id": 1, "channel": "walk_in", "category": category, "subject": subject,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn new_ticket_text_lengths_are_checked_in_characters() {
+        assert!(
+            field_errors(&new_ticket(
+                &"投".repeat(CATEGORY_MAX),
+                &"诉".repeat(SUBJECT_MAX)
+            ))
+            .is_empty()
+        );
+        let codes: Vec<(String, String)> =
+            field_errors(&new_ticket("  ", &"x".repeat(SUBJECT_MAX + 1)))
+                .into_iter()
+                .map(|e| (e.field, e.code))
+                .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("category".to_owned(), "required".to_owned()),
+                ("subject".to_owned(), "too_long".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn patch_checks_note_team_and_description() {
+        let patch = TicketPatch {
+            team: Some(Some(String::new())),
+            note: Some("x".repeat(TEXT_MAX + 1)),
+            description: Some("d".repeat(TEXT_MAX + 1)),
+            ..TicketPatch::default()
+        };
+        let fields: Vec<String> = patch_errors(&patch).into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["description", "team", "note"]);
+        assert!(
+            patch_errors(&TicketPatch {
+                team: Some(None),
+                ..TicketPatch::default()
+            })
+            .is_empty()
+        );
+    }
+}

@@ -1,0 +1,785 @@
+//! Vehicles: identity (VIN, plate), specification, insurance, component batches, the people who
+//! own and drive them over time, and mileage readings. Owns `vehicles`, `vehicle_components`,
+//! `vehicle_people` and (in [`mileage`]) `mileage_readings`.
+
+pub mod identity;
+pub mod mileage;
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::{AnyConnection, FromRow};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::access::Caller;
+use crate::audit::{self, Entry};
+use crate::clock;
+use crate::custom_fields::{self, Entity};
+use crate::customers::in_list;
+use crate::db::{Param, Sql};
+use crate::error::{Error, FieldError, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// e.g. brake_caliper, battery_pack.
+    pub component: String,
+    /// Production batch, e.g. BC-2023-07.
+    pub batch: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonRole {
+    Owner,
+    MainDriver,
+    Family,
+}
+
+impl PersonRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            PersonRole::Owner => "owner",
+            PersonRole::MainDriver => "main_driver",
+            PersonRole::Family => "family",
+        }
+    }
+
+    fn parse(s: &str) -> PersonRole {
+        match s {
+            "owner" => PersonRole::Owner,
+            "main_driver" => PersonRole::MainDriver,
+            _ => PersonRole::Family,
+        }
+    }
+}
+
+/// A person's link to a vehicle; `until` is set once the link ended (e.g. the car was sold).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VehiclePerson {
+    pub customer_id: i64,
+    pub role: PersonRole,
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Vehicle {
+    pub id: i64,
+    pub dealer_id: i64,
+    pub vin: String,
+    /// As people write it, e.g. 京A·12345.
+    pub plate: Option<String>,
+    pub brand: String,
+    pub model: String,
+    pub trim: Option<String>,
+    pub color: Option<String>,
+    pub model_year: Option<i64>,
+    pub purchase_date: Option<NaiveDate>,
+    pub insurer: Option<String>,
+    pub insurance_expiry: Option<NaiveDate>,
+    pub components: Vec<Component>,
+    /// The people linked to it now.
+    pub people: Vec<VehiclePerson>,
+    pub latest_mileage_km: Option<i64>,
+    /// Estimated from the mileage readings (or from the purchase date and one reading).
+    pub estimated_daily_km: Option<f64>,
+    pub custom_fields: Map<String, Value>,
+    pub version: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl crate::api::extract::Versioned for Vehicle {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVehicle {
+    /// HQ names the dealer; dealer staff leave it out.
+    pub dealer_id: Option<i64>,
+    /// 17 characters, check digit in position 9.
+    pub vin: String,
+    /// e.g. 京A·12345 or 粤BD12345 (new energy).
+    pub plate: Option<String>,
+    pub brand: String,
+    pub model: String,
+    pub trim: Option<String>,
+    pub color: Option<String>,
+    pub model_year: Option<i64>,
+    pub purchase_date: Option<NaiveDate>,
+    pub insurer: Option<String>,
+    pub insurance_expiry: Option<NaiveDate>,
+    #[serde(default)]
+    pub components: Vec<Component>,
+    /// A customer of the same dealer who owns it from now on.
+    pub owner_id: Option<i64>,
+    #[serde(default)]
+    pub custom_fields: Map<String, Value>,
+}
+
+/// Fields to change (the VIN never changes); `null` clears a nullable field; `components`
+/// replaces the list; `custom_fields` merges by key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VehiclePatch {
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    pub plate: Option<Option<String>>,
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    pub trim: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    pub color: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    pub model_year: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    pub purchase_date: Option<Option<NaiveDate>>,
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    pub insurer: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    pub insurance_expiry: Option<Option<NaiveDate>>,
+    pub components: Option<Vec<Component>>,
+    pub custom_fields: Option<Map<String, Value>>,
+}
+
+impl VehiclePatch {
+    /// The names of the fields this patch sets (for the audit log).
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("plate", self.plate.is_some()),
+            ("brand", self.brand.is_some()),
+            ("model", self.model.is_some()),
+            ("trim", self.trim.is_some()),
+            ("color", self.color.is_some()),
+            ("model_year", self.model_year.is_some()),
+            ("purchase_date", self.purchase_date.is_some()),
+            ("insurer", self.insurer.is_some()),
+            ("insurance_expiry", self.insurance_expiry.is_some()),
+            ("components", self.components.is_some()),
+            ("custom_fields", self.custom_fields.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
+/// The state of a vehicle to write, validated and normalised in place by [`Draft::validate`].
+struct Draft {
+    plate: Option<String>,
+    brand: String,
+    model: String,
+    trim: Option<String>,
+    color: Option<String>,
+    model_year: Option<i64>,
+    purchase_date: Option<NaiveDate>,
+    insurer: Option<String>,
+    insurance_expiry: Option<NaiveDate>,
+    components: Vec<Component>,
+    custom_fields: Map<String, Value>,
+}
+
+fn checked_text(errors: &mut Vec<FieldError>, field: &str, value: &mut String, max: usize) {
+    *value = value.trim().to_owned();
+    if value.is_empty() || value.chars().count() > max {
+        errors.push(FieldError::new(
+            field,
+            "invalid_text",
+            format!("{field} has 1 to {max} characters"),
+        ));
+    }
+}
+
+impl Draft {
+    /// Pushes every problem onto `errors` and returns the parsed plate, if any.
+    async fn validate(
+        &mut self,
+        conn: &mut AnyConnection,
+        dealer_id: i64,
+        errors: &mut Vec<FieldError>,
+    ) -> Result<Option<identity::Plate>> {
+        let plate = match self.plate.as_deref().filter(|p| !p.trim().is_empty()) {
+            None => None,
+            Some(p) => identity::parse_plate(p)
+                .map_err(|message| errors.push(FieldError::new("plate", "invalid_plate", message)))
+                .ok(),
+        };
+        checked_text(errors, "brand", &mut self.brand, 40);
+        checked_text(errors, "model", &mut self.model, 60);
+        for (field, value, max) in [
+            ("trim", &mut self.trim, 60),
+            ("color", &mut self.color, 30),
+            ("insurer", &mut self.insurer, 60),
+        ] {
+            if let Some(v) = value {
+                checked_text(errors, field, v, max);
+            }
+        }
+        let this_year = i64::from(chrono::Datelike::year(&chrono::Utc::now()));
+        if let Some(y) = self.model_year
+            && !(1950..=this_year + 1).contains(&y)
+        {
+            errors.push(FieldError::new(
+                "model_year",
+                "invalid_year",
+                format!("a model year is between 1950 and {}", this_year + 1),
+            ));
+        }
+        if self
+            .purchase_date
+            .is_some_and(|d| d > chrono::Utc::now().date_naive())
+        {
+            errors.push(FieldError::new(
+                "purchase_date",
+                "invalid_date",
+                "the purchase date is in the future",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.components.iter_mut().enumerate() {
+            c.component = c.component.trim().to_owned();
+            c.batch = c.batch.trim().to_owned();
+            if c.component.is_empty() || c.batch.is_empty() {
+                errors.push(FieldError::new(
+                    format!("components[{i}]"),
+                    "invalid_component",
+                    "a component and its batch are both named",
+                ));
+            } else if !seen.insert(c.component.clone()) {
+                errors.push(FieldError::new(
+                    format!("components[{i}].component"),
+                    "duplicate_component",
+                    "each component is listed once",
+                ));
+            }
+        }
+        custom_fields::validate(
+            conn,
+            dealer_id,
+            Entity::Vehicle,
+            &self.custom_fields,
+            errors,
+        )
+        .await?;
+        Ok(plate)
+    }
+}
+
+#[derive(FromRow)]
+struct VehicleRow {
+    id: i64,
+    dealer_id: i64,
+    vin: String,
+    plate: Option<String>,
+    brand: String,
+    model: String,
+    trim_level: Option<String>,
+    color: Option<String>,
+    model_year: Option<i64>,
+    purchase_date: Option<String>,
+    insurer: Option<String>,
+    insurance_expiry: Option<String>,
+    custom_fields: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const VEHICLE_COLUMNS: &str = "v.id, v.dealer_id, v.vin, v.plate, v.brand, v.model, v.trim_level, v.color, v.model_year, \
+     v.purchase_date, v.insurer, v.insurance_expiry, v.custom_fields, v.version, v.created_at, v.updated_at";
+
+async fn hydrate(conn: &mut AnyConnection, rows: Vec<VehicleRow>) -> Result<Vec<Vehicle>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut components: HashMap<i64, Vec<Component>> = HashMap::new();
+    let sql = in_list(
+        "SELECT vehicle_id, component, batch FROM vehicle_components WHERE vehicle_id IN ",
+        &ids,
+        " ORDER BY vehicle_id, component",
+    );
+    for (vid, component, batch) in
+        sqlx::query_as_with::<_, (i64, String, String), _>(sql.text(), sql.arguments())
+            .fetch_all(&mut *conn)
+            .await?
+    {
+        components
+            .entry(vid)
+            .or_default()
+            .push(Component { component, batch });
+    }
+    let mut people: HashMap<i64, Vec<VehiclePerson>> = HashMap::new();
+    let sql = in_list(
+        "SELECT vehicle_id, customer_id, role, since, until FROM vehicle_people WHERE until IS NULL AND vehicle_id IN ",
+        &ids,
+        " ORDER BY vehicle_id, since",
+    );
+    for (vid, customer_id, role, since, until) in sqlx::query_as_with::<
+        _,
+        (i64, i64, String, i64, Option<i64>),
+        _,
+    >(sql.text(), sql.arguments())
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        people.entry(vid).or_default().push(VehiclePerson {
+            customer_id,
+            role: PersonRole::parse(&role),
+            since: clock::to_datetime(since),
+            until: clock::opt_datetime(until),
+        });
+    }
+    let mut readings = mileage::readings_for(conn, &ids).await?;
+    let today = chrono::Utc::now().date_naive();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let purchase_date = clock::parse_date(r.purchase_date);
+            let own = readings.remove(&r.id).unwrap_or_default();
+            Vehicle {
+                id: r.id,
+                dealer_id: r.dealer_id,
+                vin: r.vin,
+                plate: r.plate,
+                brand: r.brand,
+                model: r.model,
+                trim: r.trim_level,
+                color: r.color,
+                model_year: r.model_year,
+                purchase_date,
+                insurer: r.insurer,
+                insurance_expiry: clock::parse_date(r.insurance_expiry),
+                components: components.remove(&r.id).unwrap_or_default(),
+                people: people.remove(&r.id).unwrap_or_default(),
+                latest_mileage_km: own.last().map(|m| m.km),
+                estimated_daily_km: mileage::estimate_daily_km(&own, purchase_date, today),
+                custom_fields: serde_json::from_str(&r.custom_fields).unwrap_or_default(),
+                version: r.version,
+                created_at: clock::to_datetime(r.created_at),
+                updated_at: clock::to_datetime(r.updated_at),
+            }
+        })
+        .collect())
+}
+
+async fn load(conn: &mut AnyConnection, id: i64) -> Result<Vehicle> {
+    let row: Option<VehicleRow> = sqlx::query_as(&format!(
+        "SELECT {VEHICLE_COLUMNS} FROM vehicles v WHERE v.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(Error::NotFound { entity: "vehicle" })?;
+    Ok(hydrate(conn, vec![row]).await?.remove(0))
+}
+
+/// Vehicles a customer is linked to now (owner, main driver or family), unscoped: the caller
+/// has established that the customer is visible.
+pub async fn for_customers(conn: &mut AnyConnection, customer_ids: &[i64]) -> Result<Vec<Vehicle>> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = in_list(
+        &format!(
+            "SELECT {VEHICLE_COLUMNS} FROM vehicles v WHERE v.id IN (SELECT vehicle_id FROM vehicle_people WHERE until IS NULL AND customer_id IN "
+        ),
+        customer_ids,
+        ") ORDER BY v.id",
+    );
+    let rows: Vec<VehicleRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    hydrate(conn, rows).await
+}
+
+/// Records of the same VINs at dealers other than `dealer_id` (for the network history).
+pub async fn same_vin_elsewhere(
+    conn: &mut AnyConnection,
+    vins: &[String],
+    dealer_id: i64,
+) -> Result<Vec<Vehicle>> {
+    if vins.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(&format!(
+        "SELECT {VEHICLE_COLUMNS} FROM vehicles v WHERE v.dealer_id <> "
+    ));
+    sql.bind(Param::Int(dealer_id))
+        .push(" AND v.vin IN ")
+        .push_list(vins.iter().cloned().map(Param::Text))
+        .push(" ORDER BY v.id");
+    let rows: Vec<VehicleRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    hydrate(conn, rows).await
+}
+
+/// The dealer of vehicle `id` if the caller can see it (see [`crate::customers::dealer_of`]).
+pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT v.dealer_id, o.path FROM vehicles v JOIN org_units o ON o.id = v.dealer_id WHERE v.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some((dealer, path)) if caller.sees_path(&path) => Ok(dealer),
+        Some((dealer, _)) => Err(Error::denied(caller, "vehicle", id, dealer)),
+        None => Err(Error::NotFound { entity: "vehicle" }),
+    }
+}
+
+pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Vehicle> {
+    dealer_of(conn, caller, id).await?;
+    load(conn, id).await
+}
+
+async fn customer_of_dealer(
+    conn: &mut AnyConnection,
+    customer_id: i64,
+    dealer_id: i64,
+) -> Result<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM customers WHERE id = $1 AND dealer_id = $2")
+            .bind(customer_id)
+            .bind(dealer_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.is_some())
+}
+
+async fn write_components(
+    conn: &mut AnyConnection,
+    id: i64,
+    components: &[Component],
+) -> Result<()> {
+    sqlx::query("DELETE FROM vehicle_components WHERE vehicle_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for c in components {
+        sqlx::query(
+            "INSERT INTO vehicle_components (vehicle_id, component, batch) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(&c.component)
+        .bind(&c.batch)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn create(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    dealer_id: i64,
+    new: NewVehicle,
+) -> Result<Vehicle> {
+    let mut errors = Vec::new();
+    let vin = identity::parse_vin(&new.vin).unwrap_or_else(|message| {
+        errors.push(FieldError::new("vin", "invalid_vin", message));
+        String::new()
+    });
+    if let Some(owner) = new.owner_id
+        && !customer_of_dealer(conn, owner, dealer_id).await?
+    {
+        errors.push(FieldError::new(
+            "owner_id",
+            "unknown_customer",
+            "the owner is not a customer of this dealer",
+        ));
+    }
+    let mut d = Draft {
+        plate: new.plate,
+        brand: new.brand,
+        model: new.model,
+        trim: new.trim,
+        color: new.color,
+        model_year: new.model_year,
+        purchase_date: new.purchase_date,
+        insurer: new.insurer,
+        insurance_expiry: new.insurance_expiry,
+        components: new.components,
+        custom_fields: new.custom_fields,
+    };
+    let plate = d.validate(conn, dealer_id, &mut errors).await?;
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let existing: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM vehicles WHERE dealer_id = $1 AND vin = $2")
+            .bind(dealer_id)
+            .bind(&vin)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some((existing,)) = existing {
+        return Err(Error::Conflict {
+            code: "already_exists",
+            message: format!("this dealer already has the vehicle with VIN {vin} (id {existing})"),
+        });
+    }
+    let now = clock::now_ms();
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO vehicles (dealer_id, vin, plate, plate_key, brand, model, trim_level, color, model_year, purchase_date, \
+         insurer, insurance_expiry, custom_fields, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+    )
+    .bind(dealer_id)
+    .bind(&vin)
+    .bind(plate.as_ref().map(|p| p.display.clone()))
+    .bind(plate.as_ref().map(|p| p.key.clone()))
+    .bind(&d.brand)
+    .bind(&d.model)
+    .bind(d.trim.as_deref())
+    .bind(d.color.as_deref())
+    .bind(d.model_year)
+    .bind(clock::format_date(d.purchase_date))
+    .bind(d.insurer.as_deref())
+    .bind(clock::format_date(d.insurance_expiry))
+    .bind(Value::Object(d.custom_fields.clone()).to_string())
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    write_components(conn, id, &d.components).await?;
+    if let Some(owner) = new.owner_id {
+        sqlx::query("INSERT INTO vehicle_people (vehicle_id, customer_id, role, since) VALUES ($1, $2, 'owner', $3)")
+            .bind(id)
+            .bind(owner)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    audit::record(conn, caller, Entry::ok("create", "vehicle", id, dealer_id)).await?;
+    load(conn, id).await
+}
+
+pub async fn update(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    id: i64,
+    expected_version: i64,
+    patch: VehiclePatch,
+) -> Result<Vehicle> {
+    let dealer_id = dealer_of(conn, caller, id).await?;
+    let current = load(conn, id).await?;
+    if current.version != expected_version {
+        return Err(Error::StaleVersion {
+            current: current.version,
+        });
+    }
+    let changed = patch.fields();
+    let mut errors = Vec::new();
+    let mut d = Draft {
+        plate: patch.plate.unwrap_or(current.plate),
+        brand: patch.brand.unwrap_or(current.brand),
+        model: patch.model.unwrap_or(current.model),
+        trim: patch.trim.unwrap_or(current.trim),
+        color: patch.color.unwrap_or(current.color),
+        model_year: patch.model_year.unwrap_or(current.model_year),
+        purchase_date: patch.purchase_date.unwrap_or(current.purchase_date),
+        insurer: patch.insurer.unwrap_or(current.insurer),
+        insurance_expiry: patch.insurance_expiry.unwrap_or(current.insurance_expiry),
+        components: patch.components.unwrap_or(current.components),
+        custom_fields: match patch.custom_fields {
+            Some(p) => custom_fields::merge(current.custom_fields, p),
+            None => current.custom_fields,
+        },
+    };
+    let plate = d.validate(conn, dealer_id, &mut errors).await?;
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let updated = sqlx::query(
+        "UPDATE vehicles SET plate = $1, plate_key = $2, brand = $3, model = $4, trim_level = $5, color = $6, model_year = $7, \
+         purchase_date = $8, insurer = $9, insurance_expiry = $10, custom_fields = $11, updated_at = $12, version = version + 1 \
+         WHERE id = $13 AND version = $14",
+    )
+    .bind(plate.as_ref().map(|p| p.display.clone()))
+    .bind(plate.as_ref().map(|p| p.key.clone()))
+    .bind(&d.brand)
+    .bind(&d.model)
+    .bind(d.trim.as_deref())
+    .bind(d.color.as_deref())
+    .bind(d.model_year)
+    .bind(clock::format_date(d.purchase_date))
+    .bind(d.insurer.as_deref())
+    .bind(clock::format_date(d.insurance_expiry))
+    .bind(Value::Object(d.custom_fields.clone()).to_string())
+    .bind(clock::now_ms())
+    .bind(id)
+    .bind(expected_version)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(Error::StaleVersion {
+            current: expected_version + 1,
+        });
+    }
+    write_components(conn, id, &d.components).await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("update", "vehicle", id, dealer_id)
+            .with_detail(serde_json::json!({ "fields": changed })),
+    )
+    .await?;
+    load(conn, id).await
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLink {
+    /// A customer of the vehicle's dealer.
+    pub customer_id: i64,
+    /// A new owner ends the previous owner's link (a sale); a new main driver ends the
+    /// previous main driver's.
+    pub role: PersonRole,
+}
+
+/// Links a person to a vehicle, ending the link this one replaces.
+pub async fn link_person(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    vehicle_id: i64,
+    link: NewLink,
+) -> Result<Vec<VehiclePerson>> {
+    let dealer_id = dealer_of(conn, caller, vehicle_id).await?;
+    if !customer_of_dealer(conn, link.customer_id, dealer_id).await? {
+        return Err(Error::invalid(
+            "customer_id",
+            "unknown_customer",
+            "not a customer of this vehicle's dealer",
+        ));
+    }
+    let now = clock::now_ms();
+    let ends_previous = matches!(link.role, PersonRole::Owner | PersonRole::MainDriver);
+    let already: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM vehicle_people WHERE vehicle_id = $1 AND customer_id = $2 AND role = $3 AND until IS NULL",
+    )
+    .bind(vehicle_id)
+    .bind(link.customer_id)
+    .bind(link.role.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if already.is_none() {
+        if ends_previous {
+            sqlx::query("UPDATE vehicle_people SET until = $1 WHERE vehicle_id = $2 AND role = $3 AND until IS NULL")
+                .bind(now)
+                .bind(vehicle_id)
+                .bind(link.role.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query("INSERT INTO vehicle_people (vehicle_id, customer_id, role, since) VALUES ($1, $2, $3, $4)")
+            .bind(vehicle_id)
+            .bind(link.customer_id)
+            .bind(link.role.as_str())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        audit::record(
+            conn,
+            caller,
+            Entry::ok("link_person", "vehicle", vehicle_id, dealer_id).with_detail(
+                serde_json::json!({ "customer_id": link.customer_id, "role": link.role.as_str() }),
+            ),
+        )
+        .await?;
+    }
+    Ok(load(conn, vehicle_id).await?.people)
+}
+
+/// Every owner the vehicle has had, oldest first.
+pub async fn ownership(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    vehicle_id: i64,
+) -> Result<Vec<VehiclePerson>> {
+    dealer_of(conn, caller, vehicle_id).await?;
+    let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT customer_id, since, until FROM vehicle_people WHERE vehicle_id = $1 AND role = 'owner' ORDER BY since, id",
+    )
+    .bind(vehicle_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(customer_id, since, until)| VehiclePerson {
+            customer_id,
+            role: PersonRole::Owner,
+            since: clock::to_datetime(since),
+            until: clock::opt_datetime(until),
+        })
+        .collect())
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VehicleSearch {
+    pub vin: Option<String>,
+    /// Any spacing: 京A·12345, 京a12345.
+    pub plate: Option<String>,
+    /// Vehicles this customer owns or drives now.
+    pub customer_id: Option<i64>,
+    /// With `batch`: vehicles carrying this component batch.
+    pub component: Option<String>,
+    pub batch: Option<String>,
+    pub dealer_id: Option<i64>,
+}
+
+pub async fn search(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    q: &VehicleSearch,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Vehicle>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {VEHICLE_COLUMNS} FROM vehicles v WHERE 1 = 1"
+    ));
+    caller.scope(&mut sql, "v.dealer_id");
+    if let Some(vin) = q.vin.as_deref().filter(|v| !v.trim().is_empty()) {
+        sql.push(" AND v.vin = ")
+            .bind(Param::Text(vin.trim().to_uppercase()));
+    }
+    if let Some(plate) = q.plate.as_deref().filter(|p| !p.trim().is_empty()) {
+        sql.push(" AND v.plate_key = ")
+            .bind(Param::Text(identity::plate_key(plate)));
+    }
+    if let Some(c) = q.customer_id {
+        sql.push(" AND v.id IN (SELECT vehicle_id FROM vehicle_people WHERE until IS NULL AND customer_id = ").bind(Param::Int(c)).push(")");
+    }
+    if q.component.is_some() || q.batch.is_some() {
+        sql.push(" AND v.id IN (SELECT vehicle_id FROM vehicle_components WHERE 1 = 1");
+        if let Some(c) = &q.component {
+            sql.push(" AND component = ")
+                .bind(Param::Text(c.trim().to_owned()));
+        }
+        if let Some(b) = &q.batch {
+            sql.push(" AND batch = ")
+                .bind(Param::Text(b.trim().to_owned()));
+        }
+        sql.push(")");
+    }
+    if let Some(d) = q.dealer_id {
+        sql.push(" AND v.dealer_id = ").bind(Param::Int(d));
+    }
+    if let Some(b) = before_id {
+        sql.push(" AND v.id < ").bind(Param::Int(b));
+    }
+    sql.push(" ORDER BY v.id DESC LIMIT ")
+        .bind(Param::Int(limit + 1));
+    let rows: Vec<VehicleRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    hydrate(conn, rows).await
+}

@@ -1,0 +1,530 @@
+//! Support for the end-to-end tests: a fresh, migrated database per test (a SQLite file or a
+//! PostgreSQL database of its own, removed on drop), and the real host serving a fixture
+//! network on a random local port, with one API key per role.
+//!
+//! Tests are written once as `async fn name(backend: Backend)` and run on both backends with
+//! [`on_both_backends!`]. PostgreSQL is expected at `postgres://postgres@127.0.0.1:5432/test`
+//! (override with `DEALER_TEST_PG_URL`); when it is unreachable the tests fail, never skip.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dealer_host::access::Role;
+use dealer_host::access::keys;
+use dealer_host::network::{self, DealerType, NewUnit, UnitKind};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use dealer_host::Backend;
+use dealer_host::Db;
+
+/// The PostgreSQL database the tests connect to in order to create and drop their own.
+const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// How long cleanup waits for the pool to close before removing the database anyway.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+fn pg_admin_url() -> String {
+    std::env::var("DEALER_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned())
+}
+
+/// `admin` with its database name replaced by `database` (query string kept).
+fn with_database(admin: &str, database: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{server}/{database}{query}")
+}
+
+enum Location {
+    SqliteFile(PathBuf),
+    PgDatabase { admin_url: String, name: String },
+}
+
+/// A migrated, empty database of its own; dropping it removes it.
+pub struct TestDb {
+    pub db: Db,
+    location: Location,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let (url, location) = match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("dealer_test_{unique}.db"));
+                (
+                    format!("sqlite://{}?mode=rwc", path.display()),
+                    Location::SqliteFile(path),
+                )
+            }
+            Backend::Postgres => {
+                let admin_url = pg_admin_url();
+                let name = format!("dealer_test_{unique}");
+                let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!(
+                        "the end-to-end tests need PostgreSQL at {admin_url} (set DEALER_TEST_PG_URL \
+                         to another admin URL): {e}"
+                    )
+                });
+                sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+                admin.close().await.ok();
+                (
+                    with_database(&admin_url, &name),
+                    Location::PgDatabase { admin_url, name },
+                )
+            }
+        };
+        // From here on, a failure still removes what was created (Drop).
+        let db = Db::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        let test_db = TestDb { db, location };
+        test_db
+            .db
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("migrations failed on {url}: {e}"));
+        test_db
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let db = self.db.clone();
+        let location = match &self.location {
+            Location::SqliteFile(path) => Location::SqliteFile(path.clone()),
+            Location::PgDatabase { admin_url, name } => Location::PgDatabase {
+                admin_url: admin_url.clone(),
+                name: name.clone(),
+            },
+        };
+        // Tests run on a tokio runtime, where blocking on a future is not allowed: clean up on a
+        // thread with a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for test cleanup");
+            runtime.block_on(async move {
+                tokio::time::timeout(CLOSE_GRACE, db.close()).await.ok();
+                match location {
+                    Location::SqliteFile(path) => {
+                        for suffix in ["", "-wal", "-shm"] {
+                            let mut file = path.clone().into_os_string();
+                            file.push(suffix);
+                            std::fs::remove_file(file).ok();
+                        }
+                    }
+                    Location::PgDatabase { admin_url, name } => {
+                        if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                            let dropped = sqlx::raw_sql(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .execute(&mut admin)
+                            .await;
+                            if let Err(e) = dropped {
+                                eprintln!("could not drop test database {name}: {e}");
+                            }
+                            admin.close().await.ok();
+                        }
+                    }
+                }
+            });
+        });
+        cleanup.join().ok();
+    }
+}
+
+/// Ids of the fixture network: HQ; region north (dealer_a, dealer_b); region south (dealer_c).
+#[derive(Debug, Clone, Copy)]
+pub struct Units {
+    pub hq: i64,
+    pub north: i64,
+    pub south: i64,
+    pub dealer_a: i64,
+    pub dealer_b: i64,
+    pub dealer_c: i64,
+}
+
+/// One API key per fixture role.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// hq_admin at HQ.
+    pub hq_admin: String,
+    /// hq_analyst at HQ.
+    pub hq_analyst: String,
+    /// regional_manager at north.
+    pub north_manager: String,
+    /// partner at HQ.
+    pub partner: String,
+    /// dealer_admin at dealer_a.
+    pub a_admin: String,
+    /// sales at dealer_a.
+    pub a_sales: String,
+    /// service at dealer_a.
+    pub a_service: String,
+    /// dealer_admin at dealer_b.
+    pub b_admin: String,
+    /// dealer_admin at dealer_c.
+    pub c_admin: String,
+}
+
+/// The real host on `127.0.0.1:<random port>` over a fresh database holding the fixture
+/// network. Dropping it stops the server and removes the database.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>/api/v1`
+    pub base: String,
+    pub db: Db,
+    pub client: reqwest::Client,
+    pub units: Units,
+    pub keys: Keys,
+    shutdown: Option<oneshot::Sender<()>>,
+    // Declared last: dropped after the server has been told to stop.
+    _test_db: TestDb,
+}
+
+async fn unit(
+    conn: &mut sqlx::AnyConnection,
+    parent_id: Option<i64>,
+    kind: UnitKind,
+    dealer_type: Option<DealerType>,
+    code: &str,
+    name: &str,
+    city: Option<&str>,
+) -> i64 {
+    let new = NewUnit {
+        parent_id,
+        kind,
+        dealer_type,
+        code: code.to_owned(),
+        name: name.to_owned(),
+        city: city.map(str::to_owned),
+    };
+    network::create_unit(conn, &new)
+        .await
+        .unwrap_or_else(|e| panic!("fixture unit {code}: {e}"))
+        .id
+}
+
+async fn key(conn: &mut sqlx::AnyConnection, role: Role, unit: i64, label: &str) -> String {
+    keys::create(conn, role, unit, None, label)
+        .await
+        .unwrap_or_else(|e| panic!("fixture key {label}: {e}"))
+        .key
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let test_db = TestDb::new(backend).await;
+        let db = test_db.db.clone();
+        let mut conn = db
+            .pool()
+            .acquire()
+            .await
+            .expect("a connection for the fixture");
+        let c = &mut *conn;
+        let hq = unit(c, None, UnitKind::Hq, None, "HQ", "品牌总部", Some("北京")).await;
+        let north = unit(
+            c,
+            Some(hq),
+            UnitKind::Region,
+            None,
+            "NORTH",
+            "华北大区",
+            None,
+        )
+        .await;
+        let south = unit(
+            c,
+            Some(hq),
+            UnitKind::Region,
+            None,
+            "SOUTH",
+            "华南大区",
+            None,
+        )
+        .await;
+        let dealer_a = unit(
+            c,
+            Some(north),
+            UnitKind::Dealer,
+            Some(DealerType::FourS),
+            "BJ-CY-4S",
+            "北京朝阳4S店",
+            Some("北京"),
+        )
+        .await;
+        let dealer_b = unit(
+            c,
+            Some(north),
+            UnitKind::Dealer,
+            Some(DealerType::ServiceStation),
+            "TJ-HX-SS",
+            "天津河西服务站",
+            Some("天津"),
+        )
+        .await;
+        let dealer_c = unit(
+            c,
+            Some(south),
+            UnitKind::Dealer,
+            Some(DealerType::FourS),
+            "GZ-TH-4S",
+            "广州天河4S店",
+            Some("广州"),
+        )
+        .await;
+        let keys = Keys {
+            hq_admin: key(c, Role::HqAdmin, hq, "hq admin").await,
+            hq_analyst: key(c, Role::HqAnalyst, hq, "hq analyst").await,
+            north_manager: key(c, Role::RegionalManager, north, "north manager").await,
+            partner: key(c, Role::Partner, hq, "partner").await,
+            a_admin: key(c, Role::DealerAdmin, dealer_a, "dealer a admin").await,
+            a_sales: key(c, Role::Sales, dealer_a, "dealer a sales").await,
+            a_service: key(c, Role::Service, dealer_a, "dealer a service").await,
+            b_admin: key(c, Role::DealerAdmin, dealer_b, "dealer b admin").await,
+            c_admin: key(c, Role::DealerAdmin, dealer_c, "dealer c admin").await,
+        };
+        drop(conn);
+
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
+        let port = listener.local_addr().expect("the bound address").port();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(dealer_host::serve(listener, db.clone(), async move {
+            stopped.await.ok();
+        }));
+        TestApp {
+            base: format!("http://127.0.0.1:{port}/api/v1"),
+            db,
+            client: reqwest::Client::new(),
+            units: Units {
+                hq,
+                north,
+                south,
+                dealer_a,
+                dealer_b,
+                dealer_c,
+            },
+            keys,
+            shutdown: Some(shutdown),
+            _test_db: test_db,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET <base><path>` with `Authorization: Bearer <key>`.
+    pub fn get(&self, key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(key)
+    }
+
+    pub fn post(&self, key: &str, path: &str, body: &serde_json::Value) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(key).json(body)
+    }
+
+    pub fn patch(
+        &self,
+        key: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+    }
+
+    pub fn put(&self, key: &str, path: &str, body: &serde_json::Value) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path)).bearer_auth(key).json(body)
+    }
+
+    pub fn delete(&self, key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(key)
+    }
+}
+
+/// A response read whole: status, headers and the body (JSON when it parses, else `Null`).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the problem's `code`, or the `code` of one of its field `errors`, is `code`.
+    pub fn has_code(&self, code: &str) -> bool {
+        self.body["code"] == code
+            || self.body["errors"]
+                .as_array()
+                .is_some_and(|errors| errors.iter().any(|e| e["code"] == code))
+    }
+
+    /// Whether one of the problem's field `errors` names `field`.
+    pub fn names_field(&self, field: &str) -> bool {
+        self.body["errors"]
+            .as_array()
+            .is_some_and(|errors| errors.iter().any(|e| e["field"] == field))
+    }
+}
+
+/// Sends `request` and reads the whole response.
+pub async fn call(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("the request reaches the host");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("the response body");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+impl TestApp {
+    /// POSTs `body` to `path` and returns the created record; panics unless the answer is 201.
+    pub async fn create(
+        &self,
+        key: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let reply = call(self.post(key, path, body)).await;
+        assert_eq!(
+            reply.status, 201,
+            "POST {path} {body} answered {}: {}",
+            reply.status, reply.text
+        );
+        reply.body
+    }
+
+    /// GETs `path`; panics unless the answer is 200.
+    pub async fn read(&self, key: &str, path: &str) -> serde_json::Value {
+        let reply = call(self.get(key, path)).await;
+        assert_eq!(
+            reply.status, 200,
+            "GET {path} answered {}: {}",
+            reply.status, reply.text
+        );
+        reply.body
+    }
+}
+
+/// A valid 17-character VIN (ISO 3779 check digit in position 9), distinct for each `serial`.
+/// Computed here independently of the host, so the host's validation is checked against it.
+pub fn valid_vin(serial: u32) -> String {
+    let mut chars: Vec<char> = format!("LSVAU2180N2{:06}", serial % 1_000_000)
+        .chars()
+        .collect();
+    chars[8] = vin_check_digit(&chars);
+    chars.into_iter().collect()
+}
+
+fn vin_check_digit(chars: &[char]) -> char {
+    const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
+    let value = |c: char| match c {
+        '0'..='9' => c as u32 - '0' as u32,
+        'A'..='H' => c as u32 - 'A' as u32 + 1,
+        'J'..='N' => c as u32 - 'J' as u32 + 1,
+        'P' => 7,
+        'R' => 9,
+        'S'..='Z' => c as u32 - 'S' as u32 + 2,
+        other => panic!("{other:?} is not a VIN character"),
+    };
+    let sum: u32 = chars.iter().zip(WEIGHTS).map(|(c, w)| value(*c) * w).sum();
+    match sum % 11 {
+        10 => 'X',
+        d => char::from_digit(d, 10).expect("a digit below 10"),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            shutdown.send(()).ok();
+        }
+    }
+}
+
+/// Runs each listed `async fn name(backend: Backend)` as a test on both backends:
+/// `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_textbook_vin_gets_its_check_digit() {
+        let chars: Vec<char> = "1M8GDM9AXKP042788".chars().collect();
+        assert_eq!(vin_check_digit(&chars), 'X');
+    }
+
+    #[test]
+    fn generated_vins_are_distinct_and_well_formed() {
+        let (a, b) = (valid_vin(1), valid_vin(2));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 17);
+        let chars: Vec<char> = a.chars().collect();
+        assert_eq!(chars[8], vin_check_digit(&chars));
+    }
+
+    #[test]
+    fn the_database_name_is_replaced_in_an_admin_url() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
