@@ -520,17 +520,7 @@ async fn append_event(
 /// The dealer of ticket `id` if the caller can see it. A ticket outside the caller's scope is
 /// reported as not found ([`Error::Denied`], audited by the API layer).
 pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT t.dealer_id, o.path FROM tickets t JOIN org_units o ON o.id = t.dealer_id WHERE t.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some((dealer, path)) if caller.sees_path(&path) => Ok(dealer),
-        Some((dealer, _)) => Err(Error::denied(caller, "ticket", id, dealer)),
-        None => Err(Error::NotFound { entity: "ticket" }),
-    }
+    crate::access::owning_dealer(conn, caller, crate::access::Record::Ticket, id).await
 }
 
 /// Ticket `id` with its timeline; one outside the caller's scope is not found

@@ -10,6 +10,8 @@ pub mod masking;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use sqlx::AnyConnection;
+
 use crate::db::{Param, Sql};
 use crate::error::{Error, Result};
 
@@ -164,5 +166,55 @@ impl Caller {
 
     pub fn masks_id_number(&self) -> bool {
         !matches!(self.role, Role::HqAdmin | Role::DealerAdmin | Role::Sales)
+    }
+}
+
+/// A kind of dealer-owned record whose visibility is checked by [`owning_dealer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Customer,
+    Vehicle,
+    Ticket,
+}
+
+impl Record {
+    fn table(self) -> &'static str {
+        match self {
+            Record::Customer => "customers",
+            Record::Vehicle => "vehicles",
+            Record::Ticket => "tickets",
+        }
+    }
+
+    pub fn entity(self) -> &'static str {
+        match self {
+            Record::Customer => "customer",
+            Record::Vehicle => "vehicle",
+            Record::Ticket => "ticket",
+        }
+    }
+}
+
+/// The dealer owning record `id` if the caller can see it. A record outside the caller's scope
+/// is answered as not found ([`Error::Denied`], audited by the API layer).
+pub async fn owning_dealer(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    record: Record,
+    id: i64,
+) -> Result<i64> {
+    let row: Option<(i64, String)> = sqlx::query_as(&format!(
+        "SELECT r.dealer_id, o.path FROM {} r JOIN org_units o ON o.id = r.dealer_id WHERE r.id = $1",
+        record.table()
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some((dealer, path)) if caller.sees_path(&path) => Ok(dealer),
+        Some((dealer, _)) => Err(Error::denied(caller, record.entity(), id, dealer)),
+        None => Err(Error::NotFound {
+            entity: record.entity(),
+        }),
     }
 }

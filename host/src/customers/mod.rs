@@ -466,17 +466,7 @@ async fn load(conn: &mut AnyConnection, id: i64) -> Result<Customer> {
 /// The dealer of customer `id` if the caller can see it. A customer outside the caller's scope
 /// is reported as not found ([`Error::Denied`], audited by the API layer).
 pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT c.dealer_id, o.path FROM customers c JOIN org_units o ON o.id = c.dealer_id WHERE c.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some((dealer, path)) if caller.sees_path(&path) => Ok(dealer),
-        Some((dealer, _)) => Err(Error::denied(caller, "customer", id, dealer)),
-        None => Err(Error::NotFound { entity: "customer" }),
-    }
+    crate::access::owning_dealer(conn, caller, crate::access::Record::Customer, id).await
 }
 
 pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Customer> {

@@ -423,17 +423,7 @@ pub async fn same_vin_elsewhere(
 
 /// The dealer of vehicle `id` if the caller can see it (see [`crate::customers::dealer_of`]).
 pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT v.dealer_id, o.path FROM vehicles v JOIN org_units o ON o.id = v.dealer_id WHERE v.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some((dealer, path)) if caller.sees_path(&path) => Ok(dealer),
-        Some((dealer, _)) => Err(Error::denied(caller, "vehicle", id, dealer)),
-        None => Err(Error::NotFound { entity: "vehicle" }),
-    }
+    crate::access::owning_dealer(conn, caller, crate::access::Record::Vehicle, id).await
 }
 
 pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Vehicle> {
