@@ -30,7 +30,7 @@ impl FieldError {
 pub enum Error {
     #[error("the request has invalid fields")]
     Invalid(Vec<FieldError>),
-    #[error("{code}: {message}")]
+    #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("no {entity} with that id is visible to you")]
     NotFound { entity: &'static str },
