@@ -137,12 +137,7 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!("API keys (fresh each start; earlier demo keys are revoked):");
                 for key in issued {
-                    println!(
-                        "  {:<17} {:<28} {}",
-                        key.role.as_str(),
-                        key.unit_name,
-                        key.key
-                    );
+                    println!("  {:<17} {}  {}", key.role.as_str(), key.key, key.unit_name);
                 }
                 println!();
             }
