@@ -102,7 +102,11 @@ pub async fn scale(db: &Db, customers: u64) -> Result<u64> {
     if empty {
         demo(db).await?;
     }
-    scale::run(db, customers).await
+    let added = scale::run(db, customers).await?;
+    // The planner picks list and search plans from table statistics; a bulk load makes the
+    // old ones wrong by orders of magnitude.
+    sqlx::query("ANALYZE").execute(db.pool()).await?;
+    Ok(added)
 }
 
 /// A key [`issue_demo_keys`] created. `key` is the secret, shown this once.

@@ -748,17 +748,25 @@ pub async fn search(
     if let Some(c) = q.customer_id {
         sql.push(" AND v.id IN (SELECT vehicle_id FROM vehicle_people WHERE until IS NULL AND customer_id = ").bind(Param::Int(c)).push(")");
     }
-    if q.component.is_some() || q.batch.is_some() {
-        sql.push(" AND v.id IN (SELECT vehicle_id FROM vehicle_components WHERE 1 = 1");
-        if let Some(c) = &q.component {
-            sql.push(" AND component = ")
-                .bind(Param::Text(c.trim().to_owned()));
+    match (&q.component, &q.batch) {
+        // A batch is selective: collect its few vehicles through the (component, batch) index.
+        (component, Some(batch)) => {
+            sql.push(" AND v.id IN (SELECT vehicle_id FROM vehicle_components WHERE batch = ")
+                .bind(Param::Text(batch.trim().to_owned()));
+            if let Some(c) = component {
+                sql.push(" AND component = ")
+                    .bind(Param::Text(c.trim().to_owned()));
+            }
+            sql.push(")");
         }
-        if let Some(b) = &q.batch {
-            sql.push(" AND batch = ")
-                .bind(Param::Text(b.trim().to_owned()));
+        // A component alone is common: probe each vehicle of the page by primary key instead
+        // of materialising every vehicle that has one.
+        (Some(component), None) => {
+            sql.push(" AND EXISTS (SELECT 1 FROM vehicle_components c WHERE c.vehicle_id = v.id AND c.component = ")
+                .bind(Param::Text(component.trim().to_owned()))
+                .push(")");
         }
-        sql.push(")");
+        (None, None) => {}
     }
     if let Some(d) = q.dealer_id {
         sql.push(" AND v.dealer_id = ").bind(Param::Int(d));
