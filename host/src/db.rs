@@ -143,6 +143,14 @@ impl Sql {
         self
     }
 
+    /// `prefix ($a, $b, ...) suffix` with one placeholder per id.
+    pub fn in_list(prefix: &str, ids: &[i64], suffix: &str) -> Sql {
+        let mut sql = Sql::new(prefix);
+        sql.push_list(ids.iter().copied().map(Param::Int))
+            .push(suffix);
+        sql
+    }
+
     /// Appends `($a, $b, ...)` with one placeholder per parameter.
     pub fn push_list(&mut self, params: impl IntoIterator<Item = Param>) -> &mut Self {
         self.text.push('(');

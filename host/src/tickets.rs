@@ -547,18 +547,6 @@ async fn fetch_row(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result
     row.ok_or(Error::NotFound { entity: "ticket" })
 }
 
-/// Appends ` IN ($a, $b, ...)` for `ids`, which must not be empty.
-fn push_in(sql: &mut Sql, ids: &[i64]) {
-    sql.push(" IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(Param::Int(*id));
-    }
-    sql.push(")");
-}
-
 /// The timelines of `ticket_ids`, each oldest first.
 async fn load_events(
     conn: &mut AnyConnection,
@@ -571,7 +559,8 @@ async fn load_events(
     let mut sql = Sql::new(
         "SELECT ticket_id, at, from_status, to_status, note FROM ticket_events WHERE ticket_id",
     );
-    push_in(&mut sql, ticket_ids);
+    sql.push(" IN ")
+        .push_list(ticket_ids.iter().copied().map(Param::Int));
     sql.push(" ORDER BY ticket_id, at, id");
     let rows: Vec<EventRow> = sqlx::query_as_with(sql.text(), sql.arguments())
         .fetch_all(&mut *conn)
@@ -642,7 +631,8 @@ pub async fn list_for_customers(
     let mut sql = Sql::new(&format!(
         "SELECT {TICKET_COLUMNS} FROM tickets WHERE customer_id"
     ));
-    push_in(&mut sql, customer_ids);
+    sql.push(" IN ")
+        .push_list(customer_ids.iter().copied().map(Param::Int));
     sql.push(" ORDER BY id DESC");
     let rows: Vec<TicketRow> = sqlx::query_as_with(sql.text(), sql.arguments())
         .fetch_all(&mut *conn)

@@ -377,7 +377,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<CustomerRow>) -> Result<Vec
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut phones: HashMap<i64, Vec<Phone>> = HashMap::new();
-    let sql = in_list(
+    let sql = Sql::in_list(
         "SELECT customer_id, phone, label FROM customer_phones WHERE customer_id IN ",
         &ids,
         " ORDER BY customer_id, position",
@@ -390,7 +390,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<CustomerRow>) -> Result<Vec
         phones.entry(cid).or_default().push(Phone { number, label });
     }
     let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-    let sql = in_list(
+    let sql = Sql::in_list(
         "SELECT customer_id, tag FROM customer_tags WHERE customer_id IN ",
         &ids,
         " ORDER BY customer_id, tag",
@@ -402,7 +402,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<CustomerRow>) -> Result<Vec
         tags.entry(cid).or_default().push(tag);
     }
     let mut household: HashMap<i64, Vec<HouseholdMember>> = HashMap::new();
-    let sql = in_list(
+    let sql = Sql::in_list(
         "SELECT h.customer_id, h.member_id, h.relation, m.name FROM household_links h JOIN customers m ON m.id = h.member_id WHERE h.customer_id IN ",
         &ids,
         " ORDER BY h.customer_id, h.member_id",
@@ -442,14 +442,6 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<CustomerRow>) -> Result<Vec
             updated_at: clock::to_datetime(r.updated_at),
         })
         .collect())
-}
-
-/// `prefix (…ids…) suffix` with one placeholder per id.
-pub(crate) fn in_list(prefix: &str, ids: &[i64], suffix: &str) -> Sql {
-    let mut sql = Sql::new(prefix);
-    sql.push_list(ids.iter().copied().map(Param::Int))
-        .push(suffix);
-    sql
 }
 
 async fn load(conn: &mut AnyConnection, id: i64) -> Result<Customer> {

@@ -161,7 +161,7 @@ async fn dealer_names(conn: &mut AnyConnection, ids: &[i64]) -> Result<HashMap<i
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let sql = super::in_list("SELECT id, name FROM org_units WHERE id IN ", ids, "");
+    let sql = Sql::in_list("SELECT id, name FROM org_units WHERE id IN ", ids, "");
     let rows: Vec<(i64, String)> = sqlx::query_as_with(sql.text(), sql.arguments())
         .fetch_all(&mut *conn)
         .await?;

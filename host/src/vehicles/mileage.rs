@@ -12,7 +12,7 @@ use super::dealer_of;
 use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
-use crate::customers::in_list;
+use crate::db::Sql;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -49,7 +49,7 @@ pub async fn readings_for(
     if vehicle_ids.is_empty() {
         return Ok(out);
     }
-    let sql = in_list(
+    let sql = Sql::in_list(
         "SELECT vehicle_id, km, read_at, source FROM mileage_readings WHERE vehicle_id IN ",
         vehicle_ids,
         " ORDER BY vehicle_id, read_at, id",

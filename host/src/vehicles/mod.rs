@@ -17,7 +17,6 @@ use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::custom_fields::{self, Entity};
-use crate::customers::in_list;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 
@@ -300,7 +299,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<VehicleRow>) -> Result<Vec<
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut components: HashMap<i64, Vec<Component>> = HashMap::new();
-    let sql = in_list(
+    let sql = Sql::in_list(
         "SELECT vehicle_id, component, batch FROM vehicle_components WHERE vehicle_id IN ",
         &ids,
         " ORDER BY vehicle_id, component",
@@ -316,7 +315,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<VehicleRow>) -> Result<Vec<
             .push(Component { component, batch });
     }
     let mut people: HashMap<i64, Vec<VehiclePerson>> = HashMap::new();
-    let sql = in_list(
+    let sql = Sql::in_list(
         "SELECT vehicle_id, customer_id, role, since, until FROM vehicle_people WHERE until IS NULL AND vehicle_id IN ",
         &ids,
         " ORDER BY vehicle_id, since",
@@ -386,7 +385,7 @@ pub async fn for_customers(conn: &mut AnyConnection, customer_ids: &[i64]) -> Re
     if customer_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = in_list(
+    let sql = Sql::in_list(
         &format!(
             "SELECT {VEHICLE_COLUMNS} FROM vehicles v WHERE v.id IN (SELECT vehicle_id FROM vehicle_people WHERE until IS NULL AND customer_id IN "
         ),
