@@ -78,6 +78,31 @@ pub async fn record_denial(conn: &mut AnyConnection, denial: &crate::error::Deni
     record(conn, &denial.caller, entry).await
 }
 
+/// Records a plugin's look-up of a record of another dealer (the plugin was told it does not
+/// exist). The actor is the plugin, acting for `calling_dealer`.
+pub async fn record_plugin_denial(
+    conn: &mut AnyConnection,
+    plugin: &str,
+    calling_dealer: i64,
+    entity: &str,
+    id: i64,
+    owner_dealer: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor_key_id, actor_role, actor_org_id, action, entity, entity_id, \
+         dealer_id, outcome, detail) VALUES ($1, NULL, 'plugin', $2, 'plugin_lookup', $3, $4, $5, 'denied', $6)",
+    )
+    .bind(clock::now_ms())
+    .bind(calling_dealer)
+    .bind(entity)
+    .bind(id)
+    .bind(owner_dealer)
+    .bind(serde_json::json!({ "plugin": plugin }).to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntry {
     pub id: i64,

@@ -60,6 +60,20 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    #[error(
+        "the dealer's {hook} plugin {plugin}@{version} failed ({}): {message}; its policy is to refuse rather than fall back (run {run_id} in the plugin run log)",
+        outcome.as_str()
+    )]
+    PluginFailed {
+        hook: &'static str,
+        plugin: String,
+        version: String,
+        outcome: crate::plugins::runs::Outcome,
+        message: String,
+        run_id: i64,
+    },
+    #[error("the plugin cannot be loaded: {0}")]
+    PluginUnavailable(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
 }
@@ -110,6 +124,8 @@ impl Error {
             Error::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Error::PluginFailed { .. } => (StatusCode::FAILED_DEPENDENCY, "plugin_failed"),
+            Error::PluginUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable"),
             Error::Database(e) if is_unique_violation(e) => {
                 (StatusCode::CONFLICT, "already_exists")
             }

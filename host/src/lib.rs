@@ -12,6 +12,7 @@ pub mod customers;
 pub mod db;
 pub mod error;
 pub mod network;
+pub mod plugins;
 pub mod seed;
 pub mod tickets;
 pub mod vehicles;
@@ -26,10 +27,11 @@ pub use db::{Backend, Db};
 /// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    db: Db,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = api::router(AppState { db });
+    state.plugins.listen_for_changes();
+    let app = api::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -7,8 +7,16 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use dealer_host::access::{Role, keys};
 use dealer_host::config::{LogFormat, Overrides, Settings};
+use dealer_host::plugins::catalogue;
+use dealer_host::plugins::runtime::{Limits, Runtime};
 use dealer_host::{Db, network, seed};
 use tracing_subscriber::EnvFilter;
+
+/// Every plugin call allocates and frees a store, an instance and its bindings; mimalloc
+/// makes those small allocations cheaper than the system allocator (measured in
+/// `tests/benches/plugin_calls.rs`, which uses the same allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "dealer-host", version, about = "The dealer platform host")]
@@ -51,6 +59,46 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Publish built plugins to HQ's catalogue and enable them for a dealer.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Validate a component and publish it as a version of a catalogue plugin (registered on
+    /// first publication; the same bytes again change nothing).
+    Publish {
+        /// The component (`.wasm`, built for wasm32-wasip2).
+        wasm: PathBuf,
+        /// The catalogue name, e.g. `commission`.
+        #[arg(long)]
+        name: String,
+        /// Semantic version, e.g. 1.0.0.
+        #[arg(long)]
+        version: String,
+        /// The configuration schema (JSON) dealers' configurations are checked against.
+        #[arg(long)]
+        schema: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Enable a catalogue plugin for a dealer's extension point.
+    Enable {
+        /// The dealer's code, e.g. BJ-CY-4S.
+        #[arg(long)]
+        dealer: String,
+        #[arg(long)]
+        name: String,
+        /// Default: the newest version.
+        #[arg(long)]
+        version: Option<String>,
+        /// The configuration, a JSON object.
+        #[arg(long, default_value = "{}")]
+        config: String,
     },
 }
 
@@ -117,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Keys { command } => keys_command(&db, command).await?,
+        Command::Plugins { command } => plugins_command(&db, &settings.data_dir, command).await?,
         Command::Serve { demo, .. } => {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
@@ -142,10 +191,102 @@ async fn main() -> anyhow::Result<()> {
                 println!();
             }
             tracing::info!(%addr, backend = db.backend().name(), "serving");
-            dealer_host::serve(listener, db, shutdown_signal()).await?;
+            let state = dealer_host::AppState::new(db, &settings.data_dir)
+                .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
+            dealer_host::serve(listener, state, shutdown_signal()).await?;
         }
     }
     Ok(())
+}
+
+async fn plugins_command(
+    db: &Db,
+    data_dir: &std::path::Path,
+    command: PluginsCommand,
+) -> anyhow::Result<()> {
+    match command {
+        PluginsCommand::Publish {
+            wasm,
+            name,
+            version,
+            schema,
+            description,
+        } => {
+            let bytes =
+                std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+            let config_schema = match schema {
+                Some(path) => Some(
+                    serde_json::from_slice(
+                        &std::fs::read(&path)
+                            .with_context(|| format!("cannot read {}", path.display()))?,
+                    )
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
+                ),
+                None => None,
+            };
+            let version = semver::Version::parse(&version)
+                .with_context(|| format!("{version:?} is not a semantic version such as 1.0.0"))?;
+            let runtime = std::sync::Arc::new(
+                Runtime::new(Some(&data_dir.join("plugin-cache")), Limits::default())
+                    .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?,
+            );
+            let published = catalogue::publish(
+                db,
+                &runtime,
+                catalogue::Publish {
+                    name: &name,
+                    version: version.clone(),
+                    description: &description,
+                    config_schema,
+                    bytes,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot publish {}: {}", wasm.display(), describe(&e)))?;
+            match published {
+                catalogue::Published::Added(plugin, hook) => {
+                    println!(
+                        "published {}@{version} ({hook}), plugin id {}",
+                        plugin.name, plugin.id
+                    )
+                }
+                catalogue::Published::Unchanged(plugin) => {
+                    println!("{}@{version} is already published", plugin.name)
+                }
+            }
+        }
+        PluginsCommand::Enable {
+            dealer,
+            name,
+            version,
+            config,
+        } => {
+            let config = serde_json::from_str(&config)
+                .with_context(|| format!("--config {config:?} is not JSON"))?;
+            let binding = catalogue::enable(db, &dealer, &name, version.as_deref(), config)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot enable {name} for {dealer}: {}", describe(&e))
+                })?;
+            println!(
+                "{dealer}: {} uses {}@{}",
+                binding.hook, binding.plugin_name, binding.pinned_version
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A domain error for a person at a terminal: with each invalid field's message.
+fn describe(error: &dealer_host::error::Error) -> String {
+    match error {
+        dealer_host::error::Error::Invalid(fields) => fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
 }
 
 async fn keys_command(db: &Db, command: KeysCommand) -> anyhow::Result<()> {

@@ -237,6 +237,24 @@ pub async fn find_by_code(conn: &mut AnyConnection, code: &str) -> Result<Option
     Ok(row.map(OrgUnit::from))
 }
 
+/// The HQ units (the owners of the plugin catalogue).
+pub async fn hq_ids(conn: &mut AnyConnection) -> Result<Vec<i64>> {
+    let rows: Vec<(i64,)> = sqlx::query_as("SELECT id FROM org_units WHERE kind = 'hq'")
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The kind and materialised path of unit `id`.
+pub async fn kind_and_path(conn: &mut AnyConnection, id: i64) -> Result<Option<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT kind, path FROM org_units WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
 /// The dealer a record created by `caller` belongs to.
 ///
 /// Dealer-level callers always write into their own dealer (naming another one is refused);

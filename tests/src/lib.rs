@@ -6,7 +6,10 @@
 //! [`on_both_backends!`]. PostgreSQL is expected at `postgres://postgres@127.0.0.1:5432/test`
 //! (override with `DEALER_TEST_PG_URL`); when it is unreachable the tests fail, never skip.
 
-use std::path::PathBuf;
+pub mod guests;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dealer_host::access::Role;
@@ -18,7 +21,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use dealer_host::Backend;
-use dealer_host::Db;
+use dealer_host::plugins::runtime::{Limits, Runtime};
+use dealer_host::{AppState, Db};
 
 /// The PostgreSQL database the tests connect to in order to create and drop their own.
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -190,9 +194,77 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub units: Units,
     pub keys: Keys,
-    shutdown: Option<oneshot::Sender<()>>,
+    files: ScratchDir,
+    _server: Replica,
     // Declared last: dropped after the server has been told to stop.
     _test_db: TestDb,
+}
+
+/// One running host; dropping it stops it.
+pub struct Replica {
+    /// `http://127.0.0.1:<port>/api/v1`
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Replica {
+    async fn spawn(state: AppState) -> Replica {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
+        let port = listener.local_addr().expect("the bound address").port();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(dealer_host::serve(listener, state, async move {
+            stopped.await.ok();
+        }));
+        Replica {
+            base: format!("http://127.0.0.1:{port}/api/v1"),
+            shutdown: Some(shutdown),
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            shutdown.send(()).ok();
+        }
+    }
+}
+
+/// One plugin runtime for every host of a test process: an engine reserves address space
+/// for its instance pool, so the hosts share one. Its artifact cache is shared by the test
+/// processes (entries are written atomically and named by content hash).
+pub fn shared_runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let cache = std::env::temp_dir().join("dealer-test-plugin-cache");
+            Arc::new(
+                Runtime::new(Some(&cache), Limits::default()).expect("the shared plugin runtime"),
+            )
+        })
+        .clone()
+}
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+pub struct ScratchDir {
+    pub path: PathBuf,
+}
+
+pub fn scratch_dir(purpose: &str) -> ScratchDir {
+    let path = std::env::temp_dir().join(format!(
+        "dealer-test-{purpose}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&path).expect("create a scratch directory");
+    ScratchDir { path }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.path).ok();
+    }
 }
 
 async fn unit(
@@ -299,16 +371,15 @@ impl TestApp {
         };
         drop(conn);
 
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a local port");
-        let port = listener.local_addr().expect("the bound address").port();
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(dealer_host::serve(listener, db.clone(), async move {
-            stopped.await.ok();
-        }));
+        let files = scratch_dir("files");
+        let replica = Replica::spawn(AppState::with_runtime(
+            db.clone(),
+            shared_runtime(),
+            files.path.clone(),
+        ))
+        .await;
         TestApp {
-            base: format!("http://127.0.0.1:{port}/api/v1"),
+            base: replica.base.clone(),
             db,
             client: reqwest::Client::new(),
             units: Units {
@@ -320,9 +391,89 @@ impl TestApp {
                 dealer_c,
             },
             keys,
-            shutdown: Some(shutdown),
+            files,
+            _server: replica,
             _test_db: test_db,
         }
+    }
+
+    /// A second host on the same database, with a plugin runtime and caches of its own, as
+    /// another replica behind a load balancer would be.
+    pub async fn replica(&self) -> Replica {
+        let runtime = Arc::new(
+            Runtime::new(
+                Some(&self.files.path.join("replica-cache")),
+                Limits::default(),
+            )
+            .expect("a plugin runtime for the replica"),
+        );
+        Replica::spawn(AppState::with_runtime(
+            self.db.clone(),
+            runtime,
+            self.files.path.join("replica-files"),
+        ))
+        .await
+    }
+
+    /// The URL of `path` on another host (a replica).
+    pub fn on(&self, replica: &Replica, path: &str) -> String {
+        format!("{}{path}", replica.base)
+    }
+
+    /// Sends only the head of `POST <base><path>` announcing a body of `length` bytes, and
+    /// reads the answer: (status, lowercased head, JSON body).
+    ///
+    /// The body itself is not sent: the host must refuse on the announced length alone, and a
+    /// client that keeps writing after the refusal races the host's close of the connection
+    /// (reqwest then reports a broken pipe instead of the answer).
+    pub async fn announce_body(
+        &self,
+        key: &str,
+        path: &str,
+        content_type: &str,
+        length: usize,
+    ) -> (u16, String, serde_json::Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let authority = self
+            .base
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .expect("an authority")
+            .to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&authority)
+            .await
+            .expect("connect to the host");
+        let head = format!(
+            "POST /api/v1{path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n",
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("send the request head");
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .await
+            .expect("read the answer");
+        let answer = String::from_utf8(answer).expect("a UTF-8 answer");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        (
+            status,
+            head.to_lowercase(),
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Where this host keeps granted plugin directories.
+    pub fn files_dir(&self) -> &Path {
+        &self.files.path
     }
 
     fn url(&self, path: &str) -> String {
@@ -458,14 +609,6 @@ fn vin_check_digit(chars: &[char]) -> char {
     match sum % 11 {
         10 => 'X',
         d => char::from_digit(d, 10).expect("a digit below 10"),
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            shutdown.send(()).ok();
-        }
     }
 }
 

@@ -4,8 +4,6 @@
 
 use std::collections::HashSet;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use dealer_tests::{Backend, Reply, TestApp, call, on_both_backends, valid_vin};
 use serde_json::{Value, json};
 
@@ -412,54 +410,16 @@ async fn malformed_json_is_refused_and_nothing_stored(backend: Backend) {
     assert_eq!(count(&app).await, 0);
 }
 
-/// Sends the head of a request announcing a 10 MB JSON body, and reads the answer.
-///
-/// The body itself is not sent: the host must refuse on the announced length alone, and a
-/// client that keeps writing after the refusal races the host's close of the connection
-/// (reqwest then reports a broken pipe instead of the answer).
-async fn announce_huge_body(app: &TestApp) -> (u16, String, Value) {
-    let authority = app
-        .base
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .expect("connect to the host");
-    let head = format!(
-        "POST /api/v1/customers HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        app.keys.a_sales,
-        10 * 1024 * 1024
-    );
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .expect("send the request head");
-    let mut answer = Vec::new();
-    stream
-        .read_to_end(&mut answer)
-        .await
-        .expect("read the answer");
-    let answer = String::from_utf8(answer).expect("a UTF-8 answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    (
-        status,
-        head.to_lowercase(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
-
 async fn a_huge_body_is_refused_and_nothing_stored(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let (status, head, body) = announce_huge_body(&app).await;
+    let (status, head, body) = app
+        .announce_body(
+            &app.keys.a_sales,
+            "/customers",
+            "application/json",
+            10 * 1024 * 1024,
+        )
+        .await;
     assert_eq!(status, 413, "{head}\n{body}");
     assert!(
         head.contains("content-type: application/problem+json"),

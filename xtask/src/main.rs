@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Build the host (release) and serve the demo network on a SQLite file under ./data.
+    /// Build the host (release) and the first-party plugins, publish them to the demo
+    /// catalogue (enabled for the flagship dealer), and serve the demo network on SQLite.
     Demo {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -40,13 +41,52 @@ fn main() -> anyhow::Result<()> {
                 cargo(&root).args(["build", "--release", "-p", "dealer-host"]),
                 "build the host",
             )?;
+            let plugins = first_party_plugins(&root)?;
+            let mut build = cargo(&root);
+            build.args(["build", "--target", "wasm32-wasip2", "--profile", "plugin"]);
+            for plugin in &plugins {
+                build.args(["-p", &plugin.package]);
+            }
+            run(&mut build, "build the first-party plugins")?;
             let binary = target_dir(&root).join("release").join("dealer-host");
-            run(
-                Command::new(binary)
-                    .current_dir(&root)
-                    .args(["serve", "--demo", "--listen", &listen]),
-                "serve the demo",
-            )
+            let host = |args: &[&str], what: &str| {
+                run(Command::new(&binary).current_dir(&root).args(args), what)
+            };
+            host(&["seed"], "load the demo network")?;
+            let built = target_dir(&root).join("wasm32-wasip2").join("plugin");
+            for plugin in &plugins {
+                let wasm = built.join(format!("{}.wasm", plugin.package.replace('-', "_")));
+                let wasm = wasm.to_string_lossy();
+                let mut args = vec![
+                    "plugins",
+                    "publish",
+                    &wasm,
+                    "--name",
+                    &plugin.name,
+                    "--version",
+                    &plugin.version,
+                ];
+                let schema = plugin
+                    .schema
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned());
+                if let Some(schema) = &schema {
+                    args.extend(["--schema", schema]);
+                }
+                host(&args, &format!("publish the {} plugin", plugin.name))?;
+                host(
+                    &[
+                        "plugins",
+                        "enable",
+                        "--dealer",
+                        DEMO_DEALER,
+                        "--name",
+                        &plugin.name,
+                    ],
+                    &format!("enable the {} plugin for the demo dealer", plugin.name),
+                )?;
+            }
+            host(&["serve", "--demo", "--listen", &listen], "serve the demo")
         }
         Task::Test { no_lint } => {
             setup()?;
@@ -78,6 +118,52 @@ fn setup() -> anyhow::Result<()> {
         Command::new("rustup").args(["target", "add", "wasm32-wasip2"]),
         "add the wasm32-wasip2 target",
     )
+}
+
+/// The demo's flagship dealer, which gets every first-party plugin enabled.
+const DEMO_DEALER: &str = "BJ-CY-4S";
+
+/// A first-party plugin crate under `plugins/`.
+struct FirstParty {
+    /// The catalogue name: the folder's name.
+    name: String,
+    /// The crate: `plugin-<name>`.
+    package: String,
+    version: String,
+    schema: Option<PathBuf>,
+}
+
+fn first_party_plugins(root: &Path) -> anyhow::Result<Vec<FirstParty>> {
+    let mut plugins = Vec::new();
+    for entry in std::fs::read_dir(root.join("plugins")).context("cannot list plugins/")? {
+        let dir = entry?.path();
+        let manifest = dir.join("Cargo.toml");
+        if !manifest.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("cannot read {}", manifest.display()))?;
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|line| {
+                    let (k, v) = line.split_once('=')?;
+                    (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
+                })
+                .with_context(|| format!("{} has no {key}", manifest.display()))
+        };
+        let schema = dir.join("config.schema.json");
+        plugins.push(FirstParty {
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .context("a plugin folder has a name")?,
+            package: field("name")?,
+            version: field("version")?,
+            schema: schema.exists().then_some(schema),
+        });
+    }
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(plugins)
 }
 
 fn cargo(root: &Path) -> Command {

@@ -85,6 +85,12 @@ pub enum Permission {
     ManageKeys,
     ManageNetwork,
     ReadAudit,
+    /// The plugin catalogue and the dealers' bindings.
+    ReadPlugins,
+    /// Upload, enable, pin, roll back, configure and kill plugins.
+    ManagePlugins,
+    /// The plugin run log and its statistics.
+    ReadPluginRuns,
 }
 
 impl Permission {
@@ -102,6 +108,14 @@ impl Permission {
                 matches!(role, HqAdmin | DealerAdmin)
             }
             Permission::ManageNetwork => role == HqAdmin,
+            Permission::ReadPlugins => matches!(
+                role,
+                HqAdmin | HqAnalyst | RegionalManager | DealerAdmin | Partner
+            ),
+            Permission::ManagePlugins => matches!(role, HqAdmin | DealerAdmin),
+            Permission::ReadPluginRuns => {
+                matches!(role, HqAdmin | HqAnalyst | RegionalManager | DealerAdmin)
+            }
         }
     }
 
@@ -113,6 +127,9 @@ impl Permission {
             Permission::ManageKeys => "manage API keys",
             Permission::ManageNetwork => "change the dealer network",
             Permission::ReadAudit => "read the audit log",
+            Permission::ReadPlugins => "see plugins",
+            Permission::ManagePlugins => "manage plugins",
+            Permission::ReadPluginRuns => "read the plugin run log",
         }
     }
 }

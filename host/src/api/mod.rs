@@ -10,6 +10,7 @@ pub mod extract;
 mod idempotency;
 mod network;
 pub mod pagination;
+mod plugins;
 mod tickets;
 mod vehicles;
 
@@ -26,8 +27,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+use std::sync::Arc;
+
 use crate::db::Db;
 use crate::error::Error;
+use crate::plugins::dispatch::Plugins;
+use crate::plugins::runtime::{Limits, MAX_COMPONENT_BYTES, Runtime};
 
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -36,6 +41,31 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    pub plugins: Arc<Plugins>,
+}
+
+impl AppState {
+    /// The state of a host keeping its plugin files under `data_dir`: compiled artifacts in
+    /// `plugin-cache/` (so a restart compiles nothing) and granted private directories in
+    /// `plugin-files/`.
+    pub fn new(db: Db, data_dir: &std::path::Path) -> wasmtime::Result<AppState> {
+        let runtime = Arc::new(Runtime::new(
+            Some(&data_dir.join("plugin-cache")),
+            Limits::default(),
+        )?);
+        Ok(AppState::with_runtime(
+            db,
+            runtime,
+            data_dir.join("plugin-files"),
+        ))
+    }
+
+    /// The state of a host sharing an existing plugin runtime (tests run many hosts in one
+    /// process).
+    pub fn with_runtime(db: Db, runtime: Arc<Runtime>, files_dir: std::path::PathBuf) -> AppState {
+        let plugins = Arc::new(Plugins::new(runtime, db.clone(), Some(files_dir)));
+        AppState { db, plugins }
+    }
 }
 
 #[derive(OpenApi)]
@@ -73,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tickets::routes())
         .merge(custom_fields::routes())
         .merge(audit::routes())
+        .merge(plugins::routes())
         .split_for_parts();
     Router::new()
         .nest("/api/v1", api.fallback(unknown_route))
@@ -87,16 +118,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Refuses a body announced larger than the limit before reading any of it.
+/// Refuses a body announced larger than the limit before reading any of it. A component
+/// upload may be larger than other bodies.
 async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let limit = body_limit(&request);
     let announced = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     match announced {
-        Some(n) if n > BODY_LIMIT => Error::PayloadTooLarge { limit: BODY_LIMIT }.into_response(),
+        Some(n) if n > limit => Error::PayloadTooLarge { limit }.into_response(),
         _ => next.run(request).await,
+    }
+}
+
+fn body_limit(request: &Request) -> usize {
+    let upload = request.method() == axum::http::Method::POST
+        && request.uri().path().starts_with("/api/v1/plugins/")
+        && request.uri().path().ends_with("/versions");
+    if upload {
+        MAX_COMPONENT_BYTES
+    } else {
+        BODY_LIMIT
     }
 }
 

@@ -1,0 +1,560 @@
+//! What the domain calls: "decide this with the dealer's plugin for this hook".
+//!
+//! [`Plugins::call`] finds the dealer's binding (cached; the cache is dropped on every registry
+//! change, announced across replicas by PostgreSQL NOTIFY), honours the kill switches, runs the
+//! pinned version in the runtime, records the run, applies its effects if it succeeded, and
+//! otherwise follows the binding's failure policy: fall back to the built-in default, or refuse
+//! with [`Error::PluginFailed`]. [`Plugins::replay`] runs a candidate version on recorded inputs
+//! and compares its decisions with the recorded ones.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::Hook;
+use super::hooks::{
+    ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
+};
+use super::host_api::{CallContext, Effects, Mode, Services};
+use super::registry::{self, Active, FailurePolicy};
+use super::runs::{self, NewRun, Outcome, Source};
+use super::runtime::{HookSpec, Loaded, RunReport, Runtime};
+use crate::error::{Error, Result};
+use crate::{Backend, Db};
+
+/// Where a decision came from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DecisionSource {
+    Plugin {
+        plugin_id: i64,
+        plugin: String,
+        version: String,
+    },
+    /// The host's built-in rule.
+    Default {
+        /// `no_plugin`, `dealer_killed`, `plugin_killed`, `binding_killed`, or `fallback`
+        /// (the plugin failed and the dealer's policy is to fall back).
+        reason: String,
+        /// The failed plugin, its outcome and error, for a fallback.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        failed: Option<FailedRun>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FailedRun {
+    pub plugin: String,
+    pub version: String,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub run_id: i64,
+}
+
+/// A hook's decision, with what made it.
+#[derive(Debug, Serialize)]
+pub struct Decision<T> {
+    pub output: T,
+    pub source: DecisionSource,
+    /// The run-log entry of the plugin run (none for a built-in decision).
+    pub run_id: Option<i64>,
+    /// Events and notifications the plugin asked for, to be delivered by the caller.
+    pub effects: Effects,
+}
+
+/// The dealer's binding for a hook as the dispatcher needs it, cached.
+#[derive(Clone)]
+struct Resolved {
+    dealer_path: String,
+    active: Option<Arc<Active>>,
+}
+
+#[derive(Default)]
+struct Cache {
+    generation: u64,
+    entries: HashMap<(i64, Hook), Resolved>,
+}
+
+pub struct Plugins {
+    runtime: Arc<Runtime>,
+    db: Db,
+    http: reqwest::Client,
+    /// Where granted private directories live: `<files>/dealer-<id>/plugin-<id>`.
+    files_dir: Option<PathBuf>,
+    cache: Mutex<Cache>,
+}
+
+impl Plugins {
+    pub fn new(runtime: Arc<Runtime>, db: Db, files_dir: Option<PathBuf>) -> Plugins {
+        Plugins {
+            runtime,
+            db,
+            http: reqwest::Client::new(),
+            files_dir,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Forgets every cached binding. Called after each registry change on this replica, and
+    /// on every change notification from the others.
+    pub fn invalidate(&self) {
+        let mut cache = self.cache.lock().expect("binding cache lock");
+        cache.generation += 1;
+        cache.entries.clear();
+    }
+
+    /// On PostgreSQL, listens for registry changes made through other replicas and drops the
+    /// cache on each; reconnects (dropping the cache, since notifications may have been missed)
+    /// after a failure. On SQLite there is one process, which invalidates directly.
+    pub fn listen_for_changes(self: &Arc<Self>) {
+        if self.db.backend() != Backend::Postgres {
+            return;
+        }
+        let plugins = Arc::downgrade(self);
+        let url = self.db.url().to_owned();
+        tokio::spawn(async move {
+            loop {
+                let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for plugin registry changes; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if let Err(error) = listener.listen(registry::CHANGE_CHANNEL).await {
+                    tracing::warn!(%error, "cannot LISTEN for plugin registry changes; retrying");
+                    continue;
+                }
+                let Some(this) = plugins.upgrade() else {
+                    return;
+                };
+                this.invalidate();
+                drop(this);
+                loop {
+                    let received = listener.recv().await;
+                    let Some(this) = plugins.upgrade() else {
+                        return;
+                    };
+                    this.invalidate();
+                    if let Err(error) = received {
+                        tracing::warn!(%error, "lost the plugin registry listener; reconnecting");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn resolve(&self, dealer_id: i64, hook: Hook) -> Result<Resolved> {
+        let generation = {
+            let cache = self.cache.lock().expect("binding cache lock");
+            if let Some(entry) = cache.entries.get(&(dealer_id, hook)) {
+                return Ok(entry.clone());
+            }
+            cache.generation
+        };
+        let mut conn = self.db.pool().acquire().await?;
+        let (_, dealer_path) = crate::network::kind_and_path(&mut conn, dealer_id)
+            .await?
+            .ok_or(Error::NotFound { entity: "dealer" })?;
+        let resolved = Resolved {
+            dealer_path,
+            active: registry::active(&mut conn, dealer_id, hook)
+                .await?
+                .map(Arc::new),
+        };
+        let mut cache = self.cache.lock().expect("binding cache lock");
+        // A change that landed while we read must not be overwritten by what we read.
+        if cache.generation == generation {
+            cache.entries.insert((dealer_id, hook), resolved.clone());
+        }
+        Ok(resolved)
+    }
+
+    /// The compiled component with content hash `sha256`, from memory, the disk cache or the
+    /// database, in that order.
+    pub async fn load(&self, sha256: &str) -> Result<Arc<Loaded>> {
+        let runtime = self.runtime.clone();
+        let sha = sha256.to_owned();
+        let cached = tokio::task::spawn_blocking(move || runtime.load(&sha, None))
+            .await
+            .expect("the plugin loader does not panic")
+            .map_err(|e| Error::PluginUnavailable(e.to_string()))?;
+        if let Some(loaded) = cached {
+            return Ok(loaded);
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let bytes = registry::artifact(&mut conn, sha256)
+            .await?
+            .ok_or_else(|| {
+                Error::PluginUnavailable(format!("artifact {sha256} is missing from the registry"))
+            })?;
+        drop(conn);
+        let runtime = self.runtime.clone();
+        let sha = sha256.to_owned();
+        tokio::task::spawn_blocking(move || runtime.load(&sha, Some(bytes)))
+            .await
+            .expect("the plugin loader does not panic")
+            .map_err(|e| Error::PluginUnavailable(e.to_string()))?
+            .ok_or_else(|| Error::PluginUnavailable(format!("artifact {sha256} did not load")))
+    }
+
+    /// Decides `input` for `dealer_id` with the dealer's plugin for hook `H`, or the built-in
+    /// default when none is enabled, a kill switch is on, or the plugin failed and the
+    /// binding's policy is to fall back.
+    pub async fn call<H: HookSpec>(
+        &self,
+        dealer_id: i64,
+        input: H::Input,
+        source: Source,
+    ) -> Result<Decision<H::Output>> {
+        let resolved = self.resolve(dealer_id, H::HOOK).await?;
+        let default = |reason: &str| Decision {
+            output: H::default(&input),
+            source: DecisionSource::Default {
+                reason: reason.into(),
+                failed: None,
+            },
+            run_id: None,
+            effects: Effects::default(),
+        };
+        let Some(active) = resolved.active.clone() else {
+            return Ok(default("no_plugin"));
+        };
+        if active.dealer_kill.is_some() {
+            return Ok(default("dealer_killed"));
+        }
+        if active.plugin.killed {
+            return Ok(default("plugin_killed"));
+        }
+        if active.binding.killed {
+            return Ok(default("binding_killed"));
+        }
+        let now_ms = Utc::now().timestamp_millis();
+        let (report, run_id) = self
+            .run::<H>(
+                &active,
+                &resolved.dealer_path,
+                dealer_id,
+                &input,
+                now_ms,
+                Mode::Live,
+                source,
+                None,
+            )
+            .await?;
+        self.apply(&active, dealer_id, &report).await?;
+        let RunReport {
+            outcome,
+            output,
+            error,
+            effects,
+            ..
+        } = report;
+        match output {
+            Some(output) => Ok(Decision {
+                output,
+                source: DecisionSource::Plugin {
+                    plugin_id: active.plugin.id,
+                    plugin: active.plugin.name.clone(),
+                    version: active.binding.pinned_version.clone(),
+                },
+                run_id: Some(run_id),
+                effects,
+            }),
+            None if active.binding.failure_policy == FailurePolicy::Fallback => Ok(Decision {
+                output: H::default(&input),
+                source: DecisionSource::Default {
+                    reason: "fallback".into(),
+                    failed: Some(FailedRun {
+                        plugin: active.plugin.name.clone(),
+                        version: active.binding.pinned_version.clone(),
+                        outcome,
+                        error,
+                        run_id,
+                    }),
+                },
+                run_id: Some(run_id),
+                effects: Effects::default(),
+            }),
+            None => Err(Error::PluginFailed {
+                hook: H::HOOK.as_str(),
+                plugin: active.plugin.name.clone(),
+                version: active.binding.pinned_version.clone(),
+                outcome,
+                message: error.unwrap_or_default(),
+                run_id,
+            }),
+        }
+    }
+
+    /// Runs the plugin of `active` once and records the run.
+    #[allow(clippy::too_many_arguments)]
+    async fn run<H: HookSpec>(
+        &self,
+        active: &Active,
+        dealer_path: &str,
+        dealer_id: i64,
+        input: &H::Input,
+        now_ms: i64,
+        mode: Mode,
+        source: Source,
+        replay_of: Option<i64>,
+    ) -> Result<(RunReport<H::Output>, i64)> {
+        let loaded = self.load(&active.artifact_sha256).await?;
+        let ctx = CallContext {
+            dealer_id,
+            dealer_path: dealer_path.to_owned(),
+            plugin_id: active.plugin.id,
+            plugin_name: active.plugin.name.clone(),
+            version: active.binding.pinned_version.clone(),
+            config: active.binding.config.clone(),
+            grants: active.plugin.grants.clone(),
+            now_ms,
+            mode,
+            private_dir: self.private_dir(dealer_id, active),
+        };
+        let services = Services {
+            db: self.db.clone(),
+            tokio: tokio::runtime::Handle::current(),
+            http: self.http.clone(),
+        };
+        let permit = self.runtime.slot().await;
+        let runtime = self.runtime.clone();
+        let call_input = input.clone();
+        let started_at = Utc::now();
+        let report = tokio::task::spawn_blocking(move || {
+            let report = runtime.invoke::<H>(&loaded, ctx, Some(services), &call_input);
+            drop(permit);
+            report
+        })
+        .await
+        .expect("a plugin call does not panic the host");
+        let run = NewRun {
+            dealer_id,
+            plugin_id: Some(active.plugin.id),
+            plugin_name: Some(active.plugin.name.clone()),
+            version: Some(active.binding.pinned_version.clone()),
+            hook: H::HOOK,
+            started_at,
+            duration_us: report.duration.as_micros() as i64,
+            outcome: report.outcome,
+            memory_bytes: report.memory_bytes as i64,
+            fuel_used: report.fuel_used as i64,
+            error: report.error.clone(),
+            input: serde_json::to_value(input).unwrap_or(Value::Null),
+            output: report
+                .output
+                .as_ref()
+                .and_then(|o| serde_json::to_value(o).ok()),
+            effects: serde_json::to_value(&report.effects).ok(),
+            now_ms,
+            replay_of,
+            source,
+        };
+        let mut conn = self.db.pool().acquire().await?;
+        let run_id = runs::record(&mut conn, &run).await?;
+        if report.outcome != Outcome::Ok {
+            tracing::warn!(
+                dealer = dealer_id,
+                plugin = %active.plugin.name,
+                version = %active.binding.pinned_version,
+                hook = %H::HOOK,
+                outcome = report.outcome.as_str(),
+                error = ?report.error,
+                "plugin run failed"
+            );
+        }
+        Ok((report, run_id))
+    }
+
+    fn private_dir(&self, dealer_id: i64, active: &Active) -> Option<PathBuf> {
+        let files = self.files_dir.as_ref()?;
+        active.plugin.grants.private_dir.then(|| {
+            files
+                .join(format!("dealer-{dealer_id}"))
+                .join(format!("plugin-{}", active.plugin.id))
+        })
+    }
+
+    /// Persists a live run's store writes (only if it succeeded) and audits its denials.
+    async fn apply<T>(&self, active: &Active, dealer_id: i64, report: &RunReport<T>) -> Result<()> {
+        let writes = &report.effects.store_writes;
+        let denials = &report.effects.denials;
+        if denials.is_empty() && (report.outcome != Outcome::Ok || writes.is_empty()) {
+            return Ok(());
+        }
+        let mut tx = self.db.begin_write().await?;
+        if report.outcome == Outcome::Ok {
+            for (key, value) in writes {
+                match value {
+                    Some(value) => {
+                        registry::store_put(&mut tx, dealer_id, active.plugin.id, key, value)
+                            .await?
+                    }
+                    None => {
+                        registry::store_delete(&mut tx, dealer_id, active.plugin.id, key).await?;
+                    }
+                }
+            }
+        }
+        for denial in denials {
+            crate::audit::record_plugin_denial(
+                &mut tx,
+                &active.plugin.name,
+                dealer_id,
+                denial.entity,
+                denial.id,
+                denial.owner_dealer_id,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs `candidate` (a version of the plugin bound, or to be bound, for `hook`) on the
+    /// dealer's most recent recorded inputs for that hook, and compares its decisions with
+    /// the recorded ones. Nothing is applied and no partner is called.
+    pub async fn replay(
+        &self,
+        dealer_id: i64,
+        candidate: &Active,
+        limit: i64,
+    ) -> Result<ReplayReport> {
+        match candidate.plugin.hook {
+            Hook::Commission => {
+                self.replay_hook::<CommissionHook>(dealer_id, candidate, limit)
+                    .await
+            }
+            Hook::Approval => {
+                self.replay_hook::<ApprovalHook>(dealer_id, candidate, limit)
+                    .await
+            }
+            Hook::Loyalty => {
+                self.replay_hook::<LoyaltyHook>(dealer_id, candidate, limit)
+                    .await
+            }
+            Hook::TicketRouting => {
+                self.replay_hook::<TicketRoutingHook>(dealer_id, candidate, limit)
+                    .await
+            }
+            Hook::Reminders => {
+                self.replay_hook::<RemindersHook>(dealer_id, candidate, limit)
+                    .await
+            }
+            Hook::Integration => {
+                self.replay_hook::<IntegrationHook>(dealer_id, candidate, limit)
+                    .await
+            }
+        }
+    }
+
+    async fn replay_hook<H: HookSpec>(
+        &self,
+        dealer_id: i64,
+        candidate: &Active,
+        limit: i64,
+    ) -> Result<ReplayReport> {
+        let mut conn = self.db.pool().acquire().await?;
+        let recorded = runs::recorded(&mut conn, dealer_id, H::HOOK, limit).await?;
+        let (_, dealer_path) = crate::network::kind_and_path(&mut conn, dealer_id)
+            .await?
+            .ok_or(Error::NotFound { entity: "dealer" })?;
+        drop(conn);
+        let mut report = ReplayReport {
+            candidate_version: candidate.binding.pinned_version.clone(),
+            total: 0,
+            same: 0,
+            different: 0,
+            candidate_failed: 0,
+            skipped: 0,
+            runs: Vec::new(),
+        };
+        for run in recorded {
+            let Ok(input) = serde_json::from_value::<H::Input>(run.input.clone()) else {
+                report.skipped += 1;
+                continue;
+            };
+            let (candidate_report, candidate_run_id) = self
+                .run::<H>(
+                    candidate,
+                    &dealer_path,
+                    dealer_id,
+                    &input,
+                    run.now_ms,
+                    Mode::Replay,
+                    Source::Replay,
+                    Some(run.run_id),
+                )
+                .await?;
+            // Recorded outputs are masked; mask the candidate's the same way to compare.
+            let candidate_output = candidate_report
+                .output
+                .as_ref()
+                .and_then(|o| serde_json::to_value(o).ok())
+                .map(|o| runs::mask(&o));
+            let same = candidate_report.outcome == run.outcome && candidate_output == run.output;
+            report.total += 1;
+            if candidate_report.outcome != Outcome::Ok {
+                report.candidate_failed += 1;
+            }
+            if same {
+                report.same += 1;
+            } else {
+                report.different += 1;
+            }
+            report.runs.push(ReplayedRun {
+                run_id: run.run_id,
+                candidate_run_id,
+                recorded_version: run.version,
+                recorded_outcome: run.outcome,
+                recorded_output: run.output,
+                candidate_outcome: candidate_report.outcome,
+                candidate_output,
+                candidate_error: candidate_report.error,
+                same,
+            });
+        }
+        Ok(report)
+    }
+}
+
+/// How a candidate version decided the recorded inputs, compared with what was recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayReport {
+    pub candidate_version: String,
+    pub total: usize,
+    pub same: usize,
+    pub different: usize,
+    pub candidate_failed: usize,
+    /// Recorded inputs that no longer read as this hook's input (recorded under an older
+    /// contract), so were not replayed.
+    pub skipped: usize,
+    pub runs: Vec<ReplayedRun>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayedRun {
+    /// The recorded run.
+    pub run_id: i64,
+    pub candidate_run_id: i64,
+    /// The version that made the recorded decision (none: the built-in default).
+    pub recorded_version: Option<String>,
+    pub recorded_outcome: Outcome,
+    pub recorded_output: Option<Value>,
+    pub candidate_outcome: Outcome,
+    pub candidate_output: Option<Value>,
+    pub candidate_error: Option<String>,
+    pub same: bool,
+}

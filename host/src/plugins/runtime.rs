@@ -1,0 +1,607 @@
+//! Compiling, caching and running plugin components.
+//!
+//! One [`Engine`] with the pooling allocator serves every plugin. A component is compiled
+//! once per content hash: the native artifact is cached on disk under a directory named after
+//! the engine's compatibility hash, so a restart deserialises (mmaps) instead of compiling.
+//! Each loaded component is pre-instantiated against the one [`Linker`]; every call then gets
+//! a fresh [`Store`] and instance, bounded by fuel (deterministic), an epoch deadline (wall
+//! clock), a memory limit and an output-size limit.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::Digest;
+use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+};
+
+use super::Hook;
+use super::host_api::{CallContext, Effects, HostState, Services};
+use super::runs::Outcome;
+use crate::error::Error;
+
+/// Resource limits of one plugin call.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock deadline, enforced by epoch interruption (it also bounds host calls).
+    pub deadline: Duration,
+    /// Deterministic instruction budget: a replay stops where the recorded run stopped.
+    pub fuel: u64,
+    /// Linear memory per instance.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Fuel is the limit that binds in practice (a few hundred milliseconds of pure
+        // computation), so what a plugin may do does not depend on the machine's load; the
+        // deadline is the backstop for host calls and a starved machine.
+        Limits {
+            deadline: Duration::from_secs(1),
+            fuel: 400_000_000,
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The largest component the registry accepts.
+pub const MAX_COMPONENT_BYTES: usize = 16 << 20;
+
+/// How often the epoch advances; deadlines are rounded up to whole ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Instances that may run at once; callers beyond it wait for a free slot.
+const MAX_CONCURRENT_INSTANCES: u32 = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the component is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error(
+        "this is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("this is not a WebAssembly component: {0}")]
+    NotWasm(String),
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    #[error(
+        "the component exports no extension point; it must export one of: {}",
+        Hook::ALL.map(|h| format!("{}@{}", h.export_interface(), super::WIT_VERSION)).join(", ")
+    )]
+    NoHook,
+    #[error("the component exports several extension points ({0}); a plugin serves exactly one")]
+    SeveralHooks(String),
+    #[error(
+        "the component targets dealer:platform@{found}, which this host does not support (it implements {supported})"
+    )]
+    UnsupportedVersion { found: String, supported: String },
+    #[error("the component imports what the host does not provide: {0}")]
+    Link(String),
+    #[error("the plugin cache could not be written: {0}")]
+    Cache(#[from] std::io::Error),
+}
+
+impl From<RuntimeError> for Error {
+    /// A refused upload is the uploader's error (422, with a code per reason); a cache that
+    /// cannot be written is the host's.
+    fn from(error: RuntimeError) -> Error {
+        match error {
+            RuntimeError::TooLarge { limit, .. } => Error::PayloadTooLarge { limit },
+            RuntimeError::Cache(e) => {
+                tracing::error!(error = %e, "cannot write the plugin cache");
+                Error::PluginUnavailable("the host could not cache the compiled component".into())
+            }
+            other => {
+                let code = match &other {
+                    RuntimeError::CoreModule => "not_a_component",
+                    RuntimeError::NotWasm(_) => "not_wasm",
+                    RuntimeError::UnsupportedVersion { .. } => "unsupported_wit_version",
+                    RuntimeError::NoHook | RuntimeError::SeveralHooks(_) => "unknown_world",
+                    RuntimeError::Link(_) => "unsatisfied_imports",
+                    _ => "invalid_component",
+                };
+                Error::invalid("body", code, other.to_string())
+            }
+        }
+    }
+}
+
+/// What validation found in an uploaded component.
+#[derive(Debug, Clone)]
+pub struct ComponentInfo {
+    pub hook: Hook,
+    pub wit_version: semver::Version,
+    pub size: usize,
+    pub sha256: String,
+}
+
+/// A compiled, pre-instantiated component, ready to be called.
+pub struct Loaded {
+    pub info: ComponentInfo,
+    /// The hook's typed pre-instance (`H::Pre` for the component's hook).
+    pre: Box<dyn Any + Send + Sync>,
+}
+
+/// What one call produced.
+#[derive(Debug)]
+pub struct RunReport<T> {
+    pub outcome: Outcome,
+    pub output: Option<T>,
+    /// Set when the outcome is not `Ok`.
+    pub error: Option<String>,
+    pub duration: Duration,
+    pub fuel_used: u64,
+    /// The peak linear memory of the instance.
+    pub memory_bytes: usize,
+    /// Logs, events, notifications, store writes and denials, applied by the caller only if
+    /// the run succeeded (denials are audited in any case).
+    pub effects: Effects,
+}
+
+/// One extension point as the runtime calls it.
+pub trait HookSpec: 'static {
+    const HOOK: Hook;
+    type Input: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
+    type Output: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
+    type Pre: Send + Sync + 'static;
+
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+
+    fn call(
+        pre: &Self::Pre,
+        store: &mut Store<HostState>,
+        input: &Self::Input,
+    ) -> wasmtime::Result<Result<Self::Output, String>>;
+
+    /// Checks a decision the host is about to act on, field by field (every count and length is
+    /// bounded, so a decision is small); an `Err` makes the run `invalid_output`.
+    fn check(input: &Self::Input, output: &Self::Output) -> Result<(), String>;
+
+    /// The built-in decision, used when no plugin is enabled or the plugin failed and the
+    /// dealer's policy is to fall back.
+    fn default(input: &Self::Input) -> Self::Output;
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    slots: Arc<tokio::sync::Semaphore>,
+    limits: Limits,
+}
+
+impl Runtime {
+    /// A runtime caching compiled artifacts under `cache_dir` (none: compile on every load).
+    pub fn new(cache_dir: Option<&Path>, limits: Limits) -> wasmtime::Result<Runtime> {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
+            .total_core_instances(MAX_CONCURRENT_INSTANCES * 8)
+            .total_memories(MAX_CONCURRENT_INSTANCES * 2)
+            .total_tables(MAX_CONCURRENT_INSTANCES * 4)
+            .max_memory_size(limits.memory_bytes)
+            // Reset the pages an instance dirtied by memset rather than madvise (found with
+            // the PAGEMAP_SCAN ioctl where the kernel has it): a plugin touches little
+            // memory, and keeping it resident spares the next instance its page faults.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(64 << 10)
+            // What must still be decommitted is batched into fewer madvise calls.
+            .decommit_batch_size(32);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(512 << 10)
+            .parallel_compilation(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::bindings::imports::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state: &mut HostState| state,
+        )?;
+        spawn_epoch_ticker(&engine);
+        let cache_dir = match cache_dir {
+            Some(dir) => {
+                let dir = dir.join(engine_fingerprint(&engine));
+                std::fs::create_dir_all(&dir)?;
+                Some(dir)
+            }
+            None => None,
+        };
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir,
+            loaded: Mutex::new(HashMap::new()),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                MAX_CONCURRENT_INSTANCES as usize,
+            )),
+            limits,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Validates an uploaded component: size, a component (not a core module), compiles,
+    /// exports exactly one extension point at a supported WIT version, and imports nothing
+    /// the host does not provide. On success it is compiled, cached and ready to run.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Arc<Loaded>, RuntimeError> {
+        check_header(bytes)?;
+        let sha256 = hex::encode(sha2::Sha256::digest(bytes));
+        if let Some(loaded) = self.cached(&sha256) {
+            return Ok(loaded);
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let loaded = self.prepare(component, sha256.clone(), bytes.len())?;
+        if let Some(dir) = &self.cache_dir {
+            // A cache that cannot be written costs a compilation at the next start, nothing
+            // more: the component is valid and loaded.
+            let cached = self
+                .engine
+                .precompile_component(bytes)
+                .map_err(std::io::Error::other)
+                .and_then(|artifact| {
+                    write_atomically(&dir.join(format!("{sha256}.cwasm")), &artifact)
+                });
+            if let Err(error) = cached {
+                tracing::warn!(sha256, %error, "cannot cache a compiled plugin");
+            }
+        }
+        Ok(self.remember(loaded))
+    }
+
+    /// [`Runtime::inspect`] on a blocking thread: compiling takes milliseconds to seconds.
+    pub async fn inspect_async(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<Loaded>, RuntimeError> {
+        let runtime = self.clone();
+        tokio::task::spawn_blocking(move || runtime.inspect(&bytes))
+            .await
+            .expect("component validation does not panic")
+    }
+
+    /// The component with content hash `sha256`: from memory, else from the on-disk cache
+    /// (no compilation), else compiled from `bytes` if given.
+    pub fn load(
+        &self,
+        sha256: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Option<Arc<Loaded>>, RuntimeError> {
+        if let Some(loaded) = self.cached(sha256) {
+            return Ok(Some(loaded));
+        }
+        if let Some(dir) = &self.cache_dir {
+            let path = dir.join(format!("{sha256}.cwasm"));
+            if path.exists() {
+                // SAFETY: the file was written by `inspect` of this host, into its own data
+                // directory, for an engine with this very compatibility hash.
+                match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                    Ok(component) => {
+                        let size = std::fs::metadata(&path).map(|m| m.len() as usize)?;
+                        let loaded = self.prepare(component, sha256.to_owned(), size)?;
+                        return Ok(Some(self.remember(loaded)));
+                    }
+                    Err(error) => {
+                        tracing::warn!(sha256, %error, "discarding an unreadable cached artifact");
+                        std::fs::remove_file(&path)?;
+                    }
+                }
+            }
+        }
+        match bytes {
+            Some(bytes) => self.inspect(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn cached(&self, sha256: &str) -> Option<Arc<Loaded>> {
+        self.loaded
+            .lock()
+            .expect("plugin cache lock")
+            .get(sha256)
+            .cloned()
+    }
+
+    fn remember(&self, loaded: Loaded) -> Arc<Loaded> {
+        let loaded = Arc::new(loaded);
+        self.loaded
+            .lock()
+            .expect("plugin cache lock")
+            .insert(loaded.info.sha256.clone(), loaded.clone());
+        loaded
+    }
+
+    fn prepare(
+        &self,
+        component: Component,
+        sha256: String,
+        size: usize,
+    ) -> Result<Loaded, RuntimeError> {
+        let (hook, wit_version) = exported_hook(&self.engine, &component)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        let pre =
+            typed_pre(hook, instance_pre).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        Ok(Loaded {
+            info: ComponentInfo {
+                hook,
+                wit_version,
+                size,
+                sha256,
+            },
+            pre,
+        })
+    }
+
+    /// Waits for a free instance slot, so a burst of calls queues instead of failing.
+    pub async fn slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slot semaphore is never closed")
+    }
+
+    /// Runs hook `H` of `loaded` on `input` in a fresh instance. Blocking: call it from a
+    /// blocking thread (it may wait on the database or a partner for host calls).
+    pub fn invoke<H: HookSpec>(
+        &self,
+        loaded: &Loaded,
+        ctx: CallContext,
+        services: Option<Services>,
+        input: &H::Input,
+    ) -> RunReport<H::Output> {
+        let started = Instant::now();
+        let Some(pre) = loaded.pre.downcast_ref::<H::Pre>() else {
+            return failed_report(
+                Outcome::InvalidOutput,
+                format!("the component serves {}, not {}", loaded.info.hook, H::HOOK),
+                started,
+            );
+        };
+        let deadline = started + self.limits.deadline;
+        let state = match HostState::new(ctx, services, &self.limits, deadline) {
+            Ok(state) => state,
+            Err(error) => {
+                return failed_report(Outcome::Denied, format!("{error:#}"), started);
+            }
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state.limiter());
+        store
+            .set_fuel(self.limits.fuel)
+            .expect("fuel is enabled on the engine");
+        store.set_epoch_deadline(ticks(self.limits.deadline));
+        store.epoch_deadline_trap();
+
+        let result = H::call(pre, &mut store, input);
+        let fuel_used = self.limits.fuel - store.get_fuel().unwrap_or(0);
+        let duration = started.elapsed();
+        let state = store.into_data();
+        let memory_bytes = state.peak_memory();
+        let hit_memory_limit = state.hit_memory_limit();
+        let effects = state.into_effects();
+        let (outcome, output, error) = match result {
+            Ok(Ok(output)) => match H::check(input, &output) {
+                Ok(()) => (Outcome::Ok, Some(output), None),
+                Err(message) => (Outcome::InvalidOutput, None, Some(message)),
+            },
+            Ok(Err(message)) => (Outcome::PluginError, None, Some(truncated(message))),
+            Err(error) => {
+                let (outcome, message) = classify(&error, hit_memory_limit, &self.limits);
+                (outcome, None, Some(message))
+            }
+        };
+        RunReport {
+            outcome,
+            output,
+            error,
+            duration,
+            fuel_used,
+            memory_bytes,
+            effects,
+        }
+    }
+}
+
+/// A plugin's own error message, cut to [`super::hooks::MAX_ERROR`] bytes.
+fn truncated(mut message: String) -> String {
+    let max = super::hooks::MAX_ERROR;
+    if message.len() > max {
+        let mut end = max;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+fn failed_report<T>(outcome: Outcome, error: String, started: Instant) -> RunReport<T> {
+    RunReport {
+        outcome,
+        output: None,
+        error: Some(error),
+        duration: started.elapsed(),
+        fuel_used: 0,
+        memory_bytes: 0,
+        effects: Effects::default(),
+    }
+}
+
+fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_micros().div_ceil(EPOCH_TICK.as_micros())) as u64
+}
+
+/// Outcome and message of a call that did not return.
+fn classify(error: &wasmtime::Error, hit_memory_limit: bool, limits: &Limits) -> (Outcome, String) {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => (
+            Outcome::Timeout,
+            format!(
+                "the plugin used its whole budget of {} fuel units",
+                limits.fuel
+            ),
+        ),
+        Some(Trap::Interrupt) => (
+            Outcome::Timeout,
+            format!(
+                "the plugin ran past its deadline of {} ms",
+                limits.deadline.as_millis()
+            ),
+        ),
+        _ if hit_memory_limit => (
+            Outcome::OutOfMemory,
+            format!(
+                "the plugin needed more than its {} MiB of memory ({error})",
+                limits.memory_bytes >> 20
+            ),
+        ),
+        Some(Trap::StackOverflow) => (Outcome::Trap, "the plugin overflowed its stack".into()),
+        Some(trap) => (Outcome::Trap, format!("the plugin trapped: {trap}")),
+        None => (Outcome::Trap, format!("{error:#}")),
+    }
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), RuntimeError> {
+    if bytes.len() > MAX_COMPONENT_BYTES {
+        return Err(RuntimeError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_COMPONENT_BYTES,
+        });
+    }
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(RuntimeError::NotWasm(
+            "it does not start with the WebAssembly magic number".into(),
+        ));
+    }
+    match &bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(RuntimeError::CoreModule),
+        other => Err(RuntimeError::NotWasm(format!(
+            "unknown binary version {other:02x?}"
+        ))),
+    }
+}
+
+/// The one hook interface the component exports, with the WIT version it targets.
+fn exported_hook(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(Hook, semver::Version), RuntimeError> {
+    let supported = semver::Version::parse(super::WIT_VERSION).expect("a valid version");
+    let mut found = Vec::new();
+    for (name, item) in component.component_type().exports(engine) {
+        if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+            continue;
+        }
+        let Some((interface, version)) = name.split_once('@') else {
+            continue;
+        };
+        let Some(hook) = Hook::ALL
+            .into_iter()
+            .find(|hook| hook.export_interface() == interface)
+        else {
+            continue;
+        };
+        let version =
+            semver::Version::parse(version).map_err(|_| RuntimeError::UnsupportedVersion {
+                found: version.to_owned(),
+                supported: super::WIT_VERSION.to_owned(),
+            })?;
+        found.push((hook, version));
+    }
+    match found.as_slice() {
+        [] => Err(RuntimeError::NoHook),
+        [(hook, version)] => {
+            // Within 0.x, the minor version is the compatibility boundary; a guest may not
+            // target a newer patch than the host implements.
+            if version.major != supported.major
+                || version.minor != supported.minor
+                || version.patch > supported.patch
+            {
+                return Err(RuntimeError::UnsupportedVersion {
+                    found: version.to_string(),
+                    supported: supported.to_string(),
+                });
+            }
+            Ok((*hook, version.clone()))
+        }
+        several => Err(RuntimeError::SeveralHooks(
+            several
+                .iter()
+                .map(|(hook, _)| hook.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+    }
+}
+
+fn typed_pre(
+    hook: Hook,
+    pre: InstancePre<HostState>,
+) -> wasmtime::Result<Box<dyn Any + Send + Sync>> {
+    use super::hooks::{
+        ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook,
+        TicketRoutingHook,
+    };
+    Ok(match hook {
+        Hook::Commission => Box::new(CommissionHook::pre(pre)?),
+        Hook::Approval => Box::new(ApprovalHook::pre(pre)?),
+        Hook::Loyalty => Box::new(LoyaltyHook::pre(pre)?),
+        Hook::TicketRouting => Box::new(TicketRoutingHook::pre(pre)?),
+        Hook::Reminders => Box::new(RemindersHook::pre(pre)?),
+        Hook::Integration => Box::new(IntegrationHook::pre(pre)?),
+    })
+}
+
+/// A directory name that changes whenever compiled artifacts would be incompatible.
+fn engine_fingerprint(engine: &Engine) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("engine-{:016x}", hasher.finish())
+}
+
+/// Writes `bytes` to a temporary file of its own, then renames it over `path`, so a reader
+/// (another thread or host process sharing the cache) never sees a partial artifact.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Advances the engine's epoch every tick until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("plugin-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn the epoch thread");
+}

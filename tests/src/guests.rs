@@ -1,0 +1,72 @@
+//! The plugins the tests run, built into wasm components once per test process: the test
+//! guests of `tests/guests/` and the first-party plugins of `plugins/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The crates of `tests/guests/` and `plugins/`.
+pub const GUESTS: [&str; 9] = [
+    "guest-hostile",
+    "guest-commission-flat",
+    "guest-commission-gross",
+    "guest-routing-keywords",
+    "plugin-approval",
+    "plugin-commission",
+    "plugin-loyalty",
+    "plugin-reminders",
+    "plugin-ticket-routing",
+];
+
+const TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "plugin";
+
+/// The component built from plugin crate `crate_name` (e.g. `guest-hostile`, `plugin-commission`). The first call
+/// in a process builds every guest; a failed build panics with cargo's output.
+pub fn wasm(crate_name: &str) -> PathBuf {
+    assert!(
+        GUESTS.contains(&crate_name),
+        "{crate_name:?} is not a plugin the tests build; they are {GUESTS:?}"
+    );
+    build_dir().join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+/// The bytes of [`wasm`]`(crate_name)`.
+pub fn wasm_bytes(crate_name: &str) -> Vec<u8> {
+    let path = wasm(crate_name);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display()))
+}
+
+/// Where the components are, after building them if this process has not yet.
+fn build_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(build)
+}
+
+fn build() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is inside the workspace");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["build", "--target", TARGET, "--profile", PROFILE]);
+    for guest in GUESTS {
+        command.args(["-p", guest]);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("running {}: {error}", cargo.to_string_lossy()));
+    assert!(
+        output.status.success(),
+        "building the plugins for {TARGET} failed ({}); if the target is missing, install \
+         it with `rustup target add {TARGET}`. cargo said:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    target_dir.join(TARGET).join(PROFILE)
+}
