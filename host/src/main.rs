@@ -96,9 +96,9 @@ enum PluginsCommand {
         /// Default: the newest version.
         #[arg(long)]
         version: Option<String>,
-        /// The configuration, a JSON object.
-        #[arg(long, default_value = "{}")]
-        config: String,
+        /// The dealer's configuration of the plugin, a JSON object.
+        #[arg(long = "plugin-config", default_value = "{}")]
+        plugin_config: String,
     },
 }
 
@@ -259,10 +259,10 @@ async fn plugins_command(
             dealer,
             name,
             version,
-            config,
+            plugin_config,
         } => {
-            let config = serde_json::from_str(&config)
-                .with_context(|| format!("--config {config:?} is not JSON"))?;
+            let config = serde_json::from_str(&plugin_config)
+                .with_context(|| format!("--plugin-config {plugin_config:?} is not JSON"))?;
             let binding = catalogue::enable(db, &dealer, &name, version.as_deref(), config)
                 .await
                 .map_err(|e| {
