@@ -300,14 +300,18 @@ async fn upload_enable_replay_pin_roll_back_kill_and_read_the_run_log(backend: B
     assert_eq!(report.status, 200, "{}", report.text);
     let report = report.body;
     assert_eq!(report["candidate_version"], "2.0.0");
-    assert_eq!(report["total"], 3, "{report}");
-    assert_eq!(report["different"], 3);
+    // The three decisions of 1.0.0 and the built-in one before it.
+    assert_eq!(report["total"], 4, "{report}");
+    assert_eq!(report["different"], 4);
     assert_eq!(report["candidate_failed"], 0);
     let first = &report["runs"][0];
     assert_eq!(first["recorded_version"], "1.0.0");
     // The newest recorded sale: 30,000,000 final, 3,000,000 gross; 500 bp of gross.
     assert_eq!(first["recorded_output"][0]["amount"], 600_000);
     assert_eq!(first["candidate_output"][0]["amount"], 150_000);
+    let built_in = &report["runs"][3];
+    assert_eq!(built_in["recorded_version"], Value::Null, "{report}");
+    assert_eq!(built_in["recorded_output"][0]["amount"], 200_000);
 
     // Pin 2.0.0 (with the ETag of the binding) and the next call uses it.
     let bindings = app
@@ -383,10 +387,16 @@ async fn upload_enable_replay_pin_roll_back_kill_and_read_the_run_log(backend: B
         )
         .await;
     let items = runs["items"].as_array().expect("runs");
-    let live = items.iter().filter(|r| r["source"] == "evaluate").count();
-    let replays = items.iter().filter(|r| r["source"] == "replay").count();
-    assert_eq!(live, 8, "{runs}");
-    assert_eq!(replays, 3);
+    let count = |source: &str, plugin: bool| {
+        items
+            .iter()
+            .filter(|r| r["source"] == source && r["plugin_id"].is_null() != plugin)
+            .count()
+    };
+    assert_eq!(count("evaluate", true), 8, "{runs}");
+    // The built-in decisions: before any plugin, and once per kill switch.
+    assert_eq!(count("evaluate", false), 4, "{runs}");
+    assert_eq!(count("replay", true), 4);
     assert!(items.iter().all(|r| r["outcome"] == "ok"));
     let stats = app
         .read(

@@ -61,7 +61,7 @@ pub struct FailedRun {
 pub struct Decision<T> {
     pub output: T,
     pub source: DecisionSource,
-    /// The run-log entry of the plugin run (none for a built-in decision).
+    /// The run-log entry of the decision (built-in decisions are recorded too).
     pub run_id: Option<i64>,
     /// Events and notifications the plugin asked for, to be delivered by the caller.
     pub effects: Effects,
@@ -219,27 +219,17 @@ impl Plugins {
         source: Source,
     ) -> Result<Decision<H::Output>> {
         let resolved = self.resolve(dealer_id, H::HOOK).await?;
-        let default = |reason: &str| Decision {
-            output: H::default(&input),
-            source: DecisionSource::Default {
-                reason: reason.into(),
-                failed: None,
-            },
-            run_id: None,
-            effects: Effects::default(),
+        let reason = match &resolved.active {
+            None => Some("no_plugin"),
+            Some(active) if active.dealer_kill.is_some() => Some("dealer_killed"),
+            Some(active) if active.plugin.killed => Some("plugin_killed"),
+            Some(active) if active.binding.killed => Some("binding_killed"),
+            Some(_) => None,
         };
-        let Some(active) = resolved.active.clone() else {
-            return Ok(default("no_plugin"));
+        let (Some(active), None) = (resolved.active.clone(), reason) else {
+            let reason = reason.unwrap_or("no_plugin");
+            return self.built_in::<H>(dealer_id, input, source, reason).await;
         };
-        if active.dealer_kill.is_some() {
-            return Ok(default("dealer_killed"));
-        }
-        if active.plugin.killed {
-            return Ok(default("plugin_killed"));
-        }
-        if active.binding.killed {
-            return Ok(default("binding_killed"));
-        }
         let now_ms = Utc::now().timestamp_millis();
         let (report, run_id) = self
             .run::<H>(
@@ -296,6 +286,51 @@ impl Plugins {
                 run_id,
             }),
         }
+    }
+
+    /// The built-in decision, recorded like a plugin's (without a plugin), so that a candidate
+    /// can be replayed against what the dealer decides today before its first plugin is
+    /// enabled.
+    async fn built_in<H: HookSpec>(
+        &self,
+        dealer_id: i64,
+        input: H::Input,
+        source: Source,
+        reason: &str,
+    ) -> Result<Decision<H::Output>> {
+        let started_at = Utc::now();
+        let started = std::time::Instant::now();
+        let output = H::default(&input);
+        let run = NewRun {
+            dealer_id,
+            plugin_id: None,
+            plugin_name: None,
+            version: None,
+            hook: H::HOOK,
+            started_at,
+            duration_us: started.elapsed().as_micros() as i64,
+            outcome: Outcome::Ok,
+            memory_bytes: 0,
+            fuel_used: 0,
+            error: None,
+            input: serde_json::to_value(&input).unwrap_or(Value::Null),
+            output: serde_json::to_value(&output).ok(),
+            effects: None,
+            now_ms: started_at.timestamp_millis(),
+            replay_of: None,
+            source,
+        };
+        let mut conn = self.db.pool().acquire().await?;
+        let run_id = runs::record(&mut conn, &run).await?;
+        Ok(Decision {
+            output,
+            source: DecisionSource::Default {
+                reason: reason.into(),
+                failed: None,
+            },
+            run_id: Some(run_id),
+            effects: Effects::default(),
+        })
     }
 
     /// Runs the plugin of `active` once and records the run.
