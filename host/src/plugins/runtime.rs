@@ -119,7 +119,6 @@ impl From<RuntimeError> for Error {
 pub struct ComponentInfo {
     pub hook: Hook,
     pub wit_version: semver::Version,
-    pub size: usize,
     pub sha256: String,
 }
 
@@ -242,25 +241,30 @@ impl Runtime {
     pub fn inspect(&self, bytes: &[u8]) -> Result<Arc<Loaded>, RuntimeError> {
         check_header(bytes)?;
         let sha256 = hex::encode(sha2::Sha256::digest(bytes));
-        if let Some(loaded) = self.cached(&sha256) {
+        // Compiled before (by this process, or one sharing the cache): validate the cached
+        // artifact instead of compiling again.
+        if let Some(loaded) = self.load(&sha256, None)? {
             return Ok(loaded);
         }
-        let component = Component::new(&self.engine, bytes)
+        let Some(dir) = &self.cache_dir else {
+            let component = Component::new(&self.engine, bytes)
+                .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+            let loaded = self.prepare(component, sha256)?;
+            return Ok(self.remember(loaded));
+        };
+        // Compile once, to the artifact the cache keeps, and load the component from it.
+        let artifact = self
+            .engine
+            .precompile_component(bytes)
             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-        let loaded = self.prepare(component, sha256.clone(), bytes.len())?;
-        if let Some(dir) = &self.cache_dir {
-            // A cache that cannot be written costs a compilation at the next start, nothing
-            // more: the component is valid and loaded.
-            let cached = self
-                .engine
-                .precompile_component(bytes)
-                .map_err(std::io::Error::other)
-                .and_then(|artifact| {
-                    write_atomically(&dir.join(format!("{sha256}.cwasm")), &artifact)
-                });
-            if let Err(error) = cached {
-                tracing::warn!(sha256, %error, "cannot cache a compiled plugin");
-            }
+        // SAFETY: `artifact` was produced just now by this engine from `bytes`.
+        let component = unsafe { Component::deserialize(&self.engine, &artifact) }
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let loaded = self.prepare(component, sha256.clone())?;
+        // A cache that cannot be written costs a compilation at the next start, nothing more:
+        // the component is valid and loaded.
+        if let Err(error) = write_atomically(&dir.join(format!("{sha256}.cwasm")), &artifact) {
+            tracing::warn!(sha256, %error, "cannot cache a compiled plugin");
         }
         Ok(self.remember(loaded))
     }
@@ -289,12 +293,11 @@ impl Runtime {
         if let Some(dir) = &self.cache_dir {
             let path = dir.join(format!("{sha256}.cwasm"));
             if path.exists() {
-                // SAFETY: the file was written by `inspect` of this host, into its own data
-                // directory, for an engine with this very compatibility hash.
+                // SAFETY: the file was written by `inspect` into the host's own cache
+                // directory, under the fingerprint of an engine configured exactly like this one.
                 match unsafe { Component::deserialize_file(&self.engine, &path) } {
                     Ok(component) => {
-                        let size = std::fs::metadata(&path).map(|m| m.len() as usize)?;
-                        let loaded = self.prepare(component, sha256.to_owned(), size)?;
+                        let loaded = self.prepare(component, sha256.to_owned())?;
                         return Ok(Some(self.remember(loaded)));
                     }
                     Err(error) => {
@@ -327,12 +330,7 @@ impl Runtime {
         loaded
     }
 
-    fn prepare(
-        &self,
-        component: Component,
-        sha256: String,
-        size: usize,
-    ) -> Result<Loaded, RuntimeError> {
+    fn prepare(&self, component: Component, sha256: String) -> Result<Loaded, RuntimeError> {
         let (hook, wit_version) = exported_hook(&self.engine, &component)?;
         let instance_pre = self
             .linker
@@ -344,7 +342,6 @@ impl Runtime {
             info: ComponentInfo {
                 hook,
                 wit_version,
-                size,
                 sha256,
             },
             pre,
