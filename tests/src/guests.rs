@@ -1,12 +1,13 @@
 //! The plugins the tests run, built into wasm components once per test process: the test
-//! guests of `tests/guests/` and the first-party plugins of `plugins/`.
+//! guests of `tests/guests/`, the first-party plugins of `plugins/` and the partner examples
+//! of `examples/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The crates of `tests/guests/` and `plugins/`.
-pub const GUESTS: [&str; 9] = [
+/// The crates of `tests/guests/`, `plugins/` and `examples/`.
+pub const GUESTS: [&str; 12] = [
     "guest-hostile",
     "guest-commission-flat",
     "guest-commission-gross",
@@ -16,6 +17,9 @@ pub const GUESTS: [&str; 9] = [
     "plugin-loyalty",
     "plugin-reminders",
     "plugin-ticket-routing",
+    "example-insurance",
+    "example-ev-charging",
+    "example-maintenance-records",
 ];
 
 const TARGET: &str = "wasm32-wasip2";
