@@ -536,6 +536,9 @@ async fn a_dealer_publishes_into_its_own_space_only(backend: Backend) {
     .await;
     assert_eq!(reply.status, 422, "{}", reply.text);
     assert!(reply.has_code("unknown_plugin"));
+    // A partner's key sees no dealer's plugins.
+    let reply = call(app.get(&app.keys.partner, "/plugins")).await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
     // Sales staff manage no plugins.
     let reply = call(app.post(
         &app.keys.a_sales,

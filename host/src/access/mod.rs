@@ -108,10 +108,9 @@ impl Permission {
                 matches!(role, HqAdmin | DealerAdmin)
             }
             Permission::ManageNetwork => role == HqAdmin,
-            Permission::ReadPlugins => matches!(
-                role,
-                HqAdmin | HqAnalyst | RegionalManager | DealerAdmin | Partner
-            ),
+            Permission::ReadPlugins => {
+                matches!(role, HqAdmin | HqAnalyst | RegionalManager | DealerAdmin)
+            }
             Permission::ManagePlugins => matches!(role, HqAdmin | DealerAdmin),
             Permission::ReadPluginRuns => {
                 matches!(role, HqAdmin | HqAnalyst | RegionalManager | DealerAdmin)
