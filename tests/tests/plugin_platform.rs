@@ -812,13 +812,20 @@ const PARTNER_SECRET: &str = "s3cr3t-key-42";
 /// so the plugin cannot have learnt it.
 async fn partner_stand_in() -> (String, tokio::task::JoinHandle<()>) {
     use axum::http::HeaderMap;
-    let app = axum::Router::new().fallback(|headers: HeaderMap| async move {
-        match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-            Some(auth) if auth == format!("Bearer {PARTNER_SECRET}") => "authorized",
-            Some(_) => "wrong-secret",
-            None => "anonymous",
-        }
-    });
+    let app = axum::Router::new()
+        .route(
+            "/moved",
+            axum::routing::get(|| async {
+                axum::response::Redirect::temporary("http://127.0.0.1:5432/")
+            }),
+        )
+        .fallback(|headers: HeaderMap| async move {
+            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                Some(auth) if auth == format!("Bearer {PARTNER_SECRET}") => "authorized",
+                Some(_) => "wrong-secret",
+                None => "anonymous",
+            }
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the stand-in");
@@ -901,6 +908,20 @@ async fn outbound_calls_reach_only_allowlisted_hosts_with_the_secret_injected(ba
         !runs.text.contains(PARTNER_SECRET),
         "the run log leaks the secret"
     );
+
+    // A redirect off the allowlist is not followed: the plugin sees it.
+    bind(
+        &app,
+        a,
+        "ticket-routing",
+        id,
+        "1.0.0",
+        json!({"behaviour": "outbound", "url": format!("http://{partner}/moved")}),
+    )
+    .await;
+    let decision = decide(&app, a, "ticket-routing", ticket(a, "噪音")).await;
+    let reason = decision["output"]["reason"].as_str().expect("a reason");
+    assert!(reason.starts_with("outbound: 307"), "{reason}");
 
     // A credential the plugin was not granted is refused.
     bind(
