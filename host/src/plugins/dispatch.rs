@@ -87,7 +87,13 @@ pub struct Plugins {
     /// Where granted private directories live: `<files>/dealer-<id>/plugin-<id>`.
     files_dir: Option<PathBuf>,
     cache: Mutex<Cache>,
+    /// Each dealer's share of the runtime's instance slots, so one dealer's slow or looping
+    /// plugin cannot hold every slot while other dealers wait.
+    dealer_slots: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Plugin calls one dealer may have running at once.
+const SLOTS_PER_DEALER: usize = 16;
 
 impl Plugins {
     pub fn new(runtime: Arc<Runtime>, db: Db, files_dir: Option<PathBuf>) -> Plugins {
@@ -102,6 +108,7 @@ impl Plugins {
                 .expect("an HTTP client without redirects"),
             files_dir,
             cache: Mutex::new(Cache::default()),
+            dealer_slots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -369,13 +376,24 @@ impl Plugins {
             tokio: tokio::runtime::Handle::current(),
             http: self.http.clone(),
         };
+        let dealer_slots = self
+            .dealer_slots
+            .lock()
+            .expect("dealer slots lock")
+            .entry(dealer_id)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(SLOTS_PER_DEALER)))
+            .clone();
+        let dealer_permit = dealer_slots
+            .acquire_owned()
+            .await
+            .expect("a dealer's slots are never closed");
         let permit = self.runtime.slot().await;
         let runtime = self.runtime.clone();
         let call_input = input.clone();
         let started_at = Utc::now();
         let report = tokio::task::spawn_blocking(move || {
             let report = runtime.invoke::<H>(&loaded, ctx, Some(services), &call_input);
-            drop(permit);
+            drop((permit, dealer_permit));
             report
         })
         .await
