@@ -1,0 +1,196 @@
+//! Runs fixtures through a built component in the host's runtime, without a database (record
+//! look-ups answer `unavailable`).
+//!
+//! A fixture is `{"config": {...}, "input": <hook input>, "expect": <hook output>}` in the
+//! host's JSON format (the format of `POST /dealers/{id}/hooks/{hook}/evaluate`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use dealer_host::plugins::Hook;
+use dealer_host::plugins::hooks::{
+    ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
+};
+use dealer_host::plugins::host_api::{CallContext, Mode};
+use dealer_host::plugins::registry::Grants;
+use dealer_host::plugins::runs::Outcome;
+use dealer_host::plugins::runtime::{HookSpec, Loaded, Runtime};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::build;
+
+/// The clock a fixture's run sees: 2025-11-23 12:13:20 UTC, in ms.
+pub const FIXTURE_NOW_MS: i64 = 1_763_900_000_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fixture {
+    #[serde(default = "empty_object")]
+    config: Value,
+    input: Value,
+    expect: Value,
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// How one fixture went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The output equals `expect`.
+    Ok,
+    /// The run succeeded with another output.
+    Differs { expected: Value, actual: Value },
+    /// The run did not succeed.
+    Failed { outcome: Outcome, error: String },
+}
+
+/// One fixture's run.
+#[derive(Debug, Clone)]
+pub struct FixtureResult {
+    pub fixture: PathBuf,
+    pub verdict: Verdict,
+    pub fuel_used: u64,
+    pub duration: Duration,
+}
+
+impl FixtureResult {
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Ok
+    }
+}
+
+/// A loaded component, ready to run fixtures.
+pub struct Harness {
+    runtime: Runtime,
+    loaded: Arc<Loaded>,
+}
+
+impl Harness {
+    /// Loads and validates the component at `wasm`.
+    pub fn new(wasm: &Path) -> Result<Harness> {
+        let runtime = build::local_runtime()?;
+        let loaded = build::load(&runtime, wasm)?;
+        Ok(Harness { runtime, loaded })
+    }
+
+    pub fn hook(&self) -> Hook {
+        self.loaded.info.hook
+    }
+
+    /// Runs the fixture at `path`.
+    pub fn run(&self, path: &Path) -> Result<FixtureResult> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the fixture {}", path.display()))?;
+        let fixture: Fixture = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a fixture: write {{\"config\": {{...}}, \"input\": ..., \"expect\": ...}}",
+                path.display()
+            )
+        })?;
+        let run = match self.hook() {
+            Hook::Commission => self.invoke::<CommissionHook>(&fixture),
+            Hook::Approval => self.invoke::<ApprovalHook>(&fixture),
+            Hook::Loyalty => self.invoke::<LoyaltyHook>(&fixture),
+            Hook::TicketRouting => self.invoke::<TicketRoutingHook>(&fixture),
+            Hook::Reminders => self.invoke::<RemindersHook>(&fixture),
+            Hook::Integration => self.invoke::<IntegrationHook>(&fixture),
+        }
+        .with_context(|| format!("fixture {}", path.display()))?;
+        let verdict = match (run.outcome, run.output) {
+            (Outcome::Ok, Some(actual)) if actual == fixture.expect => Verdict::Ok,
+            (Outcome::Ok, Some(actual)) => Verdict::Differs {
+                expected: fixture.expect,
+                actual,
+            },
+            (outcome, _) => Verdict::Failed {
+                outcome,
+                error: run.error.unwrap_or_default(),
+            },
+        };
+        Ok(FixtureResult {
+            fixture: path.to_path_buf(),
+            verdict,
+            fuel_used: run.fuel_used,
+            duration: run.duration,
+        })
+    }
+
+    fn invoke<H: HookSpec>(&self, fixture: &Fixture) -> Result<Run> {
+        let input: H::Input = serde_json::from_value(fixture.input.clone()).with_context(|| {
+            format!(
+                "`input` is not a {} input: write it as the host does (field names in \
+                 snake_case, enum cases as in the Rust bindings, e.g. \"Discount\")",
+                H::HOOK
+            )
+        })?;
+        let ctx = CallContext {
+            dealer_id: 1,
+            dealer_path: "/1/".to_owned(),
+            plugin_id: 1,
+            plugin_name: "fixture".to_owned(),
+            version: "0.0.0".to_owned(),
+            config: fixture.config.clone(),
+            grants: Grants::default(),
+            now_ms: FIXTURE_NOW_MS,
+            mode: Mode::Live,
+            private_dir: None,
+        };
+        let report = self.runtime.invoke::<H>(&self.loaded, ctx, None, &input);
+        let output = report
+            .output
+            .map(serde_json::to_value)
+            .transpose()
+            .context("the output does not serialize: report this as a host bug")?;
+        Ok(Run {
+            outcome: report.outcome,
+            output,
+            error: report.error,
+            fuel_used: report.fuel_used,
+            duration: report.duration,
+        })
+    }
+}
+
+struct Run {
+    outcome: Outcome,
+    output: Option<Value>,
+    error: Option<String>,
+    fuel_used: u64,
+    duration: Duration,
+}
+
+/// Runs the fixture at `fixture` through the component at `wasm`; for a plugin's own
+/// `cargo test` (several fixtures: load once with [`Harness::new`]).
+pub fn run_fixture(wasm: &Path, fixture: &Path) -> Result<FixtureResult> {
+    Harness::new(wasm)?.run(fixture)
+}
+
+/// The `*.json` files of `dir`, sorted.
+pub fn fixtures(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "cannot read {}: pass --fixtures with the directory of your fixtures",
+            dir.display()
+        )
+    })?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "json") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        anyhow::bail!(
+            "{} has no *.json fixtures: add one like fixtures/example.json of `dealer-plugin new`",
+            dir.display()
+        );
+    }
+    Ok(found)
+}
