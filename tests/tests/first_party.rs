@@ -1,0 +1,200 @@
+//! The first-party plugins of `plugins/`, as HQ publishes them: each is uploaded to the
+//! catalogue, enabled for a dealer with its default configuration, and decides through the real
+//! host, on SQLite and PostgreSQL.
+
+use dealer_tests::guests::wasm_bytes;
+use dealer_tests::{Backend, TestApp, call, on_both_backends};
+use serde_json::{Value, json};
+
+on_both_backends!(each_first_party_plugin_decides_through_the_host);
+
+const OCCURRED_AT: i64 = 1_763_900_000_000;
+
+/// Publishes `plugins/<name>` with its schema and enables it for dealer A.
+async fn enable(app: &TestApp, name: &str, hook: &str) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../plugins/{name}/config.schema.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("the plugin's schema"),
+    )
+    .expect("a JSON schema");
+    let plugin = app
+        .create(
+            &app.keys.hq_admin,
+            "/plugins",
+            &json!({"name": name, "hook": hook, "config_schema": schema}),
+        )
+        .await;
+    let id = plugin["id"].as_i64().expect("an id");
+    let reply = call(
+        app.client
+            .post(format!("{}/plugins/{id}/versions?version=0.1.0", app.base))
+            .bearer_auth(&app.keys.hq_admin)
+            .header("content-type", "application/wasm")
+            .body(wasm_bytes(&format!("plugin-{name}"))),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{name}: {}", reply.text);
+    let reply = call(
+        app.client
+            .put(format!(
+                "{}/dealers/{}/plugins/{hook}",
+                app.base, app.units.dealer_a
+            ))
+            .bearer_auth(&app.keys.a_admin)
+            .json(
+                &json!({"plugin_id": id, "pinned_version": "0.1.0", "config": {},
+                "failure_policy": "fail_closed"}),
+            ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{name}: {}", reply.text);
+}
+
+/// The decision of dealer A's plugin for `hook`, which must come from `name`.
+async fn decide(app: &TestApp, name: &str, hook: &str, input: Value) -> Value {
+    let reply = call(app.post(
+        &app.keys.a_admin,
+        &format!("/dealers/{}/hooks/{hook}/evaluate", app.units.dealer_a),
+        &json!({ "input": input }),
+    ))
+    .await;
+    assert_eq!(reply.status, 200, "{name}: {}", reply.text);
+    assert_eq!(reply.body["source"]["plugin"], name, "{}", reply.text);
+    reply.body["output"].clone()
+}
+
+async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = app.units.dealer_a;
+
+    enable(&app, "commission", "commission").await;
+    let lines = decide(
+        &app,
+        "commission",
+        "commission",
+        json!({
+            "order_id": 1, "dealer_id": a, "customer_id": 7, "model": "汉 EV",
+            "delivered_at": OCCURRED_AT, "list_price": 25_980_000, "discount": 800_000,
+            "final_price": 25_180_000, "gross_profit": 1_900_000, "lines": [],
+            "staff": [
+                {"member": {"id": 7, "role": "sales"}, "units_this_month": 12},
+                {"member": {"id": 8, "role": "finance"}, "units_this_month": 3},
+            ],
+        }),
+    )
+    .await;
+    let paid = |staff: i64| -> i64 {
+        lines
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter(|l| l["staff_id"] == staff)
+            .map(|l| l["amount"].as_i64().expect("fen"))
+            .sum()
+    };
+    // 12 units: the 150 bp tier of the final price, plus 500 bp of the gross profit.
+    assert_eq!(
+        paid(7),
+        25_180_000 * 150 / 10_000 + 1_900_000 * 500 / 10_000,
+        "{lines}"
+    );
+    // Finance supports the sale: 200 bp of the gross profit.
+    assert_eq!(paid(8), 1_900_000 * 200 / 10_000, "{lines}");
+
+    enable(&app, "approval", "approval").await;
+    let decision = decide(
+        &app,
+        "approval",
+        "approval",
+        json!({
+            "kind": "Discount", "dealer_id": a, "requested_by": {"id": 7, "role": "sales"},
+            "customer_id": 7, "order_id": 1, "repair_order_id": null,
+            "amount": 2_500_000, "base_amount": 25_980_000, "description": "置换优惠",
+            "attributes": [],
+        }),
+    )
+    .await;
+    let roles: Vec<&str> = decision["Steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("steps: {decision}"))
+        .iter()
+        .map(|s| s["role"].as_str().expect("a role"))
+        .collect();
+    assert_eq!(
+        roles,
+        ["sales-manager", "general-manager"],
+        "9.6% off: {decision}"
+    );
+
+    enable(&app, "loyalty", "loyalty").await;
+    let award = decide(
+        &app,
+        "loyalty",
+        "loyalty",
+        json!({
+            "kind": "Spend", "dealer_id": a, "customer_id": 7, "occurred_at": OCCURRED_AT,
+            "amount": 128_800, "reference": "RO-42", "tier": null, "points_balance": 0,
+            "lifetime_spend": 0, "attributes": [],
+        }),
+    )
+    .await;
+    assert_eq!(
+        award["changes"][0]["points"], 1288,
+        "1 point per yuan: {award}"
+    );
+
+    enable(&app, "ticket-routing", "ticket-routing").await;
+    let route = decide(
+        &app,
+        "ticket-routing",
+        "ticket-routing",
+        json!({
+            "ticket_id": 1, "dealer_id": a, "channel": "hotline", "category": "complaint",
+            "subject": "高速上刹车发软", "description": "", "customer_id": 7,
+            "customer_tier": null, "customer_tags": [], "vehicle_id": null,
+            "opened_at": OCCURRED_AT,
+        }),
+    )
+    .await;
+    assert_eq!(route["priority"], "Urgent", "{route}");
+    assert_eq!(route["safety"], true);
+    assert_eq!(route["first_contact_due"], OCCURRED_AT + 30 * 60_000);
+
+    enable(&app, "reminders", "reminders").await;
+    let reminders = decide(
+        &app,
+        "reminders",
+        "reminders",
+        json!({
+            "vehicle": {
+                "id": 9, "dealer_id": a, "vin": "LGXCE4CB0N0123456", "plate": "京A·D12345",
+                "brand": "比亚迪", "model": "汉 EV", "trim": null, "purchase_date": "2024-03-18",
+                "insurer": "人保", "insurance_expiry": "2026-03-17", "mileage_km": 23_400,
+                "daily_km_tenths": 412, "owner_id": 7,
+            },
+            "owner": null,
+            "readings": [{"date": "2025-11-01", "km": 23_400}],
+            "visits": [{"date": "2025-06-02", "mileage_km": 16_100, "kind": "maintenance"}],
+            "today": "2025-11-23",
+        }),
+    )
+    .await;
+    let kinds: Vec<&str> = reminders
+        .as_array()
+        .expect("reminders")
+        .iter()
+        .map(|r| r["kind"].as_str().expect("a kind"))
+        .collect();
+    assert!(kinds.contains(&"Maintenance"), "{reminders}");
+    assert!(kinds.contains(&"InsuranceRenewal"), "{reminders}");
+    let insurance = reminders
+        .as_array()
+        .expect("reminders")
+        .iter()
+        .find(|r| r["kind"] == "InsuranceRenewal")
+        .expect("an insurance reminder");
+    assert_eq!(insurance["due"], "2026-02-15", "30 days before expiry");
+}
