@@ -82,6 +82,11 @@ mod hooks;
 mod host;
 pub mod money;
 
+/// VINs (ISO 3779 check digit) and Chinese plates, by the same rules the host validates with.
+pub mod identity {
+    pub use dealer_identity::{Plate, parse_plate, parse_vin, plate_key, vin_check_digit};
+}
+
 pub use hooks::{approval, commission, integration, loyalty, reminders, ticket_routing};
 pub use host::{clock, config, events, log, outbound, records, store};
 

@@ -2,7 +2,8 @@
 //! own and drive them over time, and mileage readings. Owns `vehicles`, `vehicle_components`,
 //! `vehicle_people` and (in [`mileage`]) `mileage_readings`.
 
-pub mod identity;
+/// The VIN and plate rules, shared with plugins through the SDK.
+pub use dealer_identity as identity;
 pub mod mileage;
 
 use std::collections::HashMap;
