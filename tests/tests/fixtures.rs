@@ -1,6 +1,7 @@
 //! Every first-party plugin, and the partner example that needs no partner, run against its
 //! `fixtures/*.json` through the plugin author's harness (`dealer_plugin::harness`): the same
-//! runtime, limits and checks as the host, with no database.
+//! runtime, limits and checks as the host, with no database. And each first-party plugin's
+//! configuration schema checked by the host's own schema code.
 
 use std::path::Path;
 
@@ -44,4 +45,49 @@ fn every_fixture_decides_as_expected_in_the_harness() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Each first-party plugin's `config.schema.json` is one the host accepts, names exactly the
+/// settings of the plugin's `Config`, and admits its defaults: checked with the host's own
+/// schema code, so the plugins and the host cannot drift apart.
+#[test]
+fn every_schema_is_accepted_by_the_host_and_admits_the_plugins_defaults() {
+    use dealer_host::plugins::config_schema;
+    use serde_json::Value;
+
+    let defaults: [(&str, Value); 5] = [
+        ("approval", to_json(plugin_approval::Config::default())),
+        ("commission", to_json(plugin_commission::Config::default())),
+        ("loyalty", to_json(plugin_loyalty::Config::default())),
+        ("reminders", to_json(plugin_reminders::Config::default())),
+        (
+            "ticket-routing",
+            to_json(plugin_ticket_routing::Config::default()),
+        ),
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace");
+    for (name, defaults) in defaults {
+        let path = root.join("plugins").join(name).join("config.schema.json");
+        let schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("the plugin's schema"))
+                .expect("JSON");
+        config_schema::check_schema(&schema).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        config_schema::check(Some(&schema), &defaults)
+            .unwrap_or_else(|e| panic!("{name}'s defaults: {e:?}"));
+        let mut settings: Vec<&String> = schema["fields"]
+            .as_object()
+            .expect("fields")
+            .keys()
+            .collect();
+        let mut keys: Vec<&String> = defaults.as_object().expect("an object").keys().collect();
+        settings.sort();
+        keys.sort();
+        assert_eq!(settings, keys, "{name}: the schema names every setting");
+    }
+}
+
+fn to_json(config: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(config).expect("a configuration is JSON")
 }
