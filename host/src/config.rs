@@ -4,8 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::workers::Intervals;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -34,6 +37,10 @@ pub struct FileSettings {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
+    /// Seconds between outbox delivery passes; 0 turns delivery off.
+    pub outbox_interval_secs: Option<u64>,
+    /// Seconds between scheduler passes (reminders, points expiry); 0 turns it off.
+    pub scheduler_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -53,6 +60,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    /// How often the background loops run.
+    pub workers: Intervals,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -65,6 +74,17 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
+    pub outbox_interval_secs: Option<u64>,
+    pub scheduler_interval_secs: Option<u64>,
+}
+
+/// An interval in seconds, 0 meaning off, else `default`.
+fn interval(secs: Option<u64>, default: Option<Duration>) -> Option<Duration> {
+    match secs {
+        Some(0) => None,
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => default,
+    }
 }
 
 impl Settings {
@@ -95,6 +115,18 @@ impl Settings {
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address")),
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
+            workers: Intervals {
+                outbox: interval(
+                    overrides.outbox_interval_secs.or(file.outbox_interval_secs),
+                    Intervals::default().outbox,
+                ),
+                scheduler: interval(
+                    overrides
+                        .scheduler_interval_secs
+                        .or(file.scheduler_interval_secs),
+                    Intervals::default().scheduler,
+                ),
+            },
         })
     }
 }
@@ -133,6 +165,37 @@ mod tests {
         assert_eq!(settings.database_url, "sqlite://flag.db");
         assert_eq!(settings.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(settings.log_format, LogFormat::Pretty);
+        assert_eq!(settings.workers, Intervals::default());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_worker_interval_of_zero_turns_the_loop_off() {
+        let dir =
+            std::env::temp_dir().join(format!("dealer-config-workers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("host.toml");
+        std::fs::write(
+            &file,
+            "outbox_interval_secs = 0\nscheduler_interval_secs = 60\n",
+        )
+        .unwrap();
+        let settings = Settings::resolve(Overrides {
+            config_file: Some(file),
+            database_url: Some("sqlite://flag.db".into()),
+            outbox_interval_secs: Some(2),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(settings.workers.outbox, Some(Duration::from_secs(2)));
+        assert_eq!(settings.workers.scheduler, Some(Duration::from_secs(60)));
+        let off = Settings::resolve(Overrides {
+            database_url: Some("sqlite://flag.db".into()),
+            outbox_interval_secs: Some(0),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(off.workers.outbox, None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -14,15 +14,21 @@ pub mod customers;
 pub mod db;
 pub mod error;
 pub mod integrations;
+pub mod loyalty;
 pub mod network;
 pub mod outbox;
 pub mod owner_links;
 pub mod plugins;
+pub mod reminders;
 pub mod seed;
+pub mod tasks;
 pub mod tickets;
 pub mod vehicles;
+pub mod workers;
 
 use std::future::Future;
+
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
@@ -40,4 +46,20 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serves the API like [`serve`], with the background loops (outbox delivery through
+/// `senders`, the scheduler) running at `intervals` until shutdown; on shutdown the server
+/// drains, then the loops finish the pass under way.
+pub async fn serve_with_workers(
+    listener: TcpListener,
+    state: AppState,
+    senders: Arc<outbox::Senders>,
+    intervals: workers::Intervals,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let workers = workers::start(&state, senders, intervals);
+    let served = serve(listener, state, shutdown).await;
+    workers.stop().await;
+    served
 }

@@ -9,7 +9,7 @@ use dealer_host::access::{Role, keys};
 use dealer_host::config::{LogFormat, Overrides, Settings};
 use dealer_host::plugins::catalogue;
 use dealer_host::plugins::runtime::{Limits, Runtime};
-use dealer_host::{Db, network, seed};
+use dealer_host::{Db, network, outbox, seed};
 use tracing_subscriber::EnvFilter;
 
 /// Every plugin call allocates and frees a store, an instance and its bindings; mimalloc
@@ -46,6 +46,12 @@ enum Command {
         /// Load the demo network if the database is empty and print a fresh key per role.
         #[arg(long)]
         demo: bool,
+        /// Seconds between outbox delivery passes (default 5; 0 turns delivery off).
+        #[arg(long, env = "DEALER_OUTBOX_INTERVAL_SECS")]
+        outbox_interval_secs: Option<u64>,
+        /// Seconds between scheduler passes: reminders, points expiry (default 3600; 0: off).
+        #[arg(long, env = "DEALER_SCHEDULER_INTERVAL_SECS")]
+        scheduler_interval_secs: Option<u64>,
     },
     /// Apply pending database migrations.
     Migrate,
@@ -133,9 +139,14 @@ fn parse_role(s: &str) -> Result<Role, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let listen = match &cli.command {
-        Command::Serve { listen, .. } => *listen,
-        _ => None,
+    let (listen, outbox_interval_secs, scheduler_interval_secs) = match &cli.command {
+        Command::Serve {
+            listen,
+            outbox_interval_secs,
+            scheduler_interval_secs,
+            ..
+        } => (*listen, *outbox_interval_secs, *scheduler_interval_secs),
+        _ => (None, None, None),
     };
     let settings = Settings::resolve(Overrides {
         config_file: cli.config,
@@ -143,6 +154,8 @@ async fn main() -> anyhow::Result<()> {
         data_dir: cli.data_dir,
         listen,
         log_format: cli.log_format,
+        outbox_interval_secs,
+        scheduler_interval_secs,
     })?;
     init_tracing(settings.log_format);
 
@@ -193,7 +206,14 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(%addr, backend = db.backend().name(), "serving");
             let state = dealer_host::AppState::new(db, &settings.data_dir)
                 .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
-            dealer_host::serve(listener, state, shutdown_signal()).await?;
+            dealer_host::serve_with_workers(
+                listener,
+                state,
+                std::sync::Arc::new(outbox::Senders::log_only()),
+                settings.workers,
+                shutdown_signal(),
+            )
+            .await?;
         }
     }
     Ok(())

@@ -5,6 +5,16 @@
 //! A message may carry a dedupe key, unique across the table: enqueueing the same key again
 //! stores nothing, which is what makes a reminder or an escalation go out once however often
 //! (and on however many replicas) the job that finds it runs.
+//!
+//! Delivery ([`deliver_due`], the senders per channel, the admins' listing) is in [`delivery`];
+//! it also owns `outbox_attempts`, the record of every delivery attempt.
+
+mod delivery;
+
+pub use delivery::{
+    DeliveryReport, Entry, Filter, LogSink, MAX_ATTEMPTS, Outgoing, SendError, SendFuture, Sender,
+    Senders, Status, deliver_due, list,
+};
 
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -66,4 +76,17 @@ pub async fn enqueue(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(id.map(|(id,)| id))
+}
+
+/// A message's stored `data` (a JSON object of strings, in the order given) as pairs.
+fn decode_data(text: &str) -> Vec<(String, String)> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).unwrap_or_default();
+    object
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect()
 }

@@ -91,6 +91,8 @@ pub enum Permission {
     ManagePlugins,
     /// The plugin run log and its statistics.
     ReadPluginRuns,
+    /// See the outbox and run the scheduler on demand.
+    OperateWorkers,
 }
 
 impl Permission {
@@ -111,7 +113,9 @@ impl Permission {
             Permission::ReadPlugins => {
                 matches!(role, HqAdmin | HqAnalyst | RegionalManager | DealerAdmin)
             }
-            Permission::ManagePlugins => matches!(role, HqAdmin | DealerAdmin),
+            Permission::ManagePlugins | Permission::OperateWorkers => {
+                matches!(role, HqAdmin | DealerAdmin)
+            }
             Permission::ReadPluginRuns => {
                 matches!(role, HqAdmin | HqAnalyst | RegionalManager | DealerAdmin)
             }
@@ -129,6 +133,7 @@ impl Permission {
             Permission::ReadPlugins => "see plugins",
             Permission::ManagePlugins => "manage plugins",
             Permission::ReadPluginRuns => "read the plugin run log",
+            Permission::OperateWorkers => "see the outbox or run the scheduler",
         }
     }
 }

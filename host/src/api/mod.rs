@@ -11,9 +11,13 @@ mod customers;
 pub mod extract;
 mod idempotency;
 mod integrations;
+mod loyalty;
 mod network;
+mod outbox;
 pub mod pagination;
 mod plugins;
+mod reminders;
+mod tasks;
 mod tickets;
 mod vehicles;
 
@@ -122,6 +126,10 @@ pub fn router(state: AppState) -> Router {
         .merge(approvals::routes())
         .merge(attachments::routes())
         .merge(integrations::routes())
+        .merge(loyalty::routes())
+        .merge(outbox::routes())
+        .merge(reminders::routes())
+        .merge(tasks::routes())
         .split_for_parts();
     Router::new()
         .nest("/api/v1", api.fallback(unknown_route))

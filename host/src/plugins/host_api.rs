@@ -461,7 +461,8 @@ impl records::Host for HostState {
     }
 }
 
-fn customer_view(c: crate::customers::Customer) -> Customer {
+/// A customer as plugins see it (phone masked when the reading caller masks it).
+pub(crate) fn customer_view(c: crate::customers::Customer) -> Customer {
     Customer {
         id: c.id,
         dealer_id: c.dealer_id,
@@ -479,7 +480,8 @@ fn customer_view(c: crate::customers::Customer) -> Customer {
     }
 }
 
-fn vehicle_view(v: crate::vehicles::Vehicle) -> Vehicle {
+/// A vehicle as plugins see it, with its current owner, latest mileage and daily mileage.
+pub(crate) fn vehicle_view(v: crate::vehicles::Vehicle) -> Vehicle {
     let owner_id = v
         .people
         .iter()

@@ -1,0 +1,457 @@
+//! The reminders scheduler: each owned vehicle's history goes through the dealer's reminders
+//! plugin once a day, and what it plans is stored and, when due, delivered: reminders to the
+//! owner through the outbox, reminders for the advisor as [`crate::tasks`]. Owns
+//! `vehicle_care` (when each vehicle was last planned, and the lease of the replica planning
+//! it) and `reminders`.
+//!
+//! Each reminder is stored once per vehicle and plugin dedupe key, and enqueued with the
+//! outbox dedupe key `reminder:<vehicle>:<plugin key>` (tasks are unique per dealer and that
+//! same key), so a run repeated, or run by several replicas at once, sends each reminder
+//! exactly once. A reminder not yet due is kept as `scheduled`; the run of the day it falls due
+//! delivers it.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use crate::access::{Caller, Role};
+use crate::audit::{self, Entry};
+use crate::customers::interactions;
+use crate::error::{Error, Result};
+use crate::plugins::dispatch::{DecisionSource, Plugins};
+use crate::plugins::hooks::{RemindersHook, reminders};
+use crate::plugins::host_api::{customer_view, vehicle_view};
+use crate::plugins::runs::Source;
+use crate::vehicles::{self, mileage};
+use crate::{Db, clock, customers, network, outbox, tasks};
+
+/// A vehicle is planned again once its plan is this old.
+pub const PLAN_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// How long a replica may hold a vehicle it is planning before another may take it over.
+const LEASE: Duration = Duration::from_secs(10 * 60);
+/// Vehicles selected per query.
+const BATCH: i64 = 100;
+/// The worker name the scheduler audits under.
+const WORKER: &str = "reminders";
+/// Most service visits given to the plugin, newest first.
+const MAX_VISITS: i64 = 200;
+
+/// What a scheduler run did.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct RunReport {
+    /// Vehicles this run planned.
+    pub vehicles: u64,
+    /// Vehicles whose plan failed (the plugin refused; see the plugin run log). They are
+    /// planned again the next day.
+    pub failed: u64,
+    /// Reminders the plugins planned, due or not.
+    pub reminders: u64,
+    /// Reminders to owners enqueued to the outbox by this run.
+    pub sent: u64,
+    /// Advisor tasks created by this run.
+    pub tasks: u64,
+}
+
+/// What planning one vehicle did.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct VehiclePlan {
+    pub vehicle_id: i64,
+    pub reminders: u64,
+    pub sent: u64,
+    pub tasks: u64,
+    /// The plugin that planned (absent for the built-in rule), and its run.
+    pub plugin: Option<String>,
+    pub run_id: Option<i64>,
+}
+
+/// Plans every vehicle with a current owner whose plan is older than [`PLAN_EVERY`] (or
+/// that was never planned), in batches, each vehicle claimed with a lease so that replicas
+/// running at once share the work. `today` is the date reminders are due against.
+pub async fn run_due(db: &Db, plugins: &Plugins, today: NaiveDate, now: i64) -> Result<RunReport> {
+    let worker = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+    let cutoff = now - PLAN_EVERY.as_millis() as i64;
+    let mut report = RunReport::default();
+    let mut after = 0_i64;
+    loop {
+        let due: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT v.id, v.dealer_id FROM vehicles v \
+             JOIN vehicle_people p ON p.vehicle_id = v.id AND p.role = 'owner' AND p.until IS NULL \
+             LEFT JOIN vehicle_care c ON c.vehicle_id = v.id \
+             WHERE v.id > $1 AND (c.vehicle_id IS NULL OR (c.planned_at <= $2 \
+             AND (c.lease_until IS NULL OR c.lease_until < $3))) ORDER BY v.id LIMIT $4",
+        )
+        .bind(after)
+        .bind(cutoff)
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(db.pool())
+        .await?;
+        let Some(&(last, _)) = due.last() else {
+            return Ok(report);
+        };
+        after = last;
+        for (vehicle_id, dealer_id) in due {
+            if !claim(db, vehicle_id, dealer_id, &worker, cutoff, now).await? {
+                continue;
+            }
+            match plan(db, plugins, vehicle_id, today, now).await {
+                Ok(plan) => {
+                    report.vehicles += 1;
+                    report.reminders += plan.reminders;
+                    report.sent += plan.sent;
+                    report.tasks += plan.tasks;
+                }
+                Err(error @ (Error::PluginFailed { .. } | Error::PluginUnavailable(_))) => {
+                    tracing::warn!(vehicle_id, dealer_id, %error, "could not plan a vehicle's reminders");
+                    report.failed += 1;
+                    release(db, vehicle_id, now, &error.to_string()).await?;
+                }
+                Err(error) => {
+                    release(db, vehicle_id, now, &error.to_string()).await?;
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+/// Takes the lease on a vehicle due for planning; false when another replica holds it or
+/// planned it meanwhile.
+async fn claim(
+    db: &Db,
+    vehicle_id: i64,
+    dealer_id: i64,
+    worker: &str,
+    cutoff: i64,
+    now: i64,
+) -> Result<bool> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO vehicle_care (vehicle_id, dealer_id, planned_at) VALUES ($1, $2, 0) \
+         ON CONFLICT (vehicle_id) DO NOTHING",
+    )
+    .bind(vehicle_id)
+    .bind(dealer_id)
+    .execute(&mut *tx)
+    .await?;
+    let claimed = sqlx::query(
+        "UPDATE vehicle_care SET leased_by = $1, lease_until = $2 WHERE vehicle_id = $3 \
+         AND planned_at <= $4 AND (lease_until IS NULL OR lease_until < $5)",
+    )
+    .bind(worker)
+    .bind(now + LEASE.as_millis() as i64)
+    .bind(vehicle_id)
+    .bind(cutoff)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(claimed == 1)
+}
+
+/// Gives a vehicle's lease back after its plan failed; it is planned again the next day.
+async fn release(db: &Db, vehicle_id: i64, now: i64, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE vehicle_care SET planned_at = $1, leased_by = NULL, lease_until = NULL, \
+         last_error = $2 WHERE vehicle_id = $3",
+    )
+    .bind(now)
+    .bind(error.chars().take(500).collect::<String>())
+    .bind(vehicle_id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Plans one vehicle now, whenever it was last planned: the integrator calls it when a car is
+/// delivered, to start the owner's care plan. Due reminders are delivered at once.
+pub async fn plan_vehicle(
+    db: &Db,
+    plugins: &Plugins,
+    vehicle_id: i64,
+    today: NaiveDate,
+    now: i64,
+) -> Result<VehiclePlan> {
+    plan(db, plugins, vehicle_id, today, now).await
+}
+
+/// The service visits of a vehicle, as the reminders plugin sees them. Until repair orders
+/// exist, a visit is an interaction of kind `service` recorded against the vehicle (counted as
+/// a maintenance visit; its mileage is left to the plugin, which reads it off the readings).
+pub async fn service_visits(
+    conn: &mut AnyConnection,
+    vehicle_id: i64,
+) -> Result<Vec<reminders::ServiceVisit>> {
+    let recent = interactions::recent(conn, &[], &[vehicle_id], MAX_VISITS).await?;
+    Ok(recent
+        .into_iter()
+        .filter(|i| i.kind == interactions::Kind::Service && i.vehicle_id == Some(vehicle_id))
+        .map(|i| reminders::ServiceVisit {
+            date: i.occurred_at.date_naive().to_string(),
+            mileage_km: None,
+            kind: "maintenance".into(),
+        })
+        .collect())
+}
+
+/// The reminders hook's input for a vehicle: the vehicle with its latest mileage and daily
+/// estimate, its owner, its readings and its service visits. Read with the dealer's own scope,
+/// phones masked, as a plugin would read them.
+async fn history(
+    conn: &mut AnyConnection,
+    vehicle_id: i64,
+    today: NaiveDate,
+) -> Result<(i64, reminders::History)> {
+    let (dealer_id,): (i64,) = sqlx::query_as("SELECT dealer_id FROM vehicles WHERE id = $1")
+        .bind(vehicle_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(Error::NotFound { entity: "vehicle" })?;
+    let (_, dealer_path) = network::kind_and_path(conn, dealer_id)
+        .await?
+        .ok_or(Error::NotFound { entity: "dealer" })?;
+    let reader = Caller {
+        key_id: 0,
+        role: Role::Partner,
+        org_id: dealer_id,
+        org_kind: "dealer".into(),
+        org_path: dealer_path,
+        staff_id: None,
+    };
+    let vehicle = vehicle_view(vehicles::get(conn, &reader, vehicle_id).await?);
+    let owner = match vehicle.owner_id {
+        Some(id) => Some(customer_view(customers::get(conn, &reader, id).await?)),
+        None => None,
+    };
+    let readings = mileage::readings_for(conn, &[vehicle_id])
+        .await?
+        .remove(&vehicle_id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| reminders::MileageReading {
+            date: r.read_at.date_naive().to_string(),
+            km: r.km,
+        })
+        .collect();
+    let visits = service_visits(conn, vehicle_id).await?;
+    Ok((
+        dealer_id,
+        reminders::History {
+            vehicle,
+            owner,
+            readings,
+            visits,
+            today: today.to_string(),
+        },
+    ))
+}
+
+fn kind_str(kind: reminders::ReminderKind) -> &'static str {
+    use reminders::ReminderKind::*;
+    match kind {
+        Maintenance => "maintenance",
+        InsuranceRenewal => "insurance_renewal",
+        Birthday => "birthday",
+        PurchaseAnniversary => "purchase_anniversary",
+        Care => "care",
+    }
+}
+
+/// Plans `vehicle_id`: reads its history, asks the dealer's reminders plugin (outside any
+/// transaction), then stores the plan and delivers what is due in one transaction.
+async fn plan(
+    db: &Db,
+    plugins: &Plugins,
+    vehicle_id: i64,
+    today: NaiveDate,
+    now: i64,
+) -> Result<VehiclePlan> {
+    let mut conn = db.pool().acquire().await?;
+    let (dealer_id, history) = history(&mut conn, vehicle_id, today).await?;
+    drop(conn);
+    let owner_id = history.owner.as_ref().map(|o| o.id);
+    let decision = plugins
+        .call::<RemindersHook>(dealer_id, history, Source::Live)
+        .await?;
+    let (plugin, version) = match &decision.source {
+        DecisionSource::Plugin {
+            plugin, version, ..
+        } => (Some(plugin.clone()), Some(version.clone())),
+        DecisionSource::Default { .. } => (None, None),
+    };
+
+    let mut tx = db.begin_write().await?;
+    let mut plan = VehiclePlan {
+        vehicle_id,
+        plugin: plugin.clone(),
+        run_id: decision.run_id,
+        ..VehiclePlan::default()
+    };
+    for reminder in &decision.output {
+        plan.reminders += 1;
+        let stored = Stored {
+            dealer_id,
+            vehicle_id,
+            customer_id: owner_id,
+            reminder,
+            plugin: plugin.as_deref(),
+            version: version.as_deref(),
+            run_id: decision.run_id,
+        };
+        let (id, status) = store(&mut tx, &stored, now).await?;
+        let due = NaiveDate::parse_from_str(&reminder.due, "%Y-%m-%d").unwrap_or(today);
+        if status != "scheduled" || due > today {
+            continue;
+        }
+        let key = format!("reminder:{vehicle_id}:{}", reminder.dedupe_key);
+        match reminder.audience {
+            reminders::Audience::Owner => {
+                let Some(owner) = owner_id else {
+                    continue;
+                };
+                let message = outbox::Message {
+                    channel: reminder.channel.clone(),
+                    recipient: format!("customer:{owner}"),
+                    template: format!("reminder.{}", kind_str(reminder.kind)),
+                    data: vec![
+                        ("vehicle_id".into(), vehicle_id.to_string()),
+                        ("due".into(), reminder.due.clone()),
+                        ("message".into(), reminder.message.clone()),
+                    ],
+                };
+                let queued = outbox::enqueue(&mut tx, dealer_id, &message, Some(&key)).await?;
+                plan.sent += u64::from(queued.is_some());
+                mark(&mut tx, id, "sent", queued, None, now).await?;
+            }
+            reminders::Audience::Advisor => {
+                let task = tasks::NewTask {
+                    dealer_id,
+                    vehicle_id: Some(vehicle_id),
+                    customer_id: owner_id,
+                    kind: kind_str(reminder.kind),
+                    title: &reminder.message,
+                    due: &reminder.due,
+                    dedupe_key: &key,
+                };
+                let created = tasks::create_once(&mut tx, &task, now).await?;
+                plan.tasks += u64::from(created.is_some());
+                mark(&mut tx, id, "task", None, created, now).await?;
+            }
+        }
+    }
+    for notification in &decision.effects.notifications {
+        outbox::enqueue(
+            &mut tx,
+            dealer_id,
+            &outbox::Message::from(notification),
+            None,
+        )
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO vehicle_care (vehicle_id, dealer_id, planned_at, plugin, plugin_version, run_id) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (vehicle_id) DO UPDATE SET planned_at = $3, \
+         leased_by = NULL, lease_until = NULL, plugin = $4, plugin_version = $5, run_id = $6, \
+         last_error = NULL",
+    )
+    .bind(vehicle_id)
+    .bind(dealer_id)
+    .bind(now)
+    .bind(plugin.as_deref())
+    .bind(version.as_deref())
+    .bind(decision.run_id)
+    .execute(&mut *tx)
+    .await?;
+    audit::record_system(
+        &mut tx,
+        WORKER,
+        Entry::ok("plan_reminders", "vehicle", vehicle_id, dealer_id).with_detail(
+            serde_json::json!({ "reminders": plan.reminders, "sent": plan.sent, "tasks": plan.tasks, "run_id": decision.run_id }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(plan)
+}
+
+/// A planned reminder to store.
+struct Stored<'a> {
+    dealer_id: i64,
+    vehicle_id: i64,
+    customer_id: Option<i64>,
+    reminder: &'a reminders::Reminder,
+    plugin: Option<&'a str>,
+    version: Option<&'a str>,
+    run_id: Option<i64>,
+}
+
+/// Stores a planned reminder once per vehicle and dedupe key; a reminder still `scheduled`
+/// takes the new plan's due date and message. Returns its id and status.
+async fn store(conn: &mut AnyConnection, r: &Stored<'_>, now: i64) -> Result<(i64, String)> {
+    sqlx::query(
+        "INSERT INTO reminders (dealer_id, vehicle_id, customer_id, kind, due, audience, channel, message, \
+         dedupe_key, status, plugin, plugin_version, run_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'scheduled', $10, $11, $12, $13, $13) \
+         ON CONFLICT (vehicle_id, dedupe_key) DO UPDATE SET due = $5, channel = $7, message = $8, \
+         customer_id = $3, plugin = $10, plugin_version = $11, run_id = $12, updated_at = $13 \
+         WHERE reminders.status = 'scheduled'",
+    )
+    .bind(r.dealer_id)
+    .bind(r.vehicle_id)
+    .bind(r.customer_id)
+    .bind(kind_str(r.reminder.kind))
+    .bind(&r.reminder.due)
+    .bind(match r.reminder.audience {
+        reminders::Audience::Owner => "owner",
+        reminders::Audience::Advisor => "advisor",
+    })
+    .bind(&r.reminder.channel)
+    .bind(&r.reminder.message)
+    .bind(&r.reminder.dedupe_key)
+    .bind(r.plugin)
+    .bind(r.version)
+    .bind(r.run_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let row: (i64, String) = sqlx::query_as(
+        "SELECT id, status FROM reminders WHERE vehicle_id = $1 AND dedupe_key = $2",
+    )
+    .bind(r.vehicle_id)
+    .bind(&r.reminder.dedupe_key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// Marks a reminder delivered: `sent` (with its outbox message, if this run enqueued it) or
+/// `task` (with the task, if this run created it).
+async fn mark(
+    conn: &mut AnyConnection,
+    id: i64,
+    status: &str,
+    outbox_id: Option<i64>,
+    task_id: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE reminders SET status = $1, outbox_id = $2, task_id = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(status)
+    .bind(outbox_id)
+    .bind(task_id)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Today in China (UTC+8), the date reminders fall due against.
+pub fn today_in_china(now: i64) -> NaiveDate {
+    (clock::to_datetime(now) + chrono::Duration::hours(8)).date_naive()
+}

@@ -1,0 +1,129 @@
+//! The host's background loops, started with the server and stopped with it: the outbox
+//! worker (delivers due messages) and the scheduler (plans reminders, expires points). Each
+//! runs one pass, then waits its interval; on shutdown the pass under way finishes and the
+//! loop ends. Every replica runs them: the passes share the work through leases and dedupe
+//! keys, never delivering or planning twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::AppState;
+use crate::outbox::{self, Senders};
+use crate::{clock, loyalty, reminders};
+
+/// How often each loop runs; `None` turns a loop off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intervals {
+    pub outbox: Option<Duration>,
+    pub scheduler: Option<Duration>,
+}
+
+impl Default for Intervals {
+    fn default() -> Intervals {
+        Intervals {
+            outbox: Some(Duration::from_secs(5)),
+            scheduler: Some(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// The running loops; [`Workers::stop`] ends them.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Starts the loops `intervals` turns on, delivering through `senders`.
+pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> Workers {
+    let (stop, stopped) = watch::channel(false);
+    let mut handles = Vec::new();
+    let worker_id = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+    if let Some(every) = intervals.outbox {
+        let db = state.db.clone();
+        let worker_id = worker_id.clone();
+        handles.push(tokio::spawn(repeat(every, stopped.clone(), move || {
+            let (db, senders, worker_id) = (db.clone(), senders.clone(), worker_id.clone());
+            async move {
+                match outbox::deliver_due(&db, &senders, &worker_id, clock::now_ms()).await {
+                    Ok(report) if report.claimed > 0 => {
+                        tracing::info!(
+                            claimed = report.claimed,
+                            sent = report.sent,
+                            retrying = report.retrying,
+                            failed = report.failed,
+                            "outbox pass"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "the outbox pass failed"),
+                }
+            }
+        })));
+    }
+    if let Some(every) = intervals.scheduler {
+        let (db, plugins) = (state.db.clone(), state.plugins.clone());
+        handles.push(tokio::spawn(repeat(every, stopped, move || {
+            let (db, plugins) = (db.clone(), plugins.clone());
+            async move {
+                let now = clock::now_ms();
+                match reminders::run_due(&db, &plugins, reminders::today_in_china(now), now).await {
+                    Ok(report) if report.vehicles + report.failed > 0 => {
+                        tracing::info!(
+                            vehicles = report.vehicles,
+                            failed = report.failed,
+                            sent = report.sent,
+                            tasks = report.tasks,
+                            "reminders pass"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "the reminders pass failed"),
+                }
+                match loyalty::expire_due(&db, now).await {
+                    Ok(report) if report.lots > 0 => {
+                        tracing::info!(
+                            customers = report.customers,
+                            lots = report.lots,
+                            points = report.points,
+                            "points expired"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "the points expiry pass failed"),
+                }
+            }
+        })));
+    }
+    Workers { stop, handles }
+}
+
+impl Workers {
+    /// Tells the loops to stop and waits for the passes under way to finish.
+    pub async fn stop(self) {
+        self.stop.send(true).ok();
+        for handle in self.handles {
+            handle.await.ok();
+        }
+    }
+}
+
+/// Runs `pass` now and then every `every`, until `stopped` turns true.
+async fn repeat<F, Fut>(every: Duration, mut stopped: watch::Receiver<bool>, pass: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        pass().await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
