@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
 use crate::access::{Caller, Role};
@@ -449,6 +449,83 @@ async fn mark(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// A reminder as planned for a vehicle.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlannedReminder {
+    pub id: i64,
+    pub vehicle_id: i64,
+    /// The owner it goes to (for owner reminders).
+    pub customer_id: Option<i64>,
+    /// `maintenance`, `insurance_renewal`, `birthday`, `purchase_anniversary`, `care`.
+    pub kind: String,
+    /// `YYYY-MM-DD`.
+    pub due: String,
+    /// `owner` or `advisor`.
+    pub audience: String,
+    pub channel: String,
+    pub message: String,
+    /// `scheduled` (not due yet), `sent` (to the outbox) or `task` (an advisor task).
+    pub status: String,
+    pub outbox_id: Option<i64>,
+    pub task_id: Option<i64>,
+    /// The plugin that planned it; absent for the built-in rule.
+    pub plugin: Option<String>,
+    pub plugin_version: Option<String>,
+    pub run_id: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct PlannedRow {
+    id: i64,
+    vehicle_id: i64,
+    customer_id: Option<i64>,
+    kind: String,
+    due: String,
+    audience: String,
+    channel: String,
+    message: String,
+    status: String,
+    outbox_id: Option<i64>,
+    task_id: Option<i64>,
+    plugin: Option<String>,
+    plugin_version: Option<String>,
+    run_id: Option<i64>,
+}
+
+/// The reminders planned for vehicle `vehicle_id` (in the caller's scope), latest due first.
+pub async fn for_vehicle(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    vehicle_id: i64,
+) -> Result<Vec<PlannedReminder>> {
+    vehicles::dealer_of(conn, caller, vehicle_id).await?;
+    let rows: Vec<PlannedRow> = sqlx::query_as(
+        "SELECT id, vehicle_id, customer_id, kind, due, audience, channel, message, status,          outbox_id, task_id, plugin, plugin_version, run_id FROM reminders WHERE vehicle_id = $1          ORDER BY due DESC, id DESC",
+    )
+    .bind(vehicle_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PlannedReminder {
+            id: r.id,
+            vehicle_id: r.vehicle_id,
+            customer_id: r.customer_id,
+            kind: r.kind,
+            due: r.due,
+            audience: r.audience,
+            channel: r.channel,
+            message: r.message,
+            status: r.status,
+            outbox_id: r.outbox_id,
+            task_id: r.task_id,
+            plugin: r.plugin,
+            plugin_version: r.plugin_version,
+            run_id: r.run_id,
+        })
+        .collect())
 }
 
 /// Today in China (UTC+8), the date reminders fall due against.

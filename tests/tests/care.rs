@@ -670,8 +670,23 @@ async fn a_vehicle_due_for_maintenance_gets_one_reminder_delivered_once(backend:
         .unwrap();
     assert_eq!((forced.reminders, forced.sent), (1, 0), "{forced:?}");
 
+    let planned = app
+        .read(
+            &app.keys.a_service,
+            &format!("/vehicles/{vehicle}/reminders"),
+        )
+        .await;
+    let planned = planned.as_array().unwrap();
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    assert_eq!(planned[0]["kind"], "maintenance");
+    assert_eq!(planned[0]["status"], "sent");
+    assert_eq!(planned[0]["customer_id"], owner);
+    let hidden = call(app.get(&app.keys.b_admin, &format!("/vehicles/{vehicle}/reminders"))).await;
+    assert_eq!(hidden.status, 404);
+
     let queued = outbox_items(&app, "&status=pending").await;
     assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0]["id"], planned[0]["outbox_id"]);
     assert_eq!(queued[0]["template"], "reminder.maintenance");
     assert_eq!(queued[0]["recipient"], format!("customer:{owner}"));
 
@@ -728,6 +743,25 @@ async fn insurance_expiring_in_30_days_gives_an_advisor_task(backend: Backend) {
         .read(&app.keys.a_service, &format!("/tasks?vehicle_id={not_yet}"))
         .await;
     assert!(items(&other).is_empty(), "expiry in 90 days: not yet");
+    let scheduled = app
+        .read(
+            &app.keys.a_service,
+            &format!("/vehicles/{not_yet}/reminders"),
+        )
+        .await;
+    let renewal = scheduled
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "insurance_renewal")
+        .expect("the renewal is planned");
+    assert_eq!(renewal["status"], "scheduled");
+    assert_eq!(renewal["audience"], "advisor");
+    assert_eq!(
+        renewal["due"],
+        (today + chrono::Days::new(60)).to_string(),
+        "30 days before expiry"
+    );
     let b = app.read(&app.keys.b_admin, "/tasks").await;
     assert!(items(&b).is_empty());
 }

@@ -5,14 +5,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::extract::Json;
+use super::extract::{Json, Path};
 use crate::access::{Caller, Permission};
 use crate::clock;
 use crate::error::{Problem, Result};
-use crate::reminders::{self, RunReport};
+use crate::reminders::{self, PlannedReminder, RunReport};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(run))
+    OpenApiRouter::new()
+        .routes(routes!(run))
+        .routes(routes!(for_vehicle))
 }
 
 /// Runs the reminders scheduler now (it also runs in the background): every owned vehicle
@@ -32,4 +34,18 @@ async fn run(State(state): State<AppState>, caller: Caller) -> Result<Json<RunRe
     )
     .await?;
     Ok(Json(report))
+}
+
+/// The reminders planned for a vehicle, latest due first: what was sent or became a task, and
+/// what is scheduled, each with the plugin (and run) that planned it.
+#[utoipa::path(get, path = "/vehicles/{id}/reminders", tag = "reminders", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<PlannedReminder>), (status = 404, body = Problem)))]
+async fn for_vehicle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<PlannedReminder>>> {
+    caller.require(Permission::ReadRecords)?;
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(reminders::for_vehicle(&mut conn, &caller, id).await?))
 }
