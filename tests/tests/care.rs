@@ -242,6 +242,19 @@ async fn the_outbox_is_for_admins_of_its_dealer(backend: Backend) {
     assert_eq!(sales.status, 403, "{}", sales.text);
     let bad = call(app.get(&app.keys.a_admin, "/outbox?status=lost")).await;
     assert_eq!(bad.status, 400, "{}", bad.text);
+
+    let doc = call(app.client.get(format!("{}/openapi.json", app.base))).await;
+    for path in [
+        "/outbox",
+        "/tasks",
+        "/reminders/run",
+        "/vehicles/{id}/reminders",
+        "/customers/{id}/points",
+        "/customers/{id}/points/redeem",
+        "/customers/{id}/points/events",
+    ] {
+        assert!(doc.body["paths"][path].is_object(), "{path} is documented");
+    }
 }
 
 async fn the_background_loop_delivers_until_stopped(backend: Backend) {
