@@ -50,7 +50,7 @@ pub async fn serve(
 
 /// Serves the API like [`serve`], with the background loops (outbox delivery through
 /// `senders`, the scheduler) running at `intervals` until shutdown; on shutdown the server
-/// drains, then the loops finish the pass under way.
+/// drains, then the loops stop (an outbox pass under way finishes first).
 pub async fn serve_with_workers(
     listener: TcpListener,
     state: AppState,

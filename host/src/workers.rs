@@ -1,8 +1,8 @@
 //! The host's background loops, started with the server and stopped with it: the outbox
 //! worker (delivers due messages) and the scheduler (plans reminders, expires points). Each
-//! runs one pass, then waits its interval; on shutdown the pass under way finishes and the
-//! loop ends. Every replica runs them: the passes share the work through leases and dedupe
-//! keys, never delivering or planning twice.
+//! runs one pass, then waits its interval; on shutdown the loop ends (the outbox pass under
+//! way finishes first, a scheduler pass is dropped). Every replica runs them: the passes share
+//! the work through leases and dedupe keys, never delivering or planning twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,64 +44,76 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
     if let Some(every) = intervals.outbox {
         let db = state.db.clone();
         let worker_id = worker_id.clone();
-        handles.push(tokio::spawn(repeat(every, stopped.clone(), move || {
-            let (db, senders, worker_id) = (db.clone(), senders.clone(), worker_id.clone());
-            async move {
-                match outbox::deliver_due(&db, &senders, &worker_id, clock::now_ms()).await {
-                    Ok(report) if report.claimed > 0 => {
-                        tracing::info!(
-                            claimed = report.claimed,
-                            sent = report.sent,
-                            retrying = report.retrying,
-                            failed = report.failed,
-                            "outbox pass"
-                        );
+        handles.push(tokio::spawn(repeat(
+            every,
+            stopped.clone(),
+            Finish::Pass,
+            move || {
+                let (db, senders, worker_id) = (db.clone(), senders.clone(), worker_id.clone());
+                async move {
+                    match outbox::deliver_due(&db, &senders, &worker_id, clock::now_ms()).await {
+                        Ok(report) if report.claimed > 0 => {
+                            tracing::info!(
+                                claimed = report.claimed,
+                                sent = report.sent,
+                                retrying = report.retrying,
+                                failed = report.failed,
+                                "outbox pass"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(%error, "the outbox pass failed"),
                     }
-                    Ok(_) => {}
-                    Err(error) => tracing::error!(%error, "the outbox pass failed"),
                 }
-            }
-        })));
+            },
+        )));
     }
     if let Some(every) = intervals.scheduler {
         let (db, plugins) = (state.db.clone(), state.plugins.clone());
-        handles.push(tokio::spawn(repeat(every, stopped, move || {
-            let (db, plugins) = (db.clone(), plugins.clone());
-            async move {
-                let now = clock::now_ms();
-                match reminders::run_due(&db, &plugins, reminders::today_in_china(now), now).await {
-                    Ok(report) if report.vehicles + report.failed > 0 => {
-                        tracing::info!(
-                            vehicles = report.vehicles,
-                            failed = report.failed,
-                            sent = report.sent,
-                            tasks = report.tasks,
-                            "reminders pass"
-                        );
+        handles.push(tokio::spawn(repeat(
+            every,
+            stopped,
+            Finish::Now,
+            move || {
+                let (db, plugins) = (db.clone(), plugins.clone());
+                async move {
+                    let now = clock::now_ms();
+                    match reminders::run_due(&db, &plugins, reminders::today_in_china(now), now)
+                        .await
+                    {
+                        Ok(report) if report.vehicles + report.failed > 0 => {
+                            tracing::info!(
+                                vehicles = report.vehicles,
+                                failed = report.failed,
+                                sent = report.sent,
+                                tasks = report.tasks,
+                                "reminders pass"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(%error, "the reminders pass failed"),
                     }
-                    Ok(_) => {}
-                    Err(error) => tracing::error!(%error, "the reminders pass failed"),
-                }
-                match loyalty::expire_due(&db, now).await {
-                    Ok(report) if report.lots > 0 => {
-                        tracing::info!(
-                            customers = report.customers,
-                            lots = report.lots,
-                            points = report.points,
-                            "points expired"
-                        );
+                    match loyalty::expire_due(&db, now).await {
+                        Ok(report) if report.lots > 0 => {
+                            tracing::info!(
+                                customers = report.customers,
+                                lots = report.lots,
+                                points = report.points,
+                                "points expired"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(%error, "the points expiry pass failed"),
                     }
-                    Ok(_) => {}
-                    Err(error) => tracing::error!(%error, "the points expiry pass failed"),
                 }
-            }
-        })));
+            },
+        )));
     }
     Workers { stop, handles }
 }
 
 impl Workers {
-    /// Tells the loops to stop and waits for the passes under way to finish.
+    /// Tells the loops to stop and waits until they have (an outbox pass under way finishes).
     pub async fn stop(self) {
         self.stop.send(true).ok();
         for handle in self.handles {
@@ -110,9 +122,24 @@ impl Workers {
     }
 }
 
+/// What a loop does with its pass under way when told to stop.
+#[derive(Clone, Copy)]
+enum Finish {
+    /// Finish it: the outbox pass, so a message sent is also marked sent (an unmarked one
+    /// would be sent again once its lease ran out).
+    Pass,
+    /// Drop it: the scheduler pass, which may plan many vehicles; what it had not committed
+    /// rolls back, and a vehicle it had leased is planned by the next pass after the lease.
+    Now,
+}
+
 /// Runs `pass` now and then every `every`, until `stopped` turns true.
-async fn repeat<F, Fut>(every: Duration, mut stopped: watch::Receiver<bool>, pass: F)
-where
+async fn repeat<F, Fut>(
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+    finish: Finish,
+    pass: F,
+) where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -120,7 +147,15 @@ where
         if *stopped.borrow() {
             return;
         }
-        pass().await;
+        match finish {
+            Finish::Pass => pass().await,
+            Finish::Now => {
+                tokio::select! {
+                    () = pass() => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stopped.changed() => return,
