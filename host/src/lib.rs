@@ -14,6 +14,7 @@ pub mod error;
 pub mod network;
 pub mod plugins;
 pub mod seed;
+pub mod service;
 pub mod tickets;
 pub mod vehicles;
 

@@ -11,6 +11,7 @@ mod idempotency;
 mod network;
 pub mod pagination;
 mod plugins;
+mod service;
 mod tickets;
 mod vehicles;
 
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(customers::routes())
         .merge(vehicles::routes())
         .merge(tickets::routes())
+        .merge(service::routes())
         .merge(custom_fields::routes())
         .merge(audit::routes())
         .merge(plugins::routes())
