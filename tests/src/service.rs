@@ -65,7 +65,9 @@ pub async fn act_ok(app: &TestApp, key: &str, record: &str, action: &str, body: 
 pub fn png() -> Vec<u8> {
     let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
     bytes.extend_from_slice(&[0, 0, 0, 13, b'I', b'H', b'D', b'R']);
-    bytes.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1F, 0x15, 0xC4, 0x89]);
+    bytes.extend_from_slice(&[
+        0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1F, 0x15, 0xC4, 0x89,
+    ]);
     bytes
 }
 
@@ -77,7 +79,13 @@ pub fn jpeg() -> Vec<u8> {
 }
 
 /// Uploads `bytes` as `content_type` to `path` with `key`.
-pub async fn upload(app: &TestApp, key: &str, path: &str, content_type: &str, bytes: Vec<u8>) -> Reply {
+pub async fn upload(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> Reply {
     call(
         app.client
             .post(format!("{}{path}", app.base))

@@ -87,19 +87,40 @@ async fn a_campaign_finds_exactly_the_affected_vehicles(backend: Backend) {
 
     // HQ running it for the north region sees dealer B's car too.
     let regional = app
-        .create(&app.keys.hq_admin, "/campaigns", &campaign(Some(app.units.north)))
+        .create(
+            &app.keys.hq_admin,
+            "/campaigns",
+            &campaign(Some(app.units.north)),
+        )
         .await;
     let found = app
-        .read(&app.keys.hq_admin, &format!("/campaigns/{}/vehicles", regional["id"]))
+        .read(
+            &app.keys.hq_admin,
+            &format!("/campaigns/{}/vehicles", regional["id"]),
+        )
         .await;
-    assert_eq!(vehicle_ids(&found), vec![inside, by_estimate, at_b], "{found}");
+    assert_eq!(
+        vehicle_ids(&found),
+        vec![inside, by_estimate, at_b],
+        "{found}"
+    );
 
     // Dealer B does not see dealer A's campaign, nor can A run one for the region.
     assert_eq!(call(app.get(&app.keys.b_admin, &path)).await.status, 404);
-    assert_eq!(call(app.get(&app.keys.b_admin, &format!("{path}/vehicles"))).await.status, 404);
+    assert_eq!(
+        call(app.get(&app.keys.b_admin, &format!("{path}/vehicles")))
+            .await
+            .status,
+        404
+    );
     let reply = call(app.post(a, "/campaigns", &campaign(Some(app.units.north)))).await;
     assert_eq!(reply.status, 422, "{}", reply.text);
-    let reply = call(app.post(a, "/campaigns", &json!({"name": "x", "batch": BATCH, "min_km": 5, "max_km": 4}))).await;
+    let reply = call(app.post(
+        a,
+        "/campaigns",
+        &json!({"name": "x", "batch": BATCH, "min_km": 5, "max_km": 4}),
+    ))
+    .await;
     assert_eq!(reply.status, 422, "{}", reply.text);
 }
 
@@ -109,6 +130,13 @@ async fn outbox_rows(app: &TestApp) -> i64 {
         .await
         .unwrap();
     n
+}
+
+async fn owner_of(app: &TestApp, vehicle: i64) -> i64 {
+    app.read(&app.keys.a_service, &format!("/vehicles/{vehicle}"))
+        .await["people"][0]["customer_id"]
+        .as_i64()
+        .unwrap()
 }
 
 async fn invitations_go_out_once_and_bookings_and_arrivals_are_counted(backend: Backend) {
@@ -130,37 +158,45 @@ async fn invitations_go_out_once_and_bookings_and_arrivals_are_counted(backend: 
     assert_eq!(again.body["newly_invited"], 0);
     assert_eq!(outbox_rows(&app).await, 2, "re-inviting enqueues nothing");
 
-    let owner_of = |vehicle: i64| async move {
-        app.read(a, &format!("/vehicles/{vehicle}")).await["people"][0]["customer_id"]
-            .as_i64()
-            .unwrap()
-    };
     let mut booked = Vec::new();
     for vehicle in [first, second] {
         let appointment = app
             .create(
                 a,
                 "/appointments",
-                &json!({"customer_id": owner_of(vehicle).await, "vehicle_id": vehicle, "channel": "online",
+                &json!({"customer_id": owner_of(&app, vehicle).await, "vehicle_id": vehicle, "channel": "online",
                         "service_type": "campaign", "campaign_id": created["id"], "slot_start": slot(3)}),
             )
             .await;
         booked.push(appointment["id"].as_i64().unwrap());
     }
-    act_ok(&app, a, &format!("/appointments/{}", booked[0]), "/arrive", &json!({})).await;
+    act_ok(
+        &app,
+        a,
+        &format!("/appointments/{}", booked[0]),
+        "/arrive",
+        &json!({}),
+    )
+    .await;
     let counts = app.read(a, &path).await;
     assert_eq!(
-        (counts["invited"].clone(), counts["booked"].clone(), counts["arrived"].clone()),
+        (
+            counts["invited"].clone(),
+            counts["booked"].clone(),
+            counts["arrived"].clone()
+        ),
         (json!(2), json!(2), json!(1)),
         "{counts}"
     );
 
     // A campaign of another dealer cannot be booked against.
-    let b_campaign = app.create(&app.keys.b_admin, "/campaigns", &campaign(None)).await;
+    let b_campaign = app
+        .create(&app.keys.b_admin, "/campaigns", &campaign(None))
+        .await;
     let reply = call(app.post(
         a,
         "/appointments",
-        &json!({"customer_id": owner_of(first).await, "vehicle_id": first, "channel": "phone",
+        &json!({"customer_id": owner_of(&app, first).await, "vehicle_id": first, "channel": "phone",
                 "service_type": "campaign", "campaign_id": b_campaign["id"], "slot_start": slot(4)}),
     ))
     .await;

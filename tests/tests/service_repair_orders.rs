@@ -3,9 +3,7 @@
 //! quality check, settlement and payment; refused moves, comebacks and first-time-fix, bad
 //! uploads and scope.
 
-use dealer_tests::service::{
-    DAY_MS, act, act_ok, day, jpeg, owner_with_car, png, slot, upload,
-};
+use dealer_tests::service::{DAY_MS, act, act_ok, day, jpeg, owner_with_car, png, slot, upload};
 use dealer_tests::{Backend, Reply, TestApp, call, on_both_backends};
 use serde_json::{Value, json};
 
@@ -55,7 +53,14 @@ async fn open_order(app: &TestApp, key: &str, customer: i64, vehicle: i64, code:
 /// Drives an open order through check-in and dispatch to `in_progress`.
 async fn start_work(app: &TestApp, ro: &str, km: i64) {
     let key = &app.keys.a_service;
-    act_ok(app, key, ro, "/check-in", &json!({"mileage_km": km, "items": []})).await;
+    act_ok(
+        app,
+        key,
+        ro,
+        "/check-in",
+        &json!({"mileage_km": km, "items": []}),
+    )
+    .await;
     act_ok(
         app,
         key,
@@ -76,7 +81,14 @@ async fn finish(app: &TestApp, ro: &str) -> Value {
 
 /// Proposes extra work and returns the answer (proposal, owner link, repair order).
 async fn propose(app: &TestApp, ro: &str, items: Value) -> Value {
-    act_ok(app, &app.keys.a_service, ro, "/extra-work", &json!({"items": items})).await
+    act_ok(
+        app,
+        &app.keys.a_service,
+        ro,
+        "/extra-work",
+        &json!({"items": items}),
+    )
+    .await
 }
 
 async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
@@ -93,7 +105,14 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
                     "service_type": "repair", "slot_start": slot(1)}),
         )
         .await;
-    act_ok(&app, key, &format!("/appointments/{}", booked["id"]), "/arrive", &json!({})).await;
+    act_ok(
+        &app,
+        key,
+        &format!("/appointments/{}", booked["id"]),
+        "/arrive",
+        &json!({}),
+    )
+    .await;
     let order = app
         .create(
             key,
@@ -128,7 +147,14 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
     let mileage = app.read(key, &format!("/vehicles/{vehicle}/mileage")).await;
     assert_eq!(mileage["readings"][0]["km"], 18_500, "{mileage}");
     assert_eq!(mileage["readings"][0]["source"], "check_in");
-    let photo = upload(&app, key, &format!("{ro}/inspection/photos"), "image/png", png()).await;
+    let photo = upload(
+        &app,
+        key,
+        &format!("{ro}/inspection/photos"),
+        "image/png",
+        png(),
+    )
+    .await;
     assert_eq!(photo.status, 201, "{}", photo.text);
 
     // The technician is dispatched and reports progress with a photo.
@@ -149,7 +175,12 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
     ))
     .await;
     assert_eq!(progressed.status, 200, "{}", progressed.text);
-    let event = progressed.body["events"].as_array().unwrap().last().unwrap()["id"].clone();
+    let event = progressed.body["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["id"]
+        .clone();
     let photo = upload(
         &app,
         &app.keys.a_technician,
@@ -162,7 +193,14 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
 
     // Labour and parts.
     act_ok(&app, key, &ro, "/lines", &json!({"kind": "labour", "description": "刹车系统检查", "quantity": 1.5, "unit_price_fen": 20_000})).await;
-    let lined = act_ok(&app, key, &ro, "/lines", &json!({"kind": "part", "description": "刹车油", "quantity": 1, "unit_price_fen": 8_800})).await;
+    let lined = act_ok(
+        &app,
+        key,
+        &ro,
+        "/lines",
+        &json!({"kind": "part", "description": "刹车油", "quantity": 1, "unit_price_fen": 8_800}),
+    )
+    .await;
     assert_eq!(lined["lines"][0]["amount_fen"], 30_000);
     assert_eq!(lined["total_fen"], 38_800);
 
@@ -179,7 +217,10 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
     assert_eq!(proposed["repair_order"]["status"], "waiting_approval");
     assert_eq!(proposed["proposal"]["status"], "pending");
     assert_eq!(proposed["proposal"]["total_fen"], 48_000);
-    let token = proposed["owner_link"]["token"].as_str().expect("a link token").to_owned();
+    let token = proposed["owner_link"]["token"]
+        .as_str()
+        .expect("a link token")
+        .to_owned();
     let items: Vec<i64> = proposed["proposal"]["items"]
         .as_array()
         .unwrap()
@@ -226,10 +267,31 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
     assert!(decision["owner_link_id"].is_i64());
 
     // The quality check fails once, then passes.
-    act_ok(&app, key, &ro, "/status", &json!({"status": "quality_check"})).await;
-    let failed = act_ok(&app, key, &ro, "/quality-check", &json!({"passed": false, "note": "异响仍在"})).await;
+    act_ok(
+        &app,
+        key,
+        &ro,
+        "/status",
+        &json!({"status": "quality_check"}),
+    )
+    .await;
+    let failed = act_ok(
+        &app,
+        key,
+        &ro,
+        "/quality-check",
+        &json!({"passed": false, "note": "异响仍在"}),
+    )
+    .await;
     assert_eq!(failed["status"], "in_progress");
-    act_ok(&app, key, &ro, "/status", &json!({"status": "quality_check"})).await;
+    act_ok(
+        &app,
+        key,
+        &ro,
+        "/status",
+        &json!({"status": "quality_check"}),
+    )
+    .await;
     let ready = act_ok(&app, key, &ro, "/quality-check", &json!({"passed": true})).await;
     assert_eq!(ready["status"], "ready");
 
@@ -240,20 +302,52 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
     assert_eq!(settled["parts_fen"], 44_800);
     assert_eq!(settled["total_fen"], 74_800);
     assert!(settled["settled_at"].is_string());
-    let part = act_ok(&app, key, &ro, "/payments", &json!({"method": "wechat_pay", "amount_fen": 4_800})).await;
+    let part = act_ok(
+        &app,
+        key,
+        &ro,
+        "/payments",
+        &json!({"method": "wechat_pay", "amount_fen": 4_800}),
+    )
+    .await;
     assert_eq!(part["status"], "settled");
     assert_eq!(part["outstanding_fen"], 70_000);
-    let over = act(&app, key, &ro, "/payments", &json!({"method": "card", "amount_fen": 70_001})).await;
+    let over = act(
+        &app,
+        key,
+        &ro,
+        "/payments",
+        &json!({"method": "card", "amount_fen": 70_001}),
+    )
+    .await;
     assert_eq!(over.status, 422, "{}", over.text);
-    let paid = act_ok(&app, key, &ro, "/payments", &json!({"method": "card", "amount_fen": 70_000})).await;
+    let paid = act_ok(
+        &app,
+        key,
+        &ro,
+        "/payments",
+        &json!({"method": "card", "amount_fen": 70_000}),
+    )
+    .await;
     assert_eq!(paid["status"], "paid");
     assert_eq!(paid["outstanding_fen"], 0);
     assert!(paid["paid_at"].is_string());
     for kind in [
-        "created", "check_in", "dispatch", "progress", "line", "extra_work", "owner_decision",
-        "quality_check", "settlement", "payment",
+        "created",
+        "check_in",
+        "dispatch",
+        "progress",
+        "line",
+        "extra_work",
+        "owner_decision",
+        "quality_check",
+        "settlement",
+        "payment",
     ] {
-        assert!(kinds(&paid).iter().any(|k| k == kind), "{kind} on the timeline: {paid}");
+        assert!(
+            kinds(&paid).iter().any(|k| k == kind),
+            "{kind} on the timeline: {paid}"
+        );
     }
     assert_eq!(paid["photos"].as_array().map(Vec::len), Some(2), "{paid}");
 }
@@ -264,17 +358,29 @@ async fn an_expired_link_is_gone_and_the_work_resumes_without_the_items(backend:
     let (customer, vehicle) = owner_with_car(&app, key, 12, json!([])).await;
     let ro = open_order(&app, key, customer, vehicle, "ac_cooling").await;
     start_work(&app, &ro, 9_000).await;
-    let proposed = propose(&app, &ro, json!([{"description": "更换空调滤芯", "amount_fen": 15_000}])).await;
+    let proposed = propose(
+        &app,
+        &ro,
+        json!([{"description": "更换空调滤芯", "amount_fen": 15_000}]),
+    )
+    .await;
     let token = proposed["owner_link"]["token"].as_str().unwrap().to_owned();
     let early = act(&app, key, &ro, "/status", &json!({"status": "in_progress"})).await;
     assert_eq!(early.status, 409, "{}", early.text);
     assert_eq!(early.body["code"], "approval_pending");
 
-    sqlx::query("UPDATE owner_links SET expires_at = $1")
-        .bind(dealer_host::clock::now_ms() - 1_000)
-        .execute(app.db.pool())
-        .await
-        .unwrap();
+    // Three days pass: the link and the proposal's copy of its expiry are behind us.
+    let past = dealer_host::clock::now_ms() - 1_000;
+    for table in [
+        "owner_links SET expires_at",
+        "extra_work_proposals SET link_expires_at",
+    ] {
+        sqlx::query(&format!("UPDATE {table} = $1"))
+            .bind(past)
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+    }
     let view = owner_get(&app, &token).await;
     assert_eq!(view.status, 410, "{}", view.text);
     assert_eq!(view.body["code"], "link_expired");
@@ -294,7 +400,12 @@ async fn a_declined_proposal_adds_nothing(backend: Backend) {
     let (customer, vehicle) = owner_with_car(&app, key, 13, json!([])).await;
     let ro = open_order(&app, key, customer, vehicle, "oil_leak").await;
     start_work(&app, &ro, 30_000).await;
-    let proposed = propose(&app, &ro, json!([{"kind": "part", "description": "更换油底壳垫", "amount_fen": 25_000}])).await;
+    let proposed = propose(
+        &app,
+        &ro,
+        json!([{"kind": "part", "description": "更换油底壳垫", "amount_fen": 25_000}]),
+    )
+    .await;
     let token = proposed["owner_link"]["token"].as_str().unwrap().to_owned();
     let unknown = owner_post(&app, &token, &json!({"approve": true, "items": [999_999]})).await;
     assert_eq!(unknown.status, 422, "{}", unknown.text);
@@ -305,7 +416,12 @@ async fn a_declined_proposal_adds_nothing(backend: Backend) {
     let order = app.read(key, &ro).await;
     assert_eq!(order["status"], "in_progress");
     assert!(order["lines"].as_array().unwrap().is_empty(), "{order}");
-    assert_eq!(call(app.client.get(owner_url(&app, "no-such-token"))).await.status, 404);
+    assert_eq!(
+        call(app.client.get(owner_url(&app, "no-such-token")))
+            .await
+            .status,
+        404
+    );
 }
 
 async fn refused_moves_name_the_allowed_states(backend: Backend) {
@@ -323,15 +439,29 @@ async fn refused_moves_name_the_allowed_states(backend: Backend) {
     start_work(&app, &ro, 5_000).await;
     let skip = act(&app, key, &ro, "/status", &json!({"status": "ready"})).await;
     assert_eq!(skip.status, 409, "{}", skip.text);
-    assert_eq!(skip.body["allowed"], json!(["waiting_approval", "quality_check"]));
+    assert_eq!(
+        skip.body["allowed"],
+        json!(["waiting_approval", "quality_check"])
+    );
     let stale = call(
-        app.post(key, &format!("{ro}/status"), &json!({"status": "quality_check"}))
-            .header("If-Match", "\"1\""),
+        app.post(
+            key,
+            &format!("{ro}/status"),
+            &json!({"status": "quality_check"}),
+        )
+        .header("If-Match", "\"1\""),
     )
     .await;
     assert_eq!(stale.status, 412, "{}", stale.text);
 
-    let no_technician = act(&app, key, &ro, "/dispatch", &json!({"technician_staff_id": app.staff.a_sales})).await;
+    let no_technician = act(
+        &app,
+        key,
+        &ro,
+        "/dispatch",
+        &json!({"technician_staff_id": app.staff.a_sales}),
+    )
+    .await;
     assert_eq!(no_technician.status, 422, "{}", no_technician.text);
     let back = act(&app, key, &ro, "/check-in", &json!({"mileage_km": 6_000})).await;
     assert_eq!(back.status, 409, "{}", back.text);
@@ -361,7 +491,14 @@ async fn a_comeback_within_30_days_is_flagged_and_lowers_first_time_fix(backend:
     assert_eq!(listed["items"][0]["id"], comeback["id"]);
 
     let today = app
-        .read(key, &format!("/repair-orders/first-time-fix?from={}&to={}", day(0), day(0)))
+        .read(
+            key,
+            &format!(
+                "/repair-orders/first-time-fix?from={}&to={}",
+                day(0),
+                day(0)
+            ),
+        )
         .await;
     assert_eq!(today["settled"], 2, "{today}");
     assert_eq!(today["with_comeback"], 1);
@@ -383,12 +520,26 @@ async fn a_comeback_within_30_days_is_flagged_and_lowers_first_time_fix(backend:
         .await;
     assert!(late["comeback_of_id"].is_null(), "{late}");
     let then = app
-        .read(key, &format!("/repair-orders/first-time-fix?from={}&to={}", day(-32), day(-30)))
+        .read(
+            key,
+            &format!(
+                "/repair-orders/first-time-fix?from={}&to={}",
+                day(-32),
+                day(-30)
+            ),
+        )
         .await;
     assert_eq!(then["settled"], 1, "{then}");
     assert_eq!(then["rate"], 1.0);
     let b_view = app
-        .read(&app.keys.b_admin, &format!("/repair-orders/first-time-fix?from={}&to={}", day(0), day(0)))
+        .read(
+            &app.keys.b_admin,
+            &format!(
+                "/repair-orders/first-time-fix?from={}&to={}",
+                day(0),
+                day(0)
+            ),
+        )
         .await;
     assert_eq!(b_view["settled"], 0);
 }
@@ -401,22 +552,40 @@ async fn bad_uploads_leave_nothing_behind(backend: Backend) {
     let path = format!("{ro}/inspection/photos");
     let text = upload(&app, key, &path, "text/plain", b"not a photo".to_vec()).await;
     assert_eq!(text.status, 415, "{}", text.text);
-    let disguised = upload(&app, key, &path, "image/png", b"not a photo at all".to_vec()).await;
+    let disguised = upload(
+        &app,
+        key,
+        &path,
+        "image/png",
+        b"not a photo at all".to_vec(),
+    )
+    .await;
     assert_eq!(disguised.status, 415, "{}", disguised.text);
     let empty = upload(&app, key, &path, "image/png", Vec::new()).await;
     assert_eq!(empty.status, 422, "{}", empty.text);
-    let mut huge = png();
-    huge.resize(dealer_host::attachments::MAX_BYTES + 1, 0);
-    let too_large = upload(&app, key, &path, "image/png", huge).await;
-    assert_eq!(too_large.status, 413, "{}", too_large.text);
+    let (status, _, body) = app
+        .announce_body(
+            key,
+            &path,
+            "image/png",
+            dealer_host::attachments::MAX_BYTES + 1,
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
 
     let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM attachments")
         .fetch_one(app.db.pool())
         .await
         .unwrap();
     assert_eq!(rows, 0, "no attachment row");
-    assert!(app.read(key, &ro).await["photos"].as_array().unwrap().is_empty());
-    assert_eq!(app.attachment_files(), 0, "no file written");
+    assert!(
+        app.read(key, &ro).await["photos"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let files = std::fs::read_dir(app.attachments_dir()).map_or(0, |d| d.count());
+    assert_eq!(files, 0, "no file written");
 }
 
 async fn another_dealer_cannot_see_a_repair_order(backend: Backend) {
@@ -432,8 +601,20 @@ async fn another_dealer_cannot_see_a_repair_order(backend: Backend) {
     )
     .await;
     assert_eq!(check_in.status, 404, "{}", check_in.text);
-    let photo = upload(&app, b, &format!("{ro}/inspection/photos"), "image/png", png()).await;
+    let photo = upload(
+        &app,
+        b,
+        &format!("{ro}/inspection/photos"),
+        "image/png",
+        png(),
+    )
+    .await;
     assert_eq!(photo.status, 404, "{}", photo.text);
-    assert!(app.read(b, "/repair-orders").await["items"].as_array().unwrap().is_empty());
+    assert!(
+        app.read(b, "/repair-orders").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(app.read(&app.keys.a_admin, &ro).await["status"], "open");
 }

@@ -19,7 +19,9 @@ use crate::service::appointments::{
     self, Appointment, AppointmentFilter, AppointmentStatus, Conversion, NewAppointment,
 };
 use crate::service::campaigns::{self, Campaign, CampaignVehicle, Invited, NewCampaign};
-use crate::service::extra_work::{self, NewExtraWork, OwnerDecision, OwnerView, Proposal, Proposed};
+use crate::service::extra_work::{
+    self, NewExtraWork, OwnerDecision, OwnerView, Proposal, Proposed,
+};
 use crate::service::repair_orders::{
     self, CheckIn, Dispatch, FirstTimeFix, Move, NewLine, NewPayment, NewProgress, NewRepairOrder,
     PhotoStage, QualityCheck, RepairOrder, RoFilter,
@@ -85,13 +87,17 @@ async fn create_appointment(
     let mut conn = state.db.pool().acquire().await?;
     let valid = appointments::check_new(&mut conn, &caller, &new).await?;
     drop(conn);
-    let mut create = match Create::begin(&state.db, &caller, "POST /appointments", key, &new).await? {
-        Begun::Fresh(create) => create,
-        Begun::Replayed(response) => return Ok(response),
-    };
+    let mut create =
+        match Create::begin(&state.db, &caller, "POST /appointments", key, &new).await? {
+            Begun::Fresh(create) => create,
+            Begun::Replayed(response) => return Ok(response),
+        };
     let appointment = appointments::create(create.conn(), &caller, &valid).await?;
     create
-        .created(format!("/api/v1/appointments/{}", appointment.id), &appointment)
+        .created(
+            format!("/api/v1/appointments/{}", appointment.id),
+            &appointment,
+        )
         .await
 }
 
@@ -438,7 +444,9 @@ async fn get_campaign(
 ) -> Result<Response> {
     caller.require(Permission::ReadRecords)?;
     let mut conn = state.db.pool().acquire().await?;
-    Ok(extract::tagged(&campaigns::get(&mut conn, &caller, id).await?))
+    Ok(extract::tagged(
+        &campaigns::get(&mut conn, &caller, id).await?,
+    ))
 }
 
 /// Exactly the vehicles the campaign selects now, with the mileage each was selected on.
@@ -560,7 +568,15 @@ async fn progress_photo(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    photo(&state, &caller, id, PhotoStage::Progress(event_id), &headers, &body).await
+    photo(
+        &state,
+        &caller,
+        id,
+        PhotoStage::Progress(event_id),
+        &headers,
+        &body,
+    )
+    .await
 }
 
 /// The extra work proposed on the owner's car, through the owner's link (no API key): the

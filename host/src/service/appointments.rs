@@ -517,7 +517,12 @@ pub async fn move_to(
         AppointmentStatus::Arrived => "arrive",
         _ => "cancel",
     };
-    audit::record(conn, caller, Entry::ok(action, "appointment", id, dealer_id)).await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok(action, "appointment", id, dealer_id),
+    )
+    .await?;
     fetch(conn, id).await
 }
 
@@ -532,8 +537,7 @@ pub async fn for_repair_order(
     if appointment.status != AppointmentStatus::Arrived {
         return Err(Error::Conflict {
             code: "appointment_not_arrived",
-            message: "a repair order is opened from an appointment once the car has arrived"
-                .into(),
+            message: "a repair order is opened from an appointment once the car has arrived".into(),
         });
     }
     if let Some(ro) = appointment.repair_order_id {
@@ -551,7 +555,11 @@ pub async fn for_repair_order(
 
 /// Links appointment `id` to the repair order opened from it; refused if another was opened
 /// from it meanwhile.
-pub async fn link_repair_order(conn: &mut AnyConnection, id: i64, repair_order_id: i64) -> Result<()> {
+pub async fn link_repair_order(
+    conn: &mut AnyConnection,
+    id: i64,
+    repair_order_id: i64,
+) -> Result<()> {
     let updated = sqlx::query(
         "UPDATE appointments SET repair_order_id = $1, updated_at = $2, version = version + 1 \
          WHERE id = $3 AND status = 'arrived' AND repair_order_id IS NULL",
@@ -587,9 +595,8 @@ pub async fn conversion(
         .fetch_all(&mut *conn)
         .await?;
     let now = clock::now_ms();
-    let count = |f: &dyn Fn(&str, i64) -> bool| {
-        rows.iter().filter(|(s, e)| f(s, *e)).count() as i64
-    };
+    let count =
+        |f: &dyn Fn(&str, i64) -> bool| rows.iter().filter(|(s, e)| f(s, *e)).count() as i64;
     let made = rows.len() as i64;
     let arrived = count(&|s, _| s == "arrived");
     Ok(Conversion {

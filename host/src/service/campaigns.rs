@@ -18,8 +18,8 @@ use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::Sql;
 use crate::error::{Error, FieldError, Result};
-use crate::{network, outbox};
 use crate::vehicles::{self, PersonRole, mileage};
+use crate::{network, outbox};
 
 const NAME_MAX: usize = 200;
 const BATCH_MAX: usize = 100;
@@ -99,7 +99,11 @@ const COLUMNS: &str =
     "id, org_unit_id, name, component, batch, min_km, max_km, version, created_at";
 
 /// Creates a campaign run by `org_unit_id` (default the caller's unit), which the caller must see.
-pub async fn create(conn: &mut AnyConnection, caller: &Caller, new: &NewCampaign) -> Result<Campaign> {
+pub async fn create(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    new: &NewCampaign,
+) -> Result<Campaign> {
     let mut errors = Vec::new();
     let name = checked_text(&mut errors, "name", &new.name, NAME_MAX);
     let batch = checked_text(&mut errors, "batch", &new.batch, BATCH_MAX);
@@ -147,10 +151,11 @@ pub async fn create(conn: &mut AnyConnection, caller: &Caller, new: &NewCampaign
 
 /// Campaign `id` and the path of its unit, if the caller sees that unit.
 async fn visible(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<(Row, String)> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM campaigns WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
     let row = row.ok_or(Error::NotFound { entity: "campaign" })?;
     let path = network::kind_and_path(conn, row.org_unit_id)
         .await?
@@ -235,7 +240,12 @@ async fn matching(conn: &mut AnyConnection, row: &Row, path: &str) -> Result<Vec
         let Some(last) = readings.remove(&v.id).and_then(|mut r| r.pop()) else {
             continue;
         };
-        let estimated_km = estimated_km(last.km, last.read_at.timestamp_millis(), v.estimated_daily_km, now);
+        let estimated_km = estimated_km(
+            last.km,
+            last.read_at.timestamp_millis(),
+            v.estimated_daily_km,
+            now,
+        );
         if !(row.min_km..=row.max_km).contains(&estimated_km) {
             continue;
         }

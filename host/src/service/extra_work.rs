@@ -386,7 +386,7 @@ pub async fn propose(
                 "UPDATE extra_work_proposals SET owner_link_id = $1, link_expires_at = $2 WHERE id = $3",
             )
             .bind(issued.id)
-            .bind(issued.expires_at.timestamp_millis())
+            .bind(issued.expires_at)
             .bind(proposal_id)
             .execute(&mut *tx)
             .await?;
@@ -403,7 +403,7 @@ pub async fn propose(
             Some(OwnerLink {
                 path: format!("/owner/extra-work/{}", issued.token),
                 token: issued.token,
-                expires_at: issued.expires_at,
+                expires_at: clock::to_datetime(issued.expires_at),
             })
         }
         ApprovalStatus::Approved => {
@@ -411,15 +411,49 @@ pub async fn propose(
                 .bind(proposal_id)
                 .execute(&mut *tx)
                 .await?;
-            record_decision(&mut tx, proposal_id, ProposalStatus::Approved, "approval", None, total).await?;
+            record_decision(
+                &mut tx,
+                proposal_id,
+                ProposalStatus::Approved,
+                "approval",
+                None,
+                total,
+            )
+            .await?;
             apply(&mut tx, id, proposal_id).await?;
-            repair_orders::advance(&mut tx, Actor::Staff(caller), &row, RoStatus::InProgress, "extra_work", Some(&summary), &[]).await?;
+            repair_orders::advance(
+                &mut tx,
+                Actor::Staff(caller),
+                &row,
+                RoStatus::InProgress,
+                "extra_work",
+                Some(&summary),
+                &[],
+            )
+            .await?;
             None
         }
         ApprovalStatus::Rejected => {
-            record_decision(&mut tx, proposal_id, ProposalStatus::Rejected, "approval", None, 0).await?;
+            record_decision(
+                &mut tx,
+                proposal_id,
+                ProposalStatus::Rejected,
+                "approval",
+                None,
+                0,
+            )
+            .await?;
             mark_applied(&mut tx, proposal_id).await?;
-            repair_orders::advance(&mut tx, Actor::Staff(caller), &row, RoStatus::InProgress, "extra_work", Some(&summary), &[]).await?;
+            repair_orders::advance(
+                &mut tx,
+                Actor::Staff(caller),
+                &row,
+                RoStatus::InProgress,
+                "extra_work",
+                Some(&summary),
+                &[],
+            )
+            .await?;
             None
         }
     };
@@ -433,7 +467,8 @@ pub async fn propose(
         ),
     )
     .await?;
-    let proposal = hydrate(&mut tx, fetch_row(&mut tx, proposal_id).await?).await?;
+    let stored = fetch_row(&mut tx, proposal_id).await?;
+    let proposal = hydrate(&mut tx, stored).await?;
     let repair_order = repair_orders::fetch(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Proposed {
@@ -526,7 +561,7 @@ pub async fn owner_view(conn: &mut AnyConnection, token: &str) -> Result<OwnerVi
         items: proposal.items,
         total_fen: proposal.total_fen,
         status: proposal.status,
-        expires_at: link.expires_at,
+        expires_at: clock::to_datetime(link.expires_at),
     })
 }
 
@@ -556,7 +591,8 @@ pub async fn owner_decide(db: &Db, token: &str, decision: &OwnerDecision) -> Res
     };
     let approve = !chosen.is_empty();
     owner_links::consume(&mut tx, &link).await?;
-    let request = approvals::act_as_owner(&mut tx, row.approval_request_id, approve, "link", link.id).await?;
+    let request =
+        approvals::act_as_owner(&mut tx, row.approval_request_id, approve, "link", link.id).await?;
     for item in &items {
         sqlx::query("UPDATE extra_work_items SET approved = $1 WHERE id = $2")
             .bind(i64::from(chosen.contains(&item.id)))
@@ -578,19 +614,50 @@ pub async fn owner_decide(db: &Db, token: &str, decision: &OwnerDecision) -> Res
     };
     record_decision(&mut tx, row.id, status, "owner", Some("link"), approved_fen).await?;
     let order = repair_orders::fetch_row(&mut tx, row.repair_order_id).await?;
-    let note = format!("{}: {} items, {approved_fen} fen", status.as_str(), chosen.len());
+    let note = format!(
+        "{}: {} items, {approved_fen} fen",
+        status.as_str(),
+        chosen.len()
+    );
     let owner = Actor::Owner { link_id: link.id };
     match (approve, request.status) {
         (false, _) | (true, ApprovalStatus::Rejected) => {
             mark_applied(&mut tx, row.id).await?;
-            repair_orders::advance(&mut tx, owner, &order, RoStatus::InProgress, "owner_decision", Some(&note), &[]).await?;
+            repair_orders::advance(
+                &mut tx,
+                owner,
+                &order,
+                RoStatus::InProgress,
+                "owner_decision",
+                Some(&note),
+                &[],
+            )
+            .await?;
         }
         (true, ApprovalStatus::Approved) => {
             apply(&mut tx, order.id, row.id).await?;
-            repair_orders::advance(&mut tx, owner, &order, RoStatus::InProgress, "owner_decision", Some(&note), &[]).await?;
+            repair_orders::advance(
+                &mut tx,
+                owner,
+                &order,
+                RoStatus::InProgress,
+                "owner_decision",
+                Some(&note),
+                &[],
+            )
+            .await?;
         }
         (true, ApprovalStatus::Pending) => {
-            repair_orders::append_event(&mut tx, owner, order.id, "owner_decision", Some(RoStatus::WaitingApproval), RoStatus::WaitingApproval, Some(&note)).await?;
+            repair_orders::append_event(
+                &mut tx,
+                owner,
+                order.id,
+                "owner_decision",
+                Some(RoStatus::WaitingApproval),
+                RoStatus::WaitingApproval,
+                Some(&note),
+            )
+            .await?;
         }
     }
     audit::record_owner(
@@ -604,7 +671,8 @@ pub async fn owner_decide(db: &Db, token: &str, decision: &OwnerDecision) -> Res
         ),
     )
     .await?;
-    let proposal = hydrate(&mut tx, fetch_row(&mut tx, row.id).await?).await?;
+    let stored = fetch_row(&mut tx, row.id).await?;
+    let proposal = hydrate(&mut tx, stored).await?;
     tx.commit().await?;
     Ok(proposal)
 }

@@ -18,8 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Period, appointments, checked_text};
 use crate::access::Caller;
-use crate::attachments::{self, Attachment};
 use crate::api::extract::Versioned;
+use crate::attachments::{self, Attachment};
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
@@ -117,7 +117,10 @@ impl RoStatus {
 
     /// Whether lines, photos and progress may still be added.
     fn is_open_for_work(self) -> bool {
-        !matches!(self, RoStatus::Settled | RoStatus::Paid | RoStatus::Cancelled)
+        !matches!(
+            self,
+            RoStatus::Settled | RoStatus::Paid | RoStatus::Cancelled
+        )
     }
 }
 
@@ -487,8 +490,7 @@ pub async fn check_new(
         }
         None => match (new.customer_id, new.vehicle_id) {
             (Some(c), Some(v)) => {
-                super::check_customer_and_vehicle(conn, caller, &mut errors, dealer, c, v)
-                    .await?;
+                super::check_customer_and_vehicle(conn, caller, &mut errors, dealer, c, v).await?;
                 (c, v)
             }
             _ => {
@@ -549,7 +551,16 @@ pub async fn create(
     if let Some(appointment) = valid.appointment_id {
         appointments::link_repair_order(conn, appointment, id).await?;
     }
-    append_event(conn, Actor::Staff(caller), id, "created", None, RoStatus::Open, None).await?;
+    append_event(
+        conn,
+        Actor::Staff(caller),
+        id,
+        "created",
+        None,
+        RoStatus::Open,
+        None,
+    )
+    .await?;
     audit::record(
         conn,
         caller,
@@ -571,11 +582,12 @@ pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<R
 }
 
 pub(crate) async fn fetch_row(conn: &mut AnyConnection, id: i64) -> Result<Row> {
-    let row: Option<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM repair_orders WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM repair_orders WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.ok_or(Error::NotFound {
         entity: "repair_order",
     })
@@ -635,7 +647,17 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<Row>) -> Result<Vec<RepairO
         &ids,
         " ORDER BY id",
     );
-    type EventRow = (i64, i64, i64, String, Option<String>, String, Option<String>, Option<i64>, Option<i64>);
+    type EventRow = (
+        i64,
+        i64,
+        i64,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+    );
     let rows_e: Vec<EventRow> = sqlx::query_as_with(sql.text(), sql.arguments())
         .fetch_all(&mut *conn)
         .await?;
@@ -656,39 +678,39 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<Row>) -> Result<Vec<RepairO
     }
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-            let lines = lines.remove(&r.id).unwrap_or_default();
-            let (labour_fen, parts_fen) = totals(&lines);
-            let total_fen = labour_fen + parts_fen;
-            let events = events.remove(&r.id).unwrap_or_default();
-            let photos = photos_of(conn, r.id, &events).await?;
-            out.push(RepairOrder {
-                status: r.status()?,
-                inspection: inspection.remove(&r.id).unwrap_or_default(),
-                payments: payments.remove(&r.id).unwrap_or_default(),
-                events,
-                photos,
-                lines,
-                labour_fen,
-                parts_fen,
-                total_fen,
-                paid_fen: r.paid_fen,
-                outstanding_fen: total_fen - r.paid_fen,
-                id: r.id,
-                dealer_id: r.dealer_id,
-                customer_id: r.customer_id,
-                vehicle_id: r.vehicle_id,
-                appointment_id: r.appointment_id,
-                complaint_code: r.complaint_code,
-                complaint: r.complaint,
-                technician_staff_id: r.technician_staff_id,
-                mileage_km: r.mileage_km,
-                comeback_of_id: r.comeback_of_id,
-                settled_at: clock::opt_datetime(r.settled_at),
-                paid_at: clock::opt_datetime(r.paid_at),
-                version: r.version,
-                created_at: clock::to_datetime(r.created_at),
-                updated_at: clock::to_datetime(r.updated_at),
-            });
+        let lines = lines.remove(&r.id).unwrap_or_default();
+        let (labour_fen, parts_fen) = totals(&lines);
+        let total_fen = labour_fen + parts_fen;
+        let events = events.remove(&r.id).unwrap_or_default();
+        let photos = photos_of(conn, r.id, &events).await?;
+        out.push(RepairOrder {
+            status: r.status()?,
+            inspection: inspection.remove(&r.id).unwrap_or_default(),
+            payments: payments.remove(&r.id).unwrap_or_default(),
+            events,
+            photos,
+            lines,
+            labour_fen,
+            parts_fen,
+            total_fen,
+            paid_fen: r.paid_fen,
+            outstanding_fen: total_fen - r.paid_fen,
+            id: r.id,
+            dealer_id: r.dealer_id,
+            customer_id: r.customer_id,
+            vehicle_id: r.vehicle_id,
+            appointment_id: r.appointment_id,
+            complaint_code: r.complaint_code,
+            complaint: r.complaint,
+            technician_staff_id: r.technician_staff_id,
+            mileage_km: r.mileage_km,
+            comeback_of_id: r.comeback_of_id,
+            settled_at: clock::opt_datetime(r.settled_at),
+            paid_at: clock::opt_datetime(r.paid_at),
+            version: r.version,
+            created_at: clock::to_datetime(r.created_at),
+            updated_at: clock::to_datetime(r.updated_at),
+        });
     }
     Ok(out)
 }
@@ -877,7 +899,12 @@ pub async fn check_in(
     let mut errors = Vec::new();
     let mut items = Vec::new();
     for (i, item) in check_in.items.iter().enumerate() {
-        let name = checked_text(&mut errors, &format!("items[{i}].item"), &item.item, ITEM_MAX);
+        let name = checked_text(
+            &mut errors,
+            &format!("items[{i}].item"),
+            &item.item,
+            ITEM_MAX,
+        );
         let note = item
             .note
             .as_deref()
@@ -930,9 +957,8 @@ pub async fn check_in(
     audit::record(
         conn,
         caller,
-        Entry::ok("check_in", "repair_order", id, row.dealer_id).with_detail(
-            serde_json::json!({ "items": items.len(), "red": reds }),
-        ),
+        Entry::ok("check_in", "repair_order", id, row.dealer_id)
+            .with_detail(serde_json::json!({ "items": items.len(), "red": reds })),
     )
     .await?;
     fetch(conn, id).await
@@ -1094,7 +1120,10 @@ pub async fn add_line(
 fn closed(status: RoStatus) -> Error {
     Error::Conflict {
         code: "repair_order_closed",
-        message: format!("the repair order is {}; nothing more can be added", status.as_str()),
+        message: format!(
+            "the repair order is {}; nothing more can be added",
+            status.as_str()
+        ),
     }
 }
 
@@ -1115,13 +1144,25 @@ pub async fn add_progress(
     ) {
         return Err(Error::Conflict {
             code: "not_in_progress",
-            message: format!("progress is reported while the work is under way, not when {}", status.as_str()),
+            message: format!(
+                "progress is reported while the work is under way, not when {}",
+                status.as_str()
+            ),
         });
     }
     let mut errors = Vec::new();
     let note = checked_text(&mut errors, "note", &progress.note, TEXT_MAX);
     invalid_if_any(errors)?;
-    let event = append_event(conn, Actor::Staff(caller), id, "progress", Some(status), status, Some(&note)).await?;
+    let event = append_event(
+        conn,
+        Actor::Staff(caller),
+        id,
+        "progress",
+        Some(status),
+        status,
+        Some(&note),
+    )
+    .await?;
     audit::record(
         conn,
         caller,
@@ -1192,6 +1233,7 @@ pub async fn add_photo(
         owner_id,
         content_type,
         bytes,
+        None,
         caller,
     )
     .await?;
@@ -1206,11 +1248,7 @@ pub async fn add_photo(
 }
 
 /// The photos of repair order `id`: check-in first, then each progress update's.
-async fn photos_of(
-    conn: &mut AnyConnection,
-    id: i64,
-    events: &[RoEvent],
-) -> Result<Vec<Photo>> {
+async fn photos_of(conn: &mut AnyConnection, id: i64, events: &[RoEvent]) -> Result<Vec<Photo>> {
     let mut photos: Vec<Photo> = attachments::list(conn, INSPECTION_PHOTOS, id)
         .await?
         .into_iter()
@@ -1257,19 +1295,30 @@ pub async fn move_to(
             errors.push(FieldError::new(
                 "status",
                 "needs_its_own_call",
-                format!("the move to {} records data: use its own endpoint", to.as_str()),
+                format!(
+                    "the move to {} records data: use its own endpoint",
+                    to.as_str()
+                ),
             ));
             "status"
         }
     };
     invalid_if_any(errors)?;
-    advance(conn, Actor::Staff(caller), &row, mv.status, kind, note.as_deref(), &[]).await?;
+    advance(
+        conn,
+        Actor::Staff(caller),
+        &row,
+        mv.status,
+        kind,
+        note.as_deref(),
+        &[],
+    )
+    .await?;
     audit::record(
         conn,
         caller,
-        Entry::ok("move", "repair_order", id, row.dealer_id).with_detail(
-            serde_json::json!({ "from": from.as_str(), "to": mv.status.as_str() }),
-        ),
+        Entry::ok("move", "repair_order", id, row.dealer_id)
+            .with_detail(serde_json::json!({ "from": from.as_str(), "to": mv.status.as_str() })),
     )
     .await?;
     fetch(conn, id).await
@@ -1313,7 +1362,10 @@ pub async fn settle(
 ) -> Result<RepairOrder> {
     let row = for_change(conn, caller, id, expected).await?;
     row.status()?.check_move(RoStatus::Settled)?;
-    let lines = load_lines(conn, &[id]).await?.remove(&id).unwrap_or_default();
+    let lines = load_lines(conn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
     let (labour, parts) = totals(&lines);
     let now = clock::now_ms();
     advance(
@@ -1367,7 +1419,10 @@ pub async fn pay(
     if status != RoStatus::Settled {
         return Err(Error::Conflict {
             code: "not_settled",
-            message: format!("payments are taken once the order is settled; it is {}", status.as_str()),
+            message: format!(
+                "payments are taken once the order is settled; it is {}",
+                status.as_str()
+            ),
         });
     }
     let (total,): (i64,) = sqlx::query_as("SELECT total_fen FROM repair_orders WHERE id = $1")
@@ -1404,13 +1459,21 @@ pub async fn pay(
     } else {
         RoStatus::Settled
     };
-    advance(conn, Actor::Staff(caller), &row, to, "payment", Some(&method), &sets).await?;
+    advance(
+        conn,
+        Actor::Staff(caller),
+        &row,
+        to,
+        "payment",
+        Some(&method),
+        &sets,
+    )
+    .await?;
     audit::record(
         conn,
         caller,
-        Entry::ok("payment", "repair_order", id, row.dealer_id).with_detail(
-            serde_json::json!({ "amount_fen": payment.amount_fen, "method": method }),
-        ),
+        Entry::ok("payment", "repair_order", id, row.dealer_id)
+            .with_detail(serde_json::json!({ "amount_fen": payment.amount_fen, "method": method })),
     )
     .await?;
     fetch(conn, id).await
@@ -1486,7 +1549,10 @@ mod tests {
     fn statuses_round_trip() {
         for s in RoStatus::ALL {
             assert_eq!(RoStatus::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
         }
     }
 }
