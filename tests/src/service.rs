@@ -110,3 +110,43 @@ pub fn day(days: i64) -> String {
 pub fn slot(days: i64) -> String {
     format!("{}T09:00:00Z", day(days))
 }
+
+/// Publishes the first-party approval plugin (`plugins/approval`) and enables it for dealer A
+/// with its default configuration.
+pub async fn enable_approval_plugin(app: &TestApp) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../plugins/approval/config.schema.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("the plugin's schema"),
+    )
+    .expect("a JSON schema");
+    let plugin = app
+        .create(
+            &app.keys.hq_admin,
+            "/plugins",
+            &json!({"name": "approval", "hook": "approval", "config_schema": schema}),
+        )
+        .await;
+    let reply = call(
+        app.client
+            .post(format!(
+                "{}/plugins/{}/versions?version=0.1.0",
+                app.base, plugin["id"]
+            ))
+            .bearer_auth(&app.keys.hq_admin)
+            .header("content-type", "application/wasm")
+            .body(crate::guests::wasm_bytes("plugin-approval")),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let reply = call(app.put(
+        &app.keys.a_admin,
+        &format!("/dealers/{}/plugins/approval", app.units.dealer_a),
+        &json!({"plugin_id": plugin["id"], "pinned_version": "0.1.0", "config": {},
+                    "failure_policy": "fail_closed"}),
+    ))
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}

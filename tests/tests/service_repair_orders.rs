@@ -3,7 +3,9 @@
 //! quality check, settlement and payment; refused moves, comebacks and first-time-fix, bad
 //! uploads and scope.
 
-use dealer_tests::service::{DAY_MS, act, act_ok, day, jpeg, owner_with_car, png, slot, upload};
+use dealer_tests::service::{
+    DAY_MS, act, act_ok, day, enable_approval_plugin, jpeg, owner_with_car, png, slot, upload,
+};
 use dealer_tests::{Backend, Reply, TestApp, call, on_both_backends};
 use serde_json::{Value, json};
 
@@ -14,6 +16,8 @@ on_both_backends!(
     refused_moves_name_the_allowed_states,
     a_comeback_within_30_days_is_flagged_and_lowers_first_time_fix,
     bad_uploads_leave_nothing_behind,
+    two_answers_through_one_link_at_once_record_one,
+    above_the_threshold_the_service_advisor_confirms_after_the_owner,
     another_dealer_cannot_see_a_repair_order,
 );
 
@@ -617,4 +621,91 @@ async fn another_dealer_cannot_see_a_repair_order(backend: Backend) {
             .is_empty()
     );
     assert_eq!(app.read(&app.keys.a_admin, &ro).await["status"], "open");
+}
+
+async fn two_answers_through_one_link_at_once_record_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.keys.a_service;
+    let (customer, vehicle) = owner_with_car(&app, key, 19, json!([])).await;
+    let ro = open_order(&app, key, customer, vehicle, "wiper").await;
+    start_work(&app, &ro, 12_000).await;
+    let proposed = propose(
+        &app,
+        &ro,
+        json!([{"kind": "part", "description": "更换雨刮片", "amount_fen": 9_000}]),
+    )
+    .await;
+    let token = proposed["owner_link"]["token"].as_str().unwrap().to_owned();
+    let (approve, decline) = (json!({"approve": true}), json!({"approve": false}));
+    let (yes, no) = tokio::join!(
+        owner_post(&app, &token, &approve),
+        owner_post(&app, &token, &decline),
+    );
+    let mut statuses = [yes.status, no.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 410], "{} / {}", yes.text, no.text);
+    let approved = yes.status == 200;
+    let order = app.read(key, &ro).await;
+    assert_eq!(order["status"], "in_progress");
+    assert_eq!(
+        order["lines"].as_array().unwrap().len(),
+        usize::from(approved),
+        "{order}"
+    );
+    assert_eq!(
+        kinds(&order)
+            .iter()
+            .filter(|k| *k == "owner_decision")
+            .count(),
+        1
+    );
+}
+
+async fn above_the_threshold_the_service_advisor_confirms_after_the_owner(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    enable_approval_plugin(&app).await;
+    let key = &app.keys.a_service;
+    let (customer, vehicle) = owner_with_car(&app, key, 20, json!([])).await;
+    let ro = open_order(&app, key, customer, vehicle, "gearbox").await;
+    start_work(&app, &ro, 60_000).await;
+    let proposed = propose(
+        &app,
+        &ro,
+        json!([{"kind": "part", "description": "更换变速箱阀体", "amount_fen": 250_000}]),
+    )
+    .await;
+    let request = proposed["proposal"]["approval_request_id"]
+        .as_i64()
+        .unwrap();
+    let token = proposed["owner_link"]["token"].as_str().unwrap().to_owned();
+    let decided = owner_post(&app, &token, &json!({"approve": true})).await;
+    assert_eq!(decided.status, 200, "{}", decided.text);
+    assert_eq!(decided.body["status"], "approved");
+    assert!(decided.body["applied_at"].is_null(), "{}", decided.text);
+    assert_eq!(app.read(key, &ro).await["status"], "waiting_approval");
+    let early = act(&app, key, &ro, "/status", &json!({"status": "in_progress"})).await;
+    assert_eq!(early.status, 409, "{}", early.text);
+    assert_eq!(early.body["code"], "approval_pending");
+
+    let approval = app.read(key, &format!("/approvals/{request}")).await;
+    let roles: Vec<&str> = approval["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["owner", "service-advisor"], "{approval}");
+    let confirmed = call(app.post(
+        key,
+        &format!("/approvals/{request}/approve"),
+        &json!({"comment": "同意"}),
+    ))
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    assert_eq!(confirmed.body["status"], "approved");
+
+    let resumed = act_ok(&app, key, &ro, "/status", &json!({"status": "in_progress"})).await;
+    assert_eq!(resumed["lines"][0]["amount_fen"], 250_000, "{resumed}");
+    let proposals = app.read(key, &format!("{ro}/extra-work")).await;
+    assert!(proposals[0]["applied_at"].is_string(), "{proposals}");
 }

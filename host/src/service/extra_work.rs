@@ -17,7 +17,7 @@ use crate::access::Caller;
 use crate::approvals::{self, ApprovalStatus, NewRequest, RequestKind, Subject};
 use crate::audit::{self, Entry};
 use crate::clock;
-use crate::db::{Db, Param, Sql};
+use crate::db::Db;
 use crate::error::{Error, FieldError, Result};
 use crate::owner_links::{self, Purpose};
 use crate::plugins::dispatch::Plugins;
@@ -701,15 +701,14 @@ pub async fn resume_check(conn: &mut AnyConnection, id: i64) -> Result<()> {
         match status {
             Some(ApprovalStatus::Approved) => apply(conn, id, row.id).await?,
             Some(ApprovalStatus::Rejected) => {
-                let mut sql = Sql::new("UPDATE extra_work_proposals SET status = ");
-                sql.bind(Param::Text(ProposalStatus::Rejected.as_str().to_owned()))
-                    .push(", applied_at = ")
-                    .bind(Param::Int(now))
-                    .push(" WHERE id = ")
-                    .bind(Param::Int(row.id));
-                sqlx::query_with(sql.text(), sql.arguments())
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE extra_work_proposals SET status = $1, applied_at = $2 WHERE id = $3",
+                )
+                .bind(ProposalStatus::Rejected.as_str())
+                .bind(now)
+                .bind(row.id)
+                .execute(&mut *conn)
+                .await?;
             }
             _ if row.status == ProposalStatus::Pending.as_str()
                 && row.link_expires_at.is_some_and(|e| e <= now) =>

@@ -1199,7 +1199,6 @@ const PROGRESS_PHOTOS: &str = "repair_order_progress";
 
 /// Stores a photo of repair order `id` through the attachments store (type and size checked
 /// there; a refused upload stores nothing). Refused once the order is closed.
-#[allow(clippy::too_many_arguments)]
 pub async fn add_photo(
     conn: &mut AnyConnection,
     store: &attachments::Store,
