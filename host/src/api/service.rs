@@ -14,6 +14,7 @@ use super::pagination::{Page, PageParams};
 use crate::access::{Caller, Permission};
 use crate::attachments::Attachment;
 use crate::error::{Problem, Result};
+use crate::integrations;
 use crate::service::Period;
 use crate::service::appointments::{
     self, Appointment, AppointmentFilter, AppointmentStatus, Conversion, NewAppointment,
@@ -364,7 +365,9 @@ async fn quality_check(
     Ok(extract::tagged(&order))
 }
 
-/// Settles a ready repair order: its totals are computed from its lines (fen) and frozen.
+/// Settles a ready repair order: its totals are computed from its lines (fen) and frozen;
+/// then the `repair-settled` event goes to the dealer's integration plugin (e.g. the
+/// provincial maintenance-record upload).
 #[utoipa::path(post, path = "/repair-orders/{id}/settle", tag = "service",
     params(("id" = i64, Path), ("If-Match" = String, Header, description = "the ETag you read")),
     responses((status = 200, body = RepairOrder), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
@@ -378,6 +381,13 @@ async fn settle(
     let mut tx = state.db.begin_write().await?;
     let order = repair_orders::settle(&mut tx, &caller, id, expected).await?;
     tx.commit().await?;
+    let mut conn = state.db.pool().acquire().await?;
+    let event = repair_orders::settled_event(&mut conn, &order).await?;
+    drop(conn);
+    // The settlement stands whatever the partners do; a failure is kept with the event.
+    if let Err(e) = integrations::emit(&state, event).await {
+        tracing::error!(error = %e, repair_order = id, "could not hand the settlement to the integrations");
+    }
     Ok(extract::tagged(&order))
 }
 

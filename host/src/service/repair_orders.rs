@@ -24,8 +24,9 @@ use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::integrations::DomainEvent;
 use crate::network;
-use crate::vehicles::mileage;
+use crate::vehicles::{self, mileage};
 
 /// A repair order for the same issue within this long after a settlement is a comeback.
 pub const COMEBACK_WINDOW_MS: i64 = 30 * 86_400_000;
@@ -1352,7 +1353,8 @@ pub async fn quality_check(
 }
 
 /// Settles repair order `id`: `ready → settled`, its totals computed from its lines and
-/// frozen. An order with nothing to pay is paid at once.
+/// frozen. An order with nothing to pay is paid at once. Once committed, the caller hands
+/// [`settled_event`] to the integrations.
 pub async fn settle(
     conn: &mut AnyConnection,
     caller: &Caller,
@@ -1403,6 +1405,39 @@ pub async fn settle(
         .await?;
     }
     fetch(conn, id).await
+}
+
+/// The `repair-settled` event of settled order `order`, for the dealer's integration plugin
+/// (e.g. the upload to the provincial maintenance-record platform, JT/T 1132): the car, the
+/// dates, the odometer at check-in, the complaint, the labour done and the parts used.
+pub async fn settled_event(conn: &mut AnyConnection, order: &RepairOrder) -> Result<DomainEvent> {
+    let vehicle = vehicles::get_unscoped(conn, order.vehicle_id).await?;
+    let settled_at = order.settled_at.unwrap_or(order.updated_at);
+    let date = |t: DateTime<Utc>| t.format("%Y-%m-%d").to_string();
+    let (labour, parts): (Vec<&Line>, Vec<&Line>) =
+        order.lines.iter().partition(|l| l.kind == LineKind::Labour);
+    Ok(DomainEvent {
+        dealer_id: order.dealer_id,
+        kind: "repair-settled",
+        cause: format!("repair_order:{}", order.id),
+        customer_id: Some(order.customer_id),
+        vehicle_id: Some(order.vehicle_id),
+        order_id: None,
+        repair_order_id: Some(order.id),
+        payload: serde_json::json!({
+            "vin": vehicle.vin,
+            "plate": vehicle.plate,
+            "repair_date": date(order.created_at),
+            "settled_date": date(settled_at),
+            "mileage_km": order.mileage_km,
+            "fault_description": order.complaint,
+            "complaint_code": order.complaint_code,
+            "total_fen": order.total_fen,
+            "items": labour.iter().map(|l| serde_json::json!({"name": l.description, "hours": l.quantity})).collect::<Vec<_>>(),
+            "parts": parts.iter().map(|l| serde_json::json!({"name": l.description, "quantity": l.quantity})).collect::<Vec<_>>(),
+        }),
+        occurred_at: settled_at.timestamp_millis(),
+    })
 }
 
 /// Records a payment of a settled order; paid in full, it is `paid`.
