@@ -11,6 +11,7 @@ mod idempotency;
 mod network;
 pub mod pagination;
 mod plugins;
+mod surveys;
 mod tickets;
 mod vehicles;
 
@@ -42,6 +43,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub db: Db,
     pub plugins: Arc<Plugins>,
+    /// Time between two SLA sweeps of a serving host ([`crate::tickets::sla`]).
+    pub sla_interval: std::time::Duration,
 }
 
 impl AppState {
@@ -64,7 +67,11 @@ impl AppState {
     /// process).
     pub fn with_runtime(db: Db, runtime: Arc<Runtime>, files_dir: std::path::PathBuf) -> AppState {
         let plugins = Arc::new(Plugins::new(runtime, db.clone(), Some(files_dir)));
-        AppState { db, plugins }
+        AppState {
+            db,
+            plugins,
+            sla_interval: crate::tickets::sla::DEFAULT_INTERVAL,
+        }
     }
 }
 
@@ -101,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .merge(customers::routes())
         .merge(vehicles::routes())
         .merge(tickets::routes())
+        .merge(surveys::routes())
         .merge(custom_fields::routes())
         .merge(audit::routes())
         .merge(plugins::routes())
