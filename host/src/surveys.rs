@@ -160,21 +160,19 @@ pub async fn send(
     subject_id: i64,
     customer_id: i64,
 ) -> Result<i64> {
-    let link =
-        owner_links::issue(conn, dealer_id, Purpose::Survey, subject_id, SURVEY_TTL_MS, true)
-            .await?;
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO surveys (dealer_id, subject_kind, subject_id, customer_id, link_id, sent_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO surveys (dealer_id, subject_kind, subject_id, customer_id, sent_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(dealer_id)
     .bind(kind.as_str())
     .bind(subject_id)
     .bind(customer_id)
-    .bind(link.id)
     .bind(clock::now_ms())
     .fetch_one(&mut *conn)
     .await?;
+    let link =
+        owner_links::issue(conn, dealer_id, Purpose::Survey, id, SURVEY_TTL_MS, true).await?;
     let message = outbox::Message {
         channel: "sms".to_owned(),
         recipient: format!("customer:{customer_id}"),
@@ -184,7 +182,7 @@ pub async fn send(
                 "survey-url".to_owned(),
                 format!("/api/v1/owner/surveys/{}", link.token),
             ),
-            ("token".to_owned(), link.token.clone()),
+            ("token".to_owned(), link.token),
             ("subject-kind".to_owned(), kind.as_str().to_owned()),
             ("subject-id".to_owned(), subject_id.to_string()),
         ],
@@ -223,7 +221,7 @@ pub async fn for_subjects(
 /// The questions behind survey link `token`: unknown → 404, expired or answered → 410.
 pub async fn form(conn: &mut AnyConnection, token: &str) -> Result<SurveyForm> {
     let link = owner_links::resolve(conn, Purpose::Survey, token).await?;
-    let survey = by_link(conn, link.id).await?;
+    let survey = by_link(conn, &link).await?;
     Ok(SurveyForm {
         subject_kind: survey.subject_kind,
         expires_at: clock::to_datetime(link.expires_at),
@@ -253,11 +251,13 @@ pub async fn form(conn: &mut AnyConnection, token: &str) -> Result<SurveyForm> {
     })
 }
 
-async fn by_link(conn: &mut AnyConnection, link_id: i64) -> Result<Survey> {
+/// The survey a link was issued for.
+async fn by_link(conn: &mut AnyConnection, link: &owner_links::Link) -> Result<Survey> {
     let row: Option<SurveyRow> = sqlx::query_as(&format!(
-        "SELECT {SURVEY_COLUMNS} FROM surveys WHERE link_id = $1"
+        "SELECT {SURVEY_COLUMNS} FROM surveys WHERE id = $1 AND dealer_id = $2"
     ))
-    .bind(link_id)
+    .bind(link.subject_id)
+    .bind(link.dealer_id)
     .fetch_optional(&mut *conn)
     .await?;
     row.ok_or(Error::NotFound { entity: "survey" })?
@@ -320,13 +320,13 @@ pub async fn answer(
         .filter(|c| !c.is_empty());
     let updated = sqlx::query(
         "UPDATE surveys SET answered_at = $1, nps = $2, csat = $3, comment = $4 \
-         WHERE link_id = $5 AND answered_at IS NULL",
+         WHERE id = $5 AND answered_at IS NULL",
     )
     .bind(clock::now_ms())
     .bind(answer.nps)
     .bind(answer.csat)
     .bind(comment)
-    .bind(link.id)
+    .bind(link.subject_id)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -336,7 +336,7 @@ pub async fn answer(
             message: "this survey has been answered".to_owned(),
         });
     }
-    Ok((by_link(conn, link.id).await?, link))
+    Ok((by_link(conn, &link).await?, link))
 }
 
 /// CSAT and NPS over the answers given in `[from, to)` to surveys of `kind` in the caller's

@@ -53,8 +53,10 @@ async fn enable_routing(app: &TestApp) {
                 app.base, app.units.dealer_a
             ))
             .bearer_auth(&app.keys.a_admin)
-            .json(&json!({"plugin_id": id, "pinned_version": "0.1.0", "config": {},
-                "failure_policy": "fail_closed"})),
+            .json(
+                &json!({"plugin_id": id, "pinned_version": "0.1.0", "config": {},
+                "failure_policy": "fail_closed"}),
+            ),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -116,7 +118,11 @@ async fn outbox(app: &TestApp, dealer_id: i64, template: &str) -> Vec<Message> {
     rows.into_iter()
         .map(|(recipient, data)| Message {
             recipient,
-            data: serde_json::from_str(&data).expect("outbox data as JSON"),
+            data: serde_json::from_str::<serde_json::Map<String, Value>>(&data)
+                .expect("outbox data as a JSON object")
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect(),
         })
         .collect()
 }
@@ -162,7 +168,11 @@ async fn a_brake_complaint_is_routed_escalated_handed_off_closed_and_surveyed(ba
 
     // Routed by the plugin as a safety case.
     let ticket = app
-        .create(&app.keys.a_service, "/tickets", &brake_complaint(customer_id))
+        .create(
+            &app.keys.a_service,
+            "/tickets",
+            &brake_complaint(customer_id),
+        )
         .await;
     let id = ticket["id"].as_i64().expect("an id");
     let path = format!("/tickets/{id}");
@@ -222,13 +232,20 @@ async fn a_brake_complaint_is_routed_escalated_handed_off_closed_and_surveyed(ba
     assert_eq!(breach["escalation_level"], 1);
     let tasks = outbox(&app, a, "ticket-sla-breach").await;
     assert_eq!(tasks.len(), 1, "{tasks:?}");
-    assert_eq!(tasks[0].recipient, "role:regional-service-manager");
+    assert_eq!(tasks[0].recipient, "role:regional_service_manager");
     assert_eq!(tasks[0].get("clock"), Some("first_contact"));
     assert_eq!(
-        ids(&app.read(&app.keys.a_service, "/tickets?breached=true").await),
+        ids(&app
+            .read(&app.keys.a_service, "/tickets?breached=true")
+            .await),
         [id]
     );
-    assert!(ids(&app.read(&app.keys.a_service, "/tickets?breached=false").await).is_empty());
+    assert!(
+        ids(&app
+            .read(&app.keys.a_service, "/tickets?breached=false")
+            .await)
+        .is_empty()
+    );
 
     // Handed off to another department.
     let reply = call(app.post(
@@ -336,7 +353,14 @@ async fn a_brake_complaint_is_routed_escalated_handed_off_closed_and_surveyed(ba
         .collect();
     assert_eq!(stages, ["received", "received", "engineer_on_it", "closed"]);
     assert!(view.text.contains("技师已联系您"), "{}", view.text);
-    for hidden in ["客户情绪激动", "需技师检查", "售后技术部", "safety", "actor", "key_id"] {
+    for hidden in [
+        "客户情绪激动",
+        "需技师检查",
+        "售后技术部",
+        "safety",
+        "actor",
+        "key_id",
+    ] {
         assert!(!view.text.contains(hidden), "{hidden} in {}", view.text);
     }
 
@@ -357,7 +381,11 @@ async fn a_breach_escalates_once_when_swept_twice_or_concurrently(backend: Backe
     let mut ids = Vec::new();
     for _ in 0..3 {
         let t = app
-            .create(&app.keys.a_service, "/tickets", &brake_complaint(customer_id))
+            .create(
+                &app.keys.a_service,
+                "/tickets",
+                &brake_complaint(customer_id),
+            )
             .await;
         ids.push(t["id"].as_i64().expect("an id"));
     }
@@ -382,7 +410,11 @@ async fn a_breach_escalates_once_when_swept_twice_or_concurrently(backend: Backe
         .flat_map(|r| r.escalated.iter())
         .map(|e| (e.ticket_id, e.clock.as_str().to_owned(), e.level))
         .collect();
-    assert_eq!(escalated.len(), 6, "two clocks of three tickets: {escalated:?}");
+    assert_eq!(
+        escalated.len(),
+        6,
+        "two clocks of three tickets: {escalated:?}"
+    );
     for id in &ids {
         let ticket = app
             .read(&app.keys.a_service, &format!("/tickets/{id}"))
@@ -398,7 +430,7 @@ async fn a_breach_escalates_once_when_swept_twice_or_concurrently(backend: Backe
     assert_eq!(tasks.len(), 6, "{tasks:?}");
     let to_regional = tasks
         .iter()
-        .filter(|t| t.recipient == "role:regional-service-manager")
+        .filter(|t| t.recipient == "role:regional_service_manager")
         .count();
     assert_eq!(to_regional, 3, "level 2 goes to the region: {tasks:?}");
     let later = sla::escalate_due(&app.db, late + Duration::hours(1))
@@ -413,7 +445,11 @@ async fn first_contact_resolution_feeds_the_kpis(backend: Backend) {
     let mut paths = Vec::new();
     for _ in 0..3 {
         let t = app
-            .create(&app.keys.a_service, "/tickets", &brake_complaint(customer_id))
+            .create(
+                &app.keys.a_service,
+                "/tickets",
+                &brake_complaint(customer_id),
+            )
             .await;
         paths.push(format!("/tickets/{}", t["id"]));
     }
@@ -463,9 +499,7 @@ async fn first_contact_resolution_feeds_the_kpis(backend: Backend) {
     assert_eq!(reply.status, 422, "{}", reply.text);
 }
 
-async fn without_a_plugin_the_built_in_route_applies_and_the_caller_may_raise_it(
-    backend: Backend,
-) {
+async fn without_a_plugin_the_built_in_route_applies_and_the_caller_may_raise_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let customer_id = customer(&app).await;
     let mut body = brake_complaint(customer_id);
@@ -498,14 +532,21 @@ async fn hand_offs_are_checked_and_scoped(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let customer_id = customer(&app).await;
     let ticket = app
-        .create(&app.keys.a_service, "/tickets", &brake_complaint(customer_id))
+        .create(
+            &app.keys.a_service,
+            "/tickets",
+            &brake_complaint(customer_id),
+        )
         .await;
     let path = format!("/tickets/{}", ticket["id"]);
     let handoffs = format!("{path}/handoffs");
     for (body, field) in [
         (json!({"to_team": "service"}), "to_team"),
         (json!({"to_team": "  "}), "to_team"),
-        (json!({"to_team": "保险理赔", "note": "x".repeat(5001)}), "note"),
+        (
+            json!({"to_team": "保险理赔", "note": "x".repeat(5001)}),
+            "note",
+        ),
     ] {
         let reply = call(app.post(&app.keys.a_service, &handoffs, &body)).await;
         assert_eq!(reply.status, 422, "{body}: {}", reply.text);
@@ -543,14 +584,22 @@ async fn owner_links_are_checked(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let customer_id = customer(&app).await;
     let ticket = app
-        .create(&app.keys.a_service, "/tickets", &brake_complaint(customer_id))
+        .create(
+            &app.keys.a_service,
+            "/tickets",
+            &brake_complaint(customer_id),
+        )
         .await;
     let token = ticket["owner_link"]["token"].as_str().expect("a token");
     assert_eq!(
         ticket["owner_link"]["url"],
         format!("/api/v1/owner/tickets/{token}")
     );
-    let view = call(app.client.get(format!("{}/owner/tickets/{token}", app.base))).await;
+    let view = call(
+        app.client
+            .get(format!("{}/owner/tickets/{token}", app.base)),
+    )
+    .await;
     assert_eq!(view.status, 200, "{}", view.text);
     assert_eq!(view.body["stage"], "received");
     assert_eq!(view.body["stage_text"], "已受理");

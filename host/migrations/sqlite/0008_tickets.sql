@@ -37,14 +37,13 @@ ALTER TABLE ticket_events ADD COLUMN escalation_level BIGINT;
 ALTER TABLE ticket_events ADD COLUMN owner_visible BIGINT NOT NULL DEFAULT 0;
 
 -- A satisfaction survey of one subject (a ticket; later a repair order), sent by an owner link
--- and answered once: NPS 0-10, CSAT 1-5, an optional comment.
+-- (purpose `survey`, subject: the survey) and answered once: NPS 0-10, CSAT 1-5, a comment.
 CREATE TABLE surveys (
     id           INTEGER PRIMARY KEY,
     dealer_id    BIGINT NOT NULL REFERENCES org_units(id),
     subject_kind TEXT NOT NULL CHECK (subject_kind IN ('ticket', 'repair_order')),
     subject_id   BIGINT NOT NULL,
     customer_id  BIGINT NOT NULL REFERENCES customers(id),
-    link_id      BIGINT NOT NULL,
     sent_at      BIGINT NOT NULL,
     answered_at  BIGINT,
     nps          BIGINT CHECK (nps BETWEEN 0 AND 10),
@@ -52,5 +51,4 @@ CREATE TABLE surveys (
     comment      TEXT,
     UNIQUE (subject_kind, subject_id)
 );
-CREATE INDEX surveys_link ON surveys (link_id);
 CREATE INDEX surveys_dealer_answered ON surveys (dealer_id, answered_at);

@@ -21,7 +21,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/owner/surveys/{token}", tag = "owner", security(()),
     params(("token" = String, Path)),
     responses((status = 200, body = SurveyForm), (status = 404, body = Problem), (status = 410, body = Problem)))]
-async fn form(State(state): State<AppState>, Path(token): Path<String>) -> Result<Json<SurveyForm>> {
+async fn form(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<SurveyForm>> {
     let mut conn = state.db.pool().acquire().await?;
     Ok(Json(surveys::form(&mut conn, &token).await?))
 }

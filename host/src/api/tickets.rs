@@ -162,7 +162,9 @@ async fn kpis(
 ) -> Result<Json<Kpis>> {
     caller.require(Permission::ReadRecords)?;
     let mut conn = state.db.pool().acquire().await?;
-    Ok(Json(tickets::kpis::compute(&mut conn, &caller, &period).await?))
+    Ok(Json(
+        tickets::kpis::compute(&mut conn, &caller, &period).await?,
+    ))
 }
 
 /// The owner's view of a ticket through the signed link issued when it was opened (no API

@@ -145,8 +145,7 @@ pub async fn compute(conn: &mut AnyConnection, caller: &Caller, period: &Period)
         .fetch_one(&mut *conn)
         .await?;
 
-    let (csat, nps) =
-        surveys::stats(conn, caller, surveys::SubjectKind::Ticket, from, to).await?;
+    let (csat, nps) = surveys::stats(conn, caller, surveys::SubjectKind::Ticket, from, to).await?;
     Ok(Kpis {
         from: clock::to_datetime(from),
         to: clock::to_datetime(to),
@@ -200,8 +199,14 @@ mod tests {
             Error::Invalid(errors) => errors[0].field.clone(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(field(period(&p("2026-11-02", "2026-11-01")).unwrap_err()), "to");
-        assert_eq!(field(period(&p("yesterday", "2026-11-01")).unwrap_err()), "from");
+        assert_eq!(
+            field(period(&p("2026-11-02", "2026-11-01")).unwrap_err()),
+            "to"
+        );
+        assert_eq!(
+            field(period(&p("yesterday", "2026-11-01")).unwrap_err()),
+            "from"
+        );
     }
 
     #[test]

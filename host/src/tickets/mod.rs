@@ -473,7 +473,11 @@ impl TicketRow {
         decode("status", &self.status, TicketStatus::parse)
     }
 
-    fn into_ticket(self, events: Vec<TicketEvent>, survey: Option<surveys::Survey>) -> Result<Ticket> {
+    fn into_ticket(
+        self,
+        events: Vec<TicketEvent>,
+        survey: Option<surveys::Survey>,
+    ) -> Result<Ticket> {
         let routing = self.route_reason.map(|reason| Routing {
             reason,
             decided_by: self

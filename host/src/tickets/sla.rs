@@ -24,6 +24,7 @@ use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::Db;
 use crate::error::Result;
+use crate::network::Position;
 use crate::outbox;
 
 /// The name the sweep audits under.
@@ -120,14 +121,14 @@ async fn escalate(db: &Db, id: i64, clock: Clock, now: i64) -> Result<Option<Esc
         return Ok(None);
     };
     let status = super::decode("status", &status, TicketStatus::parse)?;
-    let recipient = if safety != 0 || level >= 2 {
-        "role:regional-service-manager"
+    let manager = if safety != 0 || level >= 2 {
+        Position::RegionalServiceManager
     } else {
-        "role:service-manager"
+        Position::ServiceManager
     };
     let message = outbox::Message {
         channel: "task".to_owned(),
-        recipient: recipient.to_owned(),
+        recipient: format!("role:{}", manager.as_str()),
         template: "ticket-sla-breach".to_owned(),
         data: vec![
             ("ticket-id".to_owned(), id.to_string()),
