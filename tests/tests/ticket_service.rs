@@ -16,6 +16,7 @@ on_both_backends!(
     without_a_plugin_the_built_in_route_applies_and_the_caller_may_raise_it,
     hand_offs_are_checked_and_scoped,
     owner_links_are_checked,
+    the_background_sweep_escalates_until_it_is_stopped,
 );
 
 /// Publishes the first-party `ticket-routing` plugin and enables it for dealer A with its
@@ -610,4 +611,51 @@ async fn owner_links_are_checked(backend: Backend) {
         let reply = call(app.client.get(&unknown)).await;
         assert_eq!(reply.status, 404, "{unknown}: {}", reply.text);
     }
+}
+
+async fn the_background_sweep_escalates_until_it_is_stopped(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let customer_id = customer(&app).await;
+    let ticket = app
+        .create(
+            &app.keys.a_service,
+            "/tickets",
+            &brake_complaint(customer_id),
+        )
+        .await;
+    let path = format!("/tickets/{}", ticket["id"]);
+    sqlx::query("UPDATE tickets SET first_contact_due = $1 WHERE id = $2")
+        .bind(Utc::now().timestamp_millis() - 60_000)
+        .bind(ticket["id"].as_i64().expect("an id"))
+        .execute(app.db.pool())
+        .await
+        .expect("a first contact already late");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sweep = sla::spawn(
+        app.db.clone(),
+        std::time::Duration::from_millis(50),
+        stopped,
+    );
+    let escalated = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let read = app.read(&app.keys.a_service, &path).await;
+            if read["escalation_level"] == 1 {
+                return read;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the sweep escalates the late ticket");
+    assert!(escalated["first_contact_breached_at"].is_string());
+    stop.send(true).expect("the sweep listens");
+    tokio::time::timeout(std::time::Duration::from_secs(30), sweep)
+        .await
+        .expect("the sweep stops")
+        .expect("the sweep ends cleanly");
+    assert_eq!(
+        app.read(&app.keys.a_service, &path).await["escalation_level"],
+        1,
+        "later sweeps do not escalate it again"
+    );
 }
