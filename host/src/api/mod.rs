@@ -10,6 +10,7 @@ mod custom_fields;
 mod customers;
 pub mod extract;
 mod idempotency;
+mod integrations;
 mod network;
 pub mod pagination;
 mod plugins;
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .merge(plugins::routes())
         .merge(approvals::routes())
         .merge(attachments::routes())
+        .merge(integrations::routes())
         .split_for_parts();
     Router::new()
         .nest("/api/v1", api.fallback(unknown_route))
