@@ -46,6 +46,10 @@ enum Command {
         /// Load the demo network if the database is empty and print a fresh key per role.
         #[arg(long)]
         demo: bool,
+        /// Seconds between two sweeps for tickets past their SLA deadlines.
+        #[arg(long, env = "DEALER_SLA_INTERVAL_SECS", default_value_t = 60,
+            value_parser = clap::value_parser!(u64).range(1..))]
+        sla_interval_secs: u64,
     },
     /// Apply pending database migrations.
     Migrate,
@@ -166,7 +170,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys_command(&db, command).await?,
         Command::Plugins { command } => plugins_command(&db, &settings.data_dir, command).await?,
-        Command::Serve { demo, .. } => {
+        Command::Serve {
+            demo,
+            sla_interval_secs,
+            ..
+        } => {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -195,8 +203,9 @@ async fn main() -> anyhow::Result<()> {
                 println!();
             }
             tracing::info!(%addr, backend = db.backend().name(), "serving");
-            let state = dealer_host::AppState::new(db, &settings.data_dir)
+            let mut state = dealer_host::AppState::new(db, &settings.data_dir)
                 .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
+            state.sla_interval = std::time::Duration::from_secs(sla_interval_secs);
             dealer_host::serve(listener, state, shutdown_signal()).await?;
         }
     }

@@ -15,6 +15,7 @@ mod network;
 pub mod pagination;
 mod plugins;
 mod service;
+mod surveys;
 mod tickets;
 mod vehicles;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub plugins: Arc<Plugins>,
     /// Where uploaded photos and documents are kept.
     pub attachments: Arc<Store>,
+    /// Time between two SLA sweeps of a serving host ([`crate::tickets::sla`]).
+    pub sla_interval: std::time::Duration,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
             db,
             plugins,
             attachments,
+            sla_interval: crate::tickets::sla::DEFAULT_INTERVAL,
         })
     }
 }
@@ -118,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .merge(vehicles::routes())
         .merge(tickets::routes())
         .merge(service::routes())
+        .merge(surveys::routes())
         .merge(custom_fields::routes())
         .merge(audit::routes())
         .merge(plugins::routes())
