@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod network;
 pub mod plugins;
+pub mod sales;
 pub mod seed;
 pub mod tickets;
 pub mod vehicles;

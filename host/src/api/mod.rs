@@ -9,8 +9,10 @@ mod customers;
 pub mod extract;
 mod idempotency;
 mod network;
+mod orders;
 pub mod pagination;
 mod plugins;
+mod sales;
 mod tickets;
 mod vehicles;
 
@@ -104,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .merge(custom_fields::routes())
         .merge(audit::routes())
         .merge(plugins::routes())
+        .merge(sales::routes())
+        .merge(orders::routes())
         .split_for_parts();
     Router::new()
         .nest("/api/v1", api.fallback(unknown_route))
