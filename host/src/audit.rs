@@ -46,15 +46,66 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// Who acted, as the log records it.
+struct Actor<'a> {
+    key_id: Option<i64>,
+    role: &'a str,
+    org_id: Option<i64>,
+}
+
 pub async fn record(conn: &mut AnyConnection, caller: &Caller, entry: Entry<'_>) -> Result<()> {
+    let actor = Actor {
+        key_id: Some(caller.key_id),
+        role: caller.role.as_str(),
+        org_id: Some(caller.org_id),
+    };
+    insert(conn, actor, entry).await
+}
+
+/// Records what a vehicle owner did through a link (they have no key); the link's id goes
+/// into the entry's detail.
+pub async fn record_owner(
+    conn: &mut AnyConnection,
+    link_id: i64,
+    mut entry: Entry<'_>,
+) -> Result<()> {
+    if let Some(detail) = entry.detail.as_object_mut() {
+        detail.insert("link_id".to_owned(), link_id.into());
+    }
+    let actor = Actor {
+        key_id: None,
+        role: "owner",
+        org_id: None,
+    };
+    insert(conn, actor, entry).await
+}
+
+/// Records what a background job of the host did (`worker` names it, e.g. `scheduler`).
+pub async fn record_system(
+    conn: &mut AnyConnection,
+    worker: &str,
+    mut entry: Entry<'_>,
+) -> Result<()> {
+    if let Some(detail) = entry.detail.as_object_mut() {
+        detail.insert("worker".to_owned(), worker.into());
+    }
+    let actor = Actor {
+        key_id: None,
+        role: "system",
+        org_id: None,
+    };
+    insert(conn, actor, entry).await
+}
+
+async fn insert(conn: &mut AnyConnection, actor: Actor<'_>, entry: Entry<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor_key_id, actor_role, actor_org_id, action, entity, entity_id, \
          dealer_id, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(clock::now_ms())
-    .bind(caller.key_id)
-    .bind(caller.role.as_str())
-    .bind(caller.org_id)
+    .bind(actor.key_id)
+    .bind(actor.role)
+    .bind(actor.org_id)
     .bind(entry.action)
     .bind(entry.entity)
     .bind(entry.entity_id)

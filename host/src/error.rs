@@ -44,6 +44,17 @@ pub enum Error {
     Forbidden(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// An owner's link that is not (or no longer) valid.
+    #[error(
+        "this link is not valid; check that it was copied whole, or ask the dealer for a new one"
+    )]
+    LinkNotFound,
+    /// Something that existed and is no longer usable (an expired or used link).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+    /// An upload of a kind that is not accepted.
+    #[error("{0}")]
+    UnsupportedUpload(String),
     #[error("cannot go from {from} to {to}")]
     InvalidTransition {
         from: String,
@@ -114,6 +125,11 @@ impl Error {
             Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Error::LinkNotFound => (StatusCode::NOT_FOUND, "link_not_found"),
+            Error::Gone { code, .. } => (StatusCode::GONE, code),
+            Error::UnsupportedUpload(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_file_type")
+            }
             Error::InvalidTransition { .. } => (StatusCode::CONFLICT, "invalid_transition"),
             Error::StaleVersion { .. } => (StatusCode::PRECONDITION_FAILED, "stale_version"),
             Error::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),

@@ -4,6 +4,8 @@
 
 pub mod access;
 pub mod api;
+pub mod approvals;
+pub mod attachments;
 pub mod audit;
 pub mod clock;
 pub mod config;
@@ -12,6 +14,8 @@ pub mod customers;
 pub mod db;
 pub mod error;
 pub mod network;
+pub mod outbox;
+pub mod owner_links;
 pub mod plugins;
 pub mod sales;
 pub mod seed;

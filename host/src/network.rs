@@ -298,12 +298,64 @@ pub async fn dealer_for_write(
     }
 }
 
+/// The job a staff member holds. Approval steps name positions (`general-manager` in a
+/// plugin's decision is [`Position::GeneralManager`]); the access [`Role`] says what their key
+/// may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    SalesConsultant,
+    SalesManager,
+    GeneralManager,
+    FinanceDesk,
+    ServiceAdvisor,
+    ServiceManager,
+    Technician,
+    CustomerCare,
+    RegionalServiceManager,
+}
+
+impl Position {
+    pub const ALL: [Position; 9] = [
+        Position::SalesConsultant,
+        Position::SalesManager,
+        Position::GeneralManager,
+        Position::FinanceDesk,
+        Position::ServiceAdvisor,
+        Position::ServiceManager,
+        Position::Technician,
+        Position::CustomerCare,
+        Position::RegionalServiceManager,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Position::SalesConsultant => "sales_consultant",
+            Position::SalesManager => "sales_manager",
+            Position::GeneralManager => "general_manager",
+            Position::FinanceDesk => "finance_desk",
+            Position::ServiceAdvisor => "service_advisor",
+            Position::ServiceManager => "service_manager",
+            Position::Technician => "technician",
+            Position::CustomerCare => "customer_care",
+            Position::RegionalServiceManager => "regional_service_manager",
+        }
+    }
+
+    /// Reads `general_manager` and the plugins' spelling, `general-manager`.
+    pub fn parse(s: &str) -> Option<Position> {
+        let s = s.replace('-', "_");
+        Position::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Staff {
     pub id: i64,
     pub org_unit_id: i64,
     pub name: String,
     pub role: Role,
+    pub position: Option<Position>,
     pub phone: Option<String>,
     pub active: bool,
 }
@@ -315,6 +367,8 @@ pub struct NewStaff {
     pub org_unit_id: Option<i64>,
     pub name: String,
     pub role: Role,
+    #[serde(default)]
+    pub position: Option<Position>,
     pub phone: Option<String>,
 }
 
@@ -324,6 +378,7 @@ struct StaffRow {
     org_unit_id: i64,
     name: String,
     role: String,
+    position: Option<String>,
     phone: Option<String>,
     active: i64,
 }
@@ -336,6 +391,7 @@ impl StaffRow {
             org_unit_id: self.org_unit_id,
             name: self.name,
             role: Role::parse(&self.role).unwrap_or(Role::Sales),
+            position: self.position.as_deref().and_then(Position::parse),
             phone: self.phone.map(|p| {
                 if masked {
                     crate::access::masking::phone(&p)
@@ -348,7 +404,7 @@ impl StaffRow {
     }
 }
 
-const STAFF_COLUMNS: &str = "id, org_unit_id, name, role, phone, active";
+const STAFF_COLUMNS: &str = "id, org_unit_id, name, role, position, phone, active";
 
 pub async fn create_staff(
     conn: &mut AnyConnection,
@@ -380,17 +436,30 @@ pub async fn create_staff(
         return Err(Error::invalid("name", "required", "staff need a name"));
     }
     let row: StaffRow = sqlx::query_as(&format!(
-        "INSERT INTO staff (org_unit_id, name, role, phone, created_at) VALUES ($1, $2, $3, $4, $5) \
-         RETURNING {STAFF_COLUMNS}"
+        "INSERT INTO staff (org_unit_id, name, role, position, phone, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {STAFF_COLUMNS}"
     ))
     .bind(unit)
     .bind(new.name.trim())
     .bind(new.role.as_str())
+    .bind(new.position.map(Position::as_str))
     .bind(new.phone.as_deref())
     .bind(clock::now_ms())
     .fetch_one(&mut *conn)
     .await?;
     Ok(row.into_staff(Some(caller)))
+}
+
+/// One staff member, unmasked, for the domain's own checks (who may approve a step, who is
+/// credited with a sale). Scope is the caller's business.
+pub async fn staff_member(conn: &mut AnyConnection, staff_id: i64) -> Result<Staff> {
+    let row: Option<StaffRow> =
+        sqlx::query_as(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE id = $1"))
+            .bind(staff_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(|r| r.into_staff(None))
+        .ok_or(Error::NotFound { entity: "staff" })
 }
 
 pub async fn list_staff(conn: &mut AnyConnection, caller: &Caller) -> Result<Vec<Staff>> {

@@ -8,13 +8,13 @@
 
 pub mod guests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dealer_host::access::Role;
 use dealer_host::access::keys;
-use dealer_host::network::{self, DealerType, NewUnit, UnitKind};
+use dealer_host::network::{self, DealerType, NewUnit, Position, UnitKind};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use tokio::net::TcpListener;
@@ -162,6 +162,18 @@ pub struct Units {
     pub dealer_c: i64,
 }
 
+/// Staff ids of the fixture's people at dealer_a, each with the key of the same name.
+#[derive(Debug, Clone, Copy)]
+pub struct Staff {
+    pub a_sales: i64,
+    pub a_sales2: i64,
+    pub a_sales_manager: i64,
+    pub a_gm: i64,
+    pub a_finance: i64,
+    pub a_service: i64,
+    pub a_technician: i64,
+}
+
 /// One API key per fixture role.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -175,10 +187,20 @@ pub struct Keys {
     pub partner: String,
     /// dealer_admin at dealer_a.
     pub a_admin: String,
-    /// sales at dealer_a.
+    /// sales at dealer_a, staff `a_sales` (a sales consultant).
     pub a_sales: String,
-    /// service at dealer_a.
+    /// sales at dealer_a, staff `a_sales2` (another sales consultant).
+    pub a_sales2: String,
+    /// sales at dealer_a, staff `a_sales_manager`.
+    pub a_sales_manager: String,
+    /// dealer_admin at dealer_a, staff `a_gm` (the general manager).
+    pub a_gm: String,
+    /// sales at dealer_a, staff `a_finance` (the finance desk).
+    pub a_finance: String,
+    /// service at dealer_a, staff `a_service` (a service advisor).
     pub a_service: String,
+    /// service at dealer_a, staff `a_technician`.
+    pub a_technician: String,
     /// dealer_admin at dealer_b.
     pub b_admin: String,
     /// dealer_admin at dealer_c.
@@ -194,6 +216,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub units: Units,
     pub keys: Keys,
+    pub staff: Staff,
+    /// The server's state, for calling domain functions and background jobs directly.
+    pub state: AppState,
     files: ScratchDir,
     _server: Replica,
     // Declared last: dropped after the server has been told to stop.
@@ -297,6 +322,32 @@ async fn key(conn: &mut sqlx::AnyConnection, role: Role, unit: i64, label: &str)
         .key
 }
 
+/// A staff member of `unit` holding `position`, and a key of `role` acting as them.
+async fn staff_key(
+    conn: &mut sqlx::AnyConnection,
+    role: Role,
+    unit: i64,
+    name: &str,
+    position: Position,
+) -> (i64, String) {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO staff (org_unit_id, name, role, position, created_at) \
+         VALUES ($1, $2, $3, $4, 0) RETURNING id",
+    )
+    .bind(unit)
+    .bind(name)
+    .bind(role.as_str())
+    .bind(position.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap_or_else(|e| panic!("fixture staff {name}: {e}"));
+    let key = keys::create(conn, role, unit, Some(id), name)
+        .await
+        .unwrap_or_else(|e| panic!("fixture key {name}: {e}"))
+        .key;
+    (id, key)
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
         let test_db = TestDb::new(backend).await;
@@ -358,26 +409,52 @@ impl TestApp {
             Some("广州"),
         )
         .await;
+        let a = dealer_a;
+        let (s_sales, a_sales) =
+            staff_key(c, Role::Sales, a, "王芳", Position::SalesConsultant).await;
+        let (s_sales2, a_sales2) =
+            staff_key(c, Role::Sales, a, "李强", Position::SalesConsultant).await;
+        let (s_manager, a_sales_manager) =
+            staff_key(c, Role::Sales, a, "赵敏", Position::SalesManager).await;
+        let (s_gm, a_gm) =
+            staff_key(c, Role::DealerAdmin, a, "陈刚", Position::GeneralManager).await;
+        let (s_finance, a_finance) =
+            staff_key(c, Role::Sales, a, "孙丽", Position::FinanceDesk).await;
+        let (s_service, a_service) =
+            staff_key(c, Role::Service, a, "周杰", Position::ServiceAdvisor).await;
+        let (s_technician, a_technician) =
+            staff_key(c, Role::Service, a, "吴军", Position::Technician).await;
+        let staff = Staff {
+            a_sales: s_sales,
+            a_sales2: s_sales2,
+            a_sales_manager: s_manager,
+            a_gm: s_gm,
+            a_finance: s_finance,
+            a_service: s_service,
+            a_technician: s_technician,
+        };
         let keys = Keys {
             hq_admin: key(c, Role::HqAdmin, hq, "hq admin").await,
             hq_analyst: key(c, Role::HqAnalyst, hq, "hq analyst").await,
             north_manager: key(c, Role::RegionalManager, north, "north manager").await,
             partner: key(c, Role::Partner, hq, "partner").await,
             a_admin: key(c, Role::DealerAdmin, dealer_a, "dealer a admin").await,
-            a_sales: key(c, Role::Sales, dealer_a, "dealer a sales").await,
-            a_service: key(c, Role::Service, dealer_a, "dealer a service").await,
+            a_sales,
+            a_sales2,
+            a_sales_manager,
+            a_gm,
+            a_finance,
+            a_service,
+            a_technician,
             b_admin: key(c, Role::DealerAdmin, dealer_b, "dealer b admin").await,
             c_admin: key(c, Role::DealerAdmin, dealer_c, "dealer c admin").await,
         };
         drop(conn);
 
         let files = scratch_dir("files");
-        let replica = Replica::spawn(AppState::with_runtime(
-            db.clone(),
-            shared_runtime(),
-            files.path.clone(),
-        ))
-        .await;
+        let state = AppState::with_runtime(db.clone(), shared_runtime(), &files.path)
+            .expect("the host's state");
+        let replica = Replica::spawn(state.clone()).await;
         TestApp {
             base: replica.base.clone(),
             db,
@@ -391,6 +468,8 @@ impl TestApp {
                 dealer_c,
             },
             keys,
+            staff,
+            state,
             files,
             _server: replica,
             _test_db: test_db,
@@ -407,11 +486,10 @@ impl TestApp {
             )
             .expect("a plugin runtime for the replica"),
         );
-        Replica::spawn(AppState::with_runtime(
-            self.db.clone(),
-            runtime,
-            self.files.path.join("replica-files"),
-        ))
+        Replica::spawn(
+            AppState::with_runtime(self.db.clone(), runtime, &self.files.path.join("replica"))
+                .expect("the replica's state"),
+        )
         .await
     }
 
@@ -472,8 +550,21 @@ impl TestApp {
     }
 
     /// Where this host keeps granted plugin directories.
-    pub fn files_dir(&self) -> &Path {
-        &self.files.path
+    pub fn attachments_dir(&self) -> PathBuf {
+        self.files.path.join("attachments")
+    }
+
+    /// The caller a fixture key authenticates as, for calling domain functions directly.
+    pub async fn caller(&self, key: &str) -> dealer_host::access::Caller {
+        let mut conn = self.db.pool().acquire().await.expect("a connection");
+        keys::authenticate(&mut conn, key)
+            .await
+            .expect("a fixture key")
+    }
+
+    /// Where this host keeps the plugins' private directories.
+    pub fn files_dir(&self) -> PathBuf {
+        self.files.path.join("plugin-files")
     }
 
     fn url(&self, path: &str) -> String {

@@ -1,7 +1,8 @@
-//! Every first-party plugin, and the partner example that needs no partner, run against its
-//! `fixtures/*.json` through the plugin author's harness (`dealer_plugin::harness`): the same
-//! runtime, limits and checks as the host, with no database. And each first-party plugin's
-//! configuration schema checked by the host's own schema code.
+//! Every first-party plugin and every Rust example run against its `fixtures/*.json` through
+//! the plugin author's harness (`dealer_plugin::harness`): the same runtime, limits and checks
+//! as the host, with no database; the partner examples call a local stand-in of the
+//! partner's API that their fixtures declare. And each first-party plugin's configuration
+//! schema checked by the host's own schema code.
 
 use std::path::Path;
 
@@ -9,13 +10,18 @@ use dealer_plugin::harness::{Verdict, fixtures, run_fixture};
 use dealer_tests::guests::wasm;
 
 /// (crate, folder) of each plugin with fixtures.
-const WITH_FIXTURES: [(&str, &str); 6] = [
+const WITH_FIXTURES: [(&str, &str); 8] = [
     ("plugin-approval", "plugins/approval"),
     ("plugin-commission", "plugins/commission"),
     ("plugin-loyalty", "plugins/loyalty"),
     ("plugin-reminders", "plugins/reminders"),
     ("plugin-ticket-routing", "plugins/ticket-routing"),
     ("example-ev-charging", "examples/ev-charging"),
+    ("example-insurance", "examples/insurance"),
+    (
+        "example-maintenance-records",
+        "examples/maintenance-records",
+    ),
 ];
 
 #[test]
@@ -41,10 +47,46 @@ fn every_fixture_decides_as_expected_in_the_harness() {
                     fixture.display(),
                     outcome.as_str()
                 )),
+                Verdict::Partner { problems } => failures.push(format!(
+                    "{}: partner calls: {}",
+                    fixture.display(),
+                    problems.join("; ")
+                )),
             }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A partner call other than the fixture declares fails the fixture, naming the difference,
+/// even when the output is right; and so does a declared call the plugin never made.
+#[test]
+fn a_partner_call_the_fixture_does_not_declare_fails_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace");
+    let original = std::fs::read_to_string(root.join("examples/insurance/fixtures/delivered.json"))
+        .expect("the insurance fixture");
+    let dir = dealer_tests::scratch_dir("partner-fixture");
+    let component = wasm("example-insurance");
+
+    let wrong_secret = original.replace("Bearer fixture-secret", "Bearer another-secret");
+    let path = dir.path.join("wrong-secret.json");
+    std::fs::write(&path, wrong_secret).expect("write the fixture");
+    let result = run_fixture(&component, &path).expect("the harness runs");
+    let Verdict::Partner { problems } = result.verdict else {
+        panic!("a wrong credential is reported: {:?}", result.verdict);
+    };
+    assert!(problems[0].contains("authorization"), "{problems:?}");
+
+    let wrong_path = original.replace("\"path\": \"/v1/quotes\"", "\"path\": \"/v2/quotes\"");
+    let path = dir.path.join("wrong-path.json");
+    std::fs::write(&path, wrong_path).expect("write the fixture");
+    let result = run_fixture(&component, &path).expect("the harness runs");
+    match result.verdict {
+        Verdict::Failed { error, .. } => assert!(error.contains("404"), "{error}"),
+        other => panic!("an undeclared call is answered 404 and fails the run: {other:?}"),
+    }
 }
 
 /// Each first-party plugin's `config.schema.json` is one the host accepts, names exactly the

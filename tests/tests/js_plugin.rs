@@ -2,6 +2,8 @@
 //! in JavaScript and built with the Bytecode Alliance's JavaScript toolchain from npm (jco and
 //! ComponentizeJS), is published and run through the real host like any Rust plugin.
 //!
+//! Its fixtures pass in the plugin author's harness too, as a Rust plugin's do.
+//!
 //! The component is built once per test process by `examples/js-approval/build.sh`, which
 //! needs `node` (>= 20) and `npm`; without them the test fails, it never skips.
 
@@ -10,6 +12,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use dealer_plugin::harness::{Harness, Verdict, fixtures};
 use dealer_tests::{Backend, TestApp, call, on_both_backends};
 use serde_json::{Value, json};
 
@@ -20,10 +23,7 @@ on_both_backends!(a_javascript_plugin_decides_approvals_through_the_host);
 fn js_component() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
-        let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("the tests crate is inside the workspace")
-            .join("examples/js-approval");
+        let dir = example_dir();
         let started = Instant::now();
         let output = Command::new("bash")
             .arg(dir.join("build.sh"))
@@ -48,6 +48,27 @@ fn js_component() -> &'static [u8] {
         );
         bytes
     })
+}
+
+/// `examples/js-approval`.
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is inside the workspace")
+        .join("examples/js-approval")
+}
+
+#[test]
+fn the_javascript_plugin_passes_its_fixtures_in_the_harness() {
+    js_component();
+    let dir = example_dir();
+    let harness = Harness::new(&dir.join("approval.wasm")).expect("the component loads");
+    let found = fixtures(&dir.join("fixtures")).expect("the example's fixtures");
+    assert!(found.len() >= 3, "{found:?}");
+    for fixture in found {
+        let result = harness.run(&fixture).expect("the harness runs");
+        assert_eq!(result.verdict, Verdict::Ok, "{}", fixture.display());
+    }
 }
 
 fn request(dealer: i64, kind: &str, amount: i64, base_amount: i64) -> Value {

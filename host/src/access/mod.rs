@@ -191,6 +191,8 @@ pub enum Record {
     Customer,
     Vehicle,
     Ticket,
+    Attachment,
+    ApprovalRequest,
 }
 
 impl Record {
@@ -199,6 +201,8 @@ impl Record {
             Record::Customer => "customers",
             Record::Vehicle => "vehicles",
             Record::Ticket => "tickets",
+            Record::Attachment => "attachments",
+            Record::ApprovalRequest => "approval_requests",
         }
     }
 
@@ -207,6 +211,8 @@ impl Record {
             Record::Customer => "customer",
             Record::Vehicle => "vehicle",
             Record::Ticket => "ticket",
+            Record::Attachment => "attachment",
+            Record::ApprovalRequest => "approval request",
         }
     }
 }

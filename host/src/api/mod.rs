@@ -3,6 +3,8 @@
 //!
 //! Handlers are thin: extract, call the domain module that owns the table, respond.
 
+mod approvals;
+mod attachments;
 mod audit;
 mod custom_fields;
 mod customers;
@@ -31,6 +33,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use std::sync::Arc;
 
+use crate::attachments::{self as attachment_files, Store};
 use crate::db::Db;
 use crate::error::Error;
 use crate::plugins::dispatch::Plugins;
@@ -44,29 +47,40 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub db: Db,
     pub plugins: Arc<Plugins>,
+    /// Where uploaded photos and documents are kept.
+    pub attachments: Arc<Store>,
 }
 
 impl AppState {
-    /// The state of a host keeping its plugin files under `data_dir`: compiled artifacts in
-    /// `plugin-cache/` (so a restart compiles nothing) and granted private directories in
-    /// `plugin-files/`.
+    /// The state of a host keeping its files under `data_dir`: compiled plugin artifacts in
+    /// `plugin-cache/` (so a restart compiles nothing), plugins' granted private directories
+    /// in `plugin-files/`, uploads in `attachments/`.
     pub fn new(db: Db, data_dir: &std::path::Path) -> wasmtime::Result<AppState> {
         let runtime = Arc::new(Runtime::new(
             Some(&data_dir.join("plugin-cache")),
             Limits::default(),
         )?);
-        Ok(AppState::with_runtime(
-            db,
-            runtime,
-            data_dir.join("plugin-files"),
-        ))
+        AppState::with_runtime(db, runtime, data_dir)
     }
 
     /// The state of a host sharing an existing plugin runtime (tests run many hosts in one
-    /// process).
-    pub fn with_runtime(db: Db, runtime: Arc<Runtime>, files_dir: std::path::PathBuf) -> AppState {
-        let plugins = Arc::new(Plugins::new(runtime, db.clone(), Some(files_dir)));
-        AppState { db, plugins }
+    /// process), with its files under `data_dir`.
+    pub fn with_runtime(
+        db: Db,
+        runtime: Arc<Runtime>,
+        data_dir: &std::path::Path,
+    ) -> wasmtime::Result<AppState> {
+        let plugins = Arc::new(Plugins::new(
+            runtime,
+            db.clone(),
+            Some(data_dir.join("plugin-files")),
+        ));
+        let attachments = Arc::new(Store::open(&data_dir.join("attachments"))?);
+        Ok(AppState {
+            db,
+            plugins,
+            attachments,
+        })
     }
 }
 
@@ -106,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         .merge(custom_fields::routes())
         .merge(audit::routes())
         .merge(plugins::routes())
+        .merge(approvals::routes())
+        .merge(attachments::routes())
         .merge(sales::routes())
         .merge(orders::routes())
         .split_for_parts();
@@ -138,11 +154,12 @@ async fn refuse_oversized(request: Request, next: Next) -> Response {
 }
 
 fn body_limit(request: &Request) -> usize {
-    let upload = request.method() == axum::http::Method::POST
-        && request.uri().path().starts_with("/api/v1/plugins/")
-        && request.uri().path().ends_with("/versions");
-    if upload {
+    let path = request.uri().path();
+    let post = request.method() == axum::http::Method::POST;
+    if post && path.starts_with("/api/v1/plugins/") && path.ends_with("/versions") {
         MAX_COMPONENT_BYTES
+    } else if post && (path.ends_with("/photos") || path.ends_with("/attachments")) {
+        attachment_files::MAX_BYTES
     } else {
         BODY_LIMIT
     }

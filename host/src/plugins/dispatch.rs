@@ -372,9 +372,10 @@ impl Plugins {
             private_dir: self.private_dir(dealer_id, active),
         };
         let services = Services {
-            db: self.db.clone(),
+            db: Some(self.db.clone()),
             tokio: tokio::runtime::Handle::current(),
             http: self.http.clone(),
+            secrets: Default::default(),
         };
         let dealer_slots = self
             .dealer_slots

@@ -69,12 +69,17 @@ pub struct CallContext {
 }
 
 /// What the host reaches for a plugin: the database and partners. `None` in a run without
-/// them (a benchmark): look-ups then answer `unavailable`.
+/// them (a benchmark): look-ups and partner calls then answer `unavailable`.
 #[derive(Clone)]
 pub struct Services {
-    pub db: Db,
+    /// The database, for record look-ups, the store and the dealer's secrets. `None` in an
+    /// author's local harness, where look-ups answer `unavailable` and secrets come from
+    /// `secrets`.
+    pub db: Option<Db>,
     pub tokio: tokio::runtime::Handle,
     pub http: reqwest::Client,
+    /// Secrets by handle when there is no database (a fixture's test secrets).
+    pub secrets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -227,7 +232,11 @@ impl HostState {
         &self,
         work: impl AsyncFnOnce(&Db) -> crate::error::Result<T>,
     ) -> Result<crate::error::Result<T>, HostError> {
-        let Some(services) = &self.services else {
+        let Some((services, db)) = self
+            .services
+            .as_ref()
+            .and_then(|s| Some((s, s.db.as_ref()?)))
+        else {
             return Err(HostError::Unavailable(
                 "records are not available in this run".into(),
             ));
@@ -235,7 +244,7 @@ impl HostState {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         services
             .tokio
-            .block_on(async { tokio::time::timeout(remaining, work(&services.db)).await })
+            .block_on(async { tokio::time::timeout(remaining, work(db)).await })
             .map_err(|_| HostError::Unavailable("the run's deadline passed".into()))
     }
 
@@ -735,6 +744,13 @@ impl HostState {
             return Err(HostError::Denied(format!(
                 "this plugin was not granted the credential `{handle}`"
             )));
+        }
+        if let Some(services) = self.services.as_ref().filter(|s| s.db.is_none()) {
+            return services.secrets.get(handle).cloned().ok_or_else(|| {
+                HostError::Denied(format!(
+                    "the fixture gives no secret for the credential `{handle}`"
+                ))
+            });
         }
         let dealer = self.ctx.dealer_id;
         let handle_owned = handle.to_owned();

@@ -16,7 +16,7 @@ use super::plan::{self, CustomerPlan, DealerCtx, InteractionPlan, Shape};
 use crate::access::Role;
 use crate::db::Param;
 use crate::error::Result;
-use crate::network::{self, DealerType, NewUnit, Policy, UnitKind};
+use crate::network::{self, DealerType, NewUnit, Policy, Position, UnitKind};
 use crate::tickets::TicketStatus;
 
 pub const HQ_CODE: &str = "HQ";
@@ -310,13 +310,18 @@ async fn create_staff(
             "org_unit_id",
             "name",
             "role",
+            "position",
             "phone",
             "active",
             "created_at",
         ],
     );
     let mut seq = 0;
-    let mut add = |rng: &mut StdRng, code: &str, role: Role, name: Option<&str>| {
+    let mut add = |rng: &mut StdRng,
+                   code: &str,
+                   role: Role,
+                   position: Option<Position>,
+                   name: Option<&str>| {
         let name = match name {
             Some(n) => n.to_owned(),
             None => {
@@ -331,27 +336,41 @@ async fn create_staff(
             Param::Int(units[code]),
             Param::Text(name),
             Param::Text(role.as_str().to_owned()),
+            Param::OptText(position.map(|p| p.as_str().to_owned())),
             Param::Text(make::mobile(names::STAFF_MOBILE_PREFIXES, seq, 3)),
             Param::Int(1),
             Param::Int(hired),
         ]);
     };
-    add(rng, HQ_CODE, Role::HqAdmin, None);
-    add(rng, HQ_CODE, Role::HqAnalyst, None);
+    add(rng, HQ_CODE, Role::HqAdmin, None, None);
+    add(rng, HQ_CODE, Role::HqAnalyst, None, None);
     for (code, ..) in REGIONS {
-        add(rng, code, Role::RegionalManager, None);
+        let position = Some(Position::RegionalServiceManager);
+        add(rng, code, Role::RegionalManager, position, None);
     }
     for d in &DEALERS {
         let mut named = (d.code == FLAGSHIP_CODE)
             .then_some(FLAGSHIP_STAFF.iter().copied())
             .into_iter()
             .flatten();
-        add(rng, d.code, Role::DealerAdmin, named.next());
-        for _ in 0..d.sales {
-            add(rng, d.code, Role::Sales, named.next());
+        let gm = Some(Position::GeneralManager);
+        add(rng, d.code, Role::DealerAdmin, gm, named.next());
+        // The first of the sales staff manages them and the second keeps the finance desk;
+        // the first of the service staff advises, the rest are technicians.
+        for i in 0..d.sales {
+            let position = match i {
+                0 => Position::SalesManager,
+                1 => Position::FinanceDesk,
+                _ => Position::SalesConsultant,
+            };
+            add(rng, d.code, Role::Sales, Some(position), named.next());
         }
-        for _ in 0..d.service {
-            add(rng, d.code, Role::Service, named.next());
+        for i in 0..d.service {
+            let position = match i {
+                0 => Position::ServiceAdvisor,
+                _ => Position::Technician,
+            };
+            add(rng, d.code, Role::Service, Some(position), named.next());
         }
     }
     let staff: Vec<(i64, i64, String)> = rows.fetch(conn, "id, org_unit_id, role").await?;

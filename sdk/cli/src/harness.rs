@@ -3,7 +3,17 @@
 //!
 //! A fixture is `{"config": {...}, "input": <hook input>, "expect": <hook output>}` in the
 //! host's JSON format (the format of `POST /dealers/{id}/hooks/{hook}/evaluate`).
+//!
+//! A partner integration's fixture also declares the partner: `grants` (as HQ would grant
+//! them), `secrets` (test values of the credential handles) and `partner`, the exchanges a
+//! local stand-in of the partner's API answers:
+//! `[{"request": {"method": "POST", "path": "/v1/quotes", "headers": {...}, "json": ...},
+//!   "response": {"status": 200, "json": ...}}]`. Everywhere in the fixture, `{partner}` is
+//! replaced by the stand-in's `127.0.0.1:<port>`. A fixture passes when its output is
+//! `expect` and the plugin made exactly the declared requests, with the declared headers
+//! (the host adds the credential) and bodies.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +23,14 @@ use dealer_host::plugins::Hook;
 use dealer_host::plugins::hooks::{
     ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
 };
-use dealer_host::plugins::host_api::{CallContext, Mode};
+use dealer_host::plugins::host_api::{CallContext, Mode, Services};
 use dealer_host::plugins::registry::Grants;
 use dealer_host::plugins::runs::Outcome;
 use dealer_host::plugins::runtime::{HookSpec, Loaded, Runtime};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::build;
+use crate::{build, partner};
 
 /// The clock a fixture's run sees: 2025-11-23 12:13:20 UTC, in ms.
 pub const FIXTURE_NOW_MS: i64 = 1_763_900_000_000;
@@ -32,6 +42,12 @@ struct Fixture {
     config: Value,
     input: Value,
     expect: Value,
+    #[serde(default)]
+    grants: Grants,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    partner: Vec<partner::Exchange>,
 }
 
 fn empty_object() -> Value {
@@ -47,6 +63,8 @@ pub enum Verdict {
     Differs { expected: Value, actual: Value },
     /// The run did not succeed.
     Failed { outcome: Outcome, error: String },
+    /// The plugin's partner calls were not the declared ones.
+    Partner { problems: Vec<String> },
 }
 
 /// One fixture's run.
@@ -68,6 +86,8 @@ impl FixtureResult {
 pub struct Harness {
     runtime: Runtime,
     loaded: Arc<Loaded>,
+    /// Serves the partner stand-ins and the host's partner calls.
+    io: tokio::runtime::Runtime,
 }
 
 impl Harness {
@@ -75,7 +95,16 @@ impl Harness {
     pub fn new(wasm: &Path) -> Result<Harness> {
         let runtime = build::local_runtime()?;
         let loaded = build::load(&runtime, wasm)?;
-        Ok(Harness { runtime, loaded })
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime for partner stand-ins")?;
+        Ok(Harness {
+            runtime,
+            loaded,
+            io,
+        })
     }
 
     pub fn hook(&self) -> Hook {
@@ -86,12 +115,24 @@ impl Harness {
     pub fn run(&self, path: &Path) -> Result<FixtureResult> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the fixture {}", path.display()))?;
+        let stand_in = if text.contains("\"partner\"") {
+            Some(self.io.block_on(partner::StandIn::start())?)
+        } else {
+            None
+        };
+        let text = match &stand_in {
+            Some(stand_in) => text.replace("{partner}", &stand_in.authority),
+            None => text,
+        };
         let fixture: Fixture = serde_json::from_str(&text).with_context(|| {
             format!(
                 "{} is not a fixture: write {{\"config\": {{...}}, \"input\": ..., \"expect\": ...}}",
                 path.display()
             )
         })?;
+        if let Some(stand_in) = &stand_in {
+            stand_in.expect(fixture.partner.clone());
+        }
         let run = match self.hook() {
             Hook::Commission => self.invoke::<CommissionHook>(&fixture),
             Hook::Approval => self.invoke::<ApprovalHook>(&fixture),
@@ -101,7 +142,9 @@ impl Harness {
             Hook::Integration => self.invoke::<IntegrationHook>(&fixture),
         }
         .with_context(|| format!("fixture {}", path.display()))?;
+        let problems = stand_in.map(|s| s.problems()).unwrap_or_default();
         let verdict = match (run.outcome, run.output) {
+            (Outcome::Ok, Some(_)) if !problems.is_empty() => Verdict::Partner { problems },
             (Outcome::Ok, Some(actual)) if actual == fixture.expect => Verdict::Ok,
             (Outcome::Ok, Some(actual)) => Verdict::Differs {
                 expected: fixture.expect,
@@ -135,12 +178,23 @@ impl Harness {
             plugin_name: "fixture".to_owned(),
             version: "0.0.0".to_owned(),
             config: fixture.config.clone(),
-            grants: Grants::default(),
+            grants: fixture.grants.clone(),
             now_ms: FIXTURE_NOW_MS,
             mode: Mode::Live,
             private_dir: None,
         };
-        let report = self.runtime.invoke::<H>(&self.loaded, ctx, None, &input);
+        let services = Services {
+            db: None,
+            tokio: self.io.handle().clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("cannot build an HTTP client")?,
+            secrets: fixture.secrets.clone(),
+        };
+        let report = self
+            .runtime
+            .invoke::<H>(&self.loaded, ctx, Some(services), &input);
         let output = report
             .output
             .map(serde_json::to_value)

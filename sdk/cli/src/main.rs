@@ -304,6 +304,13 @@ fn test(dir: &Path, fixtures: &Path) -> Result<bool> {
                 println!("  expected: {}", serde_json::to_string_pretty(expected)?);
                 println!("  actual:   {}", serde_json::to_string_pretty(actual)?);
             }
+            Verdict::Partner { problems } => {
+                passed = false;
+                println!("partner  {name} ({cost}): the partner calls differ from the fixture's");
+                for problem in problems {
+                    println!("  {problem}");
+                }
+            }
             Verdict::Failed { outcome, error } => {
                 passed = false;
                 println!(
