@@ -200,7 +200,11 @@ async fn a_csv_import_stores_good_rows_and_reports_bad_ones(backend: Backend) {
     assert_eq!(reply.status, 200, "{}", reply.text);
     let report = &reply.body;
     assert_eq!(report["rows"], 6);
-    assert_eq!(report["created"].as_array().map(Vec::len), Some(2), "{report}");
+    assert_eq!(
+        report["created"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
     let errors: Vec<(i64, &str, &str)> = report["errors"]
         .as_array()
         .expect("errors")
@@ -213,7 +217,10 @@ async fn a_csv_import_stores_good_rows_and_reports_bad_ones(backend: Backend) {
             )
         })
         .collect();
-    assert!(errors.contains(&(3, "phone", "invalid_phone")), "{errors:?}");
+    assert!(
+        errors.contains(&(3, "phone", "invalid_phone")),
+        "{errors:?}"
+    );
     assert!(
         errors.contains(&(4, "channel", "invalid_channel")),
         "{errors:?}"
@@ -274,10 +281,7 @@ async fn overdue_follow_up_tasks_are_listed_until_done(backend: Backend) {
         .map(|t| &t["id"])
         .collect();
     assert_eq!(ids, [&overdue["id"]]);
-    assert!(
-        app.read(&app.keys.b_admin, "/lead-tasks/overdue").await
-            == json!([])
-    );
+    assert!(app.read(&app.keys.b_admin, "/lead-tasks/overdue").await == json!([]));
     let done = call(app.post(
         &app.keys.a_sales,
         &format!("/lead-tasks/{}/done", overdue["id"]),
@@ -318,8 +322,12 @@ async fn the_funnel_counts_stages_reached_and_conversions_per_group(backend: Bac
     let ad1 = move_lead(&app, &ad1, "contacted").await;
     move_lead(&app, &ad1, "test_drive").await;
     move_lead(&app, &walk, "won").await;
-    app.create(&app.keys.b_admin, "/leads", &lead("丁", "13300000004", "app"))
-        .await;
+    app.create(
+        &app.keys.b_admin,
+        "/leads",
+        &lead("丁", "13300000004", "app"),
+    )
+    .await;
 
     let today = chrono_today();
     let path = format!("/funnel?from={today}&to={today}&group_by=channel");
@@ -334,7 +342,11 @@ async fn the_funnel_counts_stages_reached_and_conversions_per_group(backend: Bac
     assert!(ads["conversions"][3]["rate"].is_null());
     assert_eq!(reached(group(&funnel, "walk_in")), [1, 1, 1, 1, 1]);
     assert_eq!(reached(&funnel["total"]), [3, 2, 2, 1, 1]);
-    assert_eq!(funnel["groups"].as_array().map(Vec::len), Some(2), "{funnel}");
+    assert_eq!(
+        funnel["groups"].as_array().map(Vec::len),
+        Some(2),
+        "{funnel}"
+    );
 
     let by_consultant = app
         .read(

@@ -76,12 +76,7 @@ async fn deliver(app: &TestApp, order: &Value) -> Value {
 }
 
 async fn act(app: &TestApp, key: &str, request_id: &Value, verb: &str) -> Reply {
-    call(app.post(
-        key,
-        &format!("/approvals/{request_id}/{verb}"),
-        &json!({}),
-    ))
-    .await
+    call(app.post(key, &format!("/approvals/{request_id}/{verb}"), &json!({}))).await
 }
 
 fn current_request<'a>(order: &'a Value, column: &str) -> &'a Value {
@@ -190,7 +185,11 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
     let order = revise(&app, &order, json!({"discount_fen": 2_000_000})).await;
     let request = current_request(&order, "discount_approval_id").clone();
     assert_eq!(request["status"], "pending", "{request}");
-    assert_eq!(request["steps"].as_array().map(Vec::len), Some(2), "{request}");
+    assert_eq!(
+        request["steps"].as_array().map(Vec::len),
+        Some(2),
+        "{request}"
+    );
     let reply = try_move(&app, &order, "confirmed").await;
     assert_eq!(reply.status, 409, "{}", reply.text);
     assert_eq!(reply.body["code"], "approval_pending");
@@ -202,13 +201,20 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
     let reply = act(&app, &app.keys.a_sales_manager, &request["id"], "approve").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let reply = act(&app, &app.keys.a_sales_manager, &request["id"], "approve").await;
-    assert_eq!(reply.status, 403, "the next step is the general manager's: {}", reply.text);
+    assert_eq!(
+        reply.status, 403,
+        "the next step is the general manager's: {}",
+        reply.text
+    );
     let reply = act(&app, &app.keys.a_gm, &request["id"], "approve").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let order = app
         .read(&app.keys.a_sales, &format!("/orders/{}", order["id"]))
         .await;
-    assert_eq!(current_request(&order, "discount_approval_id")["status"], "approved");
+    assert_eq!(
+        current_request(&order, "discount_approval_id")["status"],
+        "approved"
+    );
 
     // The old car is evaluated, photographed and traded in against the order.
     let trade_in = app
@@ -281,7 +287,9 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
     assert_eq!(delivered["status"], "delivered");
     assert!(delivered["delivered_at"].is_string());
 
-    let lines = delivered["commission"].as_array().expect("commission lines");
+    let lines = delivered["commission"]
+        .as_array()
+        .expect("commission lines");
     assert_eq!(lines.len(), 1, "{delivered}");
     assert_eq!(lines[0]["staff_id"], consultant);
     assert_eq!(lines[0]["amount_fen"], final_price / 100);
@@ -295,7 +303,10 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
         .await;
     assert_eq!(vehicle["vin"], vin);
     assert_eq!(vehicle["model"], "H5");
-    assert_eq!(vehicle["purchase_date"], lines[0]["created_at"].as_str().expect("a time")[..10]);
+    assert_eq!(
+        vehicle["purchase_date"],
+        lines[0]["created_at"].as_str().expect("a time")[..10]
+    );
     assert_eq!(vehicle["latest_mileage_km"], 12);
     assert!(
         vehicle["people"]
@@ -310,14 +321,23 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
         .read(&app.keys.a_sales, &format!("/orders/{}", order["id"]))
         .await;
     let timeline = kinds(&read);
-    for kind in ["created", "approval_requested", "trade_in", "status", "delivered"] {
+    for kind in [
+        "created",
+        "approval_requested",
+        "trade_in",
+        "status",
+        "delivered",
+    ] {
         assert!(timeline.contains(&kind), "{kind} missing from {timeline:?}");
     }
     let month = &lines[0]["month"];
     let statement = app
         .read(
             &app.keys.a_admin,
-            &format!("/commission?staff_id={consultant}&month={}", month.as_str().unwrap()),
+            &format!(
+                "/commission?staff_id={consultant}&month={}",
+                month.as_str().unwrap()
+            ),
         )
         .await;
     assert_eq!(statement["total_fen"], final_price / 100);
@@ -343,7 +363,10 @@ async fn the_dealer_pins_a_new_commission_plugin_version_and_the_next_delivery_u
     ] {
         let reply = call(
             app.client
-                .post(format!("{}/plugins/{id}/versions?version={version}", app.base))
+                .post(format!(
+                    "{}/plugins/{id}/versions?version={version}",
+                    app.base
+                ))
                 .bearer_auth(&app.keys.a_admin)
                 .header("content-type", "application/wasm")
                 .body(wasm_bytes(guest)),
@@ -472,7 +495,10 @@ async fn refused_transitions_name_the_allowed_states(backend: Backend) {
     let order = move_to(&app, &order, "pdi_passed").await;
     let reply = try_move(&app, &order, "ready").await;
     assert_eq!(reply.status, 409, "{}", reply.text);
-    assert_eq!(reply.body["allowed"], json!(["finance_approved", "cancelled"]));
+    assert_eq!(
+        reply.body["allowed"],
+        json!(["finance_approved", "cancelled"])
+    );
     let order = move_to(&app, &order, "finance_approved").await;
     let order = move_to(&app, &order, "cancelled").await;
     let reply = try_move(&app, &order, "confirmed").await;
@@ -482,7 +508,10 @@ async fn refused_transitions_name_the_allowed_states(backend: Backend) {
         .read(&app.keys.a_sales, &format!("/orders/{}", order["id"]))
         .await;
     assert_eq!(read["status"], "cancelled");
-    assert_eq!(read["version"], order["version"], "a refused move changes nothing");
+    assert_eq!(
+        read["version"], order["version"],
+        "a refused move changes nothing"
+    );
 }
 
 async fn another_dealer_cannot_see_or_move_an_order(backend: Backend) {
@@ -500,12 +529,19 @@ async fn another_dealer_cannot_see_or_move_an_order(backend: Backend) {
     let reply = patch_order(&app, &app.keys.b_admin, &order, json!({"discount_fen": 1})).await;
     assert_eq!(reply.status, 404, "{}", reply.text);
     let reply = call(
-        app.post(&app.keys.b_admin, &format!("{path}/status"), &json!({"status": "confirmed"}))
-            .header("If-Match", etag(&order)),
+        app.post(
+            &app.keys.b_admin,
+            &format!("{path}/status"),
+            &json!({"status": "confirmed"}),
+        )
+        .header("If-Match", etag(&order)),
     )
     .await;
     assert_eq!(reply.status, 404, "{}", reply.text);
-    assert_eq!(app.read(&app.keys.b_admin, "/orders").await["items"], json!([]));
+    assert_eq!(
+        app.read(&app.keys.b_admin, "/orders").await["items"],
+        json!([])
+    );
     let reply = call(app.post(
         &app.keys.b_admin,
         "/orders",
@@ -513,5 +549,8 @@ async fn another_dealer_cannot_see_or_move_an_order(backend: Backend) {
     ))
     .await;
     assert_eq!(reply.status, 404, "{}", reply.text);
-    assert_eq!(app.read(&app.keys.north_manager, &path).await["id"], order["id"]);
+    assert_eq!(
+        app.read(&app.keys.north_manager, &path).await["id"],
+        order["id"]
+    );
 }

@@ -89,13 +89,13 @@ async fn booking_a_test_drive_moves_the_lead_and_overlaps_are_refused(backend: B
     assert_eq!(reply.status, 201, "{}", reply.text);
 
     let listed = app
-        .read(&app.keys.a_sales, &format!("/test-drives?demo_vehicle_id={car}"))
+        .read(
+            &app.keys.a_sales,
+            &format!("/test-drives?demo_vehicle_id={car}"),
+        )
         .await;
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
-    assert_eq!(
-        app.read(&app.keys.b_admin, "/test-drives").await,
-        json!([])
-    );
+    assert_eq!(app.read(&app.keys.b_admin, "/test-drives").await, json!([]));
 }
 
 async fn concurrent_bookings_of_one_demo_car_for_one_slot_let_exactly_one_win(backend: Backend) {
@@ -106,8 +106,20 @@ async fn concurrent_bookings_of_one_demo_car_for_one_slot_let_exactly_one_win(ba
         let first = lead(&app, &format!("1370000{round}001"), s1).await;
         let second = lead(&app, &format!("1370000{round}002"), s2).await;
         let (a, b) = (
-            booking(&first, car, s1, &format!("{hour}:00"), &format!("{hour}:45")),
-            booking(&second, car, s2, &format!("{hour}:15"), &format!("{hour}:30")),
+            booking(
+                &first,
+                car,
+                s1,
+                &format!("{hour}:00"),
+                &format!("{hour}:45"),
+            ),
+            booking(
+                &second,
+                car,
+                s2,
+                &format!("{hour}:15"),
+                &format!("{hour}:30"),
+            ),
         );
         let (one, other) = tokio::join!(book(&app, &a), book(&app, &b));
         let mut statuses = [one.status, other.status];
@@ -123,7 +135,10 @@ async fn concurrent_bookings_of_one_demo_car_for_one_slot_let_exactly_one_win(ba
         assert_eq!(loser.body["code"], "demo_vehicle_booked", "{}", loser.text);
     }
     let listed = app
-        .read(&app.keys.a_sales, &format!("/test-drives?demo_vehicle_id={car}"))
+        .read(
+            &app.keys.a_sales,
+            &format!("/test-drives?demo_vehicle_id={car}"),
+        )
         .await;
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
 }
@@ -152,7 +167,11 @@ async fn a_demo_vehicle_out_of_the_fleet_or_of_another_dealer_cannot_be_booked(b
             &json!({"vin": valid_vin(4), "model": "红旗 HS5"}),
         )
         .await;
-    let reply = book(&app, &booking(&l, b_car["id"].as_i64().unwrap(), s1, "10:00", "11:00")).await;
+    let reply = book(
+        &app,
+        &booking(&l, b_car["id"].as_i64().unwrap(), s1, "10:00", "11:00"),
+    )
+    .await;
     assert_eq!(reply.status, 422, "{}", reply.text);
     assert!(reply.has_code("unknown_demo_vehicle"), "{}", reply.text);
     let reply = call(app.post(

@@ -91,6 +91,7 @@ CREATE TABLE sales_orders (
     customer_id          BIGINT NOT NULL REFERENCES customers(id),
     lead_id              BIGINT REFERENCES leads(id),
     consultant_id        BIGINT REFERENCES staff(id),
+    brand                TEXT NOT NULL,
     model                TEXT NOT NULL,
     trim                 TEXT,
     colour               TEXT,

@@ -1,7 +1,8 @@
 //! Sales orders (terms, approvals, status, delivery), trade-ins and commission statements.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,6 +14,7 @@ use super::extract::{self, IdempotencyKey, IfMatch, Json, Path, Query};
 use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
 use crate::access::{Caller, Permission};
+use crate::attachments::Attachment;
 use crate::error::{Problem, Result};
 use crate::sales::commission::{self, Statement, StatementQuery};
 use crate::sales::delivery::{self, NewDelivery};
@@ -30,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_trade_in))
         .routes(routes!(accept_trade_in))
         .routes(routes!(decline_trade_in))
+        .routes(routes!(add_trade_in_photo))
 }
 
 /// Orders in the caller's scope, newest first.
@@ -146,8 +149,7 @@ async fn deliver_order(
     Json(new): Json<NewDelivery>,
 ) -> Result<Response> {
     caller.require(Permission::WriteRecords)?;
-    let order =
-        delivery::deliver(&state.db, &state.plugins, &caller, id, expected, &new).await?;
+    let order = delivery::deliver(&state.db, &state.plugins, &caller, id, expected, &new).await?;
     Ok(extract::tagged(&order))
 }
 
@@ -161,7 +163,9 @@ async fn commission_statement(
 ) -> Result<Json<Statement>> {
     caller.require(Permission::ReadRecords)?;
     let mut conn = state.db.pool().acquire().await?;
-    Ok(Json(commission::statement(&mut conn, &caller, &query).await?))
+    Ok(Json(
+        commission::statement(&mut conn, &caller, &query).await?,
+    ))
 }
 
 /// Records the evaluation of a customer's old car with its quote.
@@ -231,4 +235,36 @@ async fn decline_trade_in(
     let trade_in = trade_ins::decline(&mut tx, &caller, id).await?;
     tx.commit().await?;
     Ok(Json(trade_in))
+}
+
+/// Uploads a photo of the evaluated car (JPEG, PNG, WebP or PDF, at most 8 MiB) as the raw
+/// body with its `Content-Type`.
+#[utoipa::path(post, path = "/trade-ins/{id}/photos", tag = "sales", params(("id" = i64, Path)),
+    request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    responses((status = 201, body = Attachment), (status = 404, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem)))]
+async fn add_trade_in_photo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Attachment>)> {
+    caller.require(Permission::WriteRecords)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut tx = state.db.begin_write().await?;
+    let photo = trade_ins::add_photo(
+        &mut tx,
+        &state.attachments,
+        &caller,
+        id,
+        content_type,
+        &body,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(photo)))
 }

@@ -19,11 +19,11 @@ use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::network;
 use crate::plugins::dispatch::{Decision, Plugins};
 use crate::plugins::hooks::{CommissionHook, commission as hook};
 use crate::plugins::runs;
 use crate::vehicles::{self, NewLink, NewVehicle, PersonRole, VehiclePatch, mileage};
+use crate::{network, outbox};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -165,8 +165,8 @@ async fn hand_over(
 /// Delivers order `id` (at version `expected`, status `ready`, with a VIN): the commission
 /// plugin decides outside the write transaction; then, in one transaction, the order becomes
 /// `delivered`, the vehicle is made or updated with the customer as owner, its mileage is
-/// recorded, the commission lines are stored with what computed them, the timeline and the
-/// audit log get their entries.
+/// recorded, the commission lines are stored with what computed them (and the messages the
+/// plugin asked for are enqueued), the timeline and the audit log get their entries.
 pub async fn deliver(
     db: &Db,
     plugins: &Plugins,
@@ -176,7 +176,12 @@ pub async fn deliver(
     delivery: &NewDelivery,
 ) -> Result<Order> {
     let mut errors = Vec::new();
-    let note = optional_text(&mut errors, "note", delivery.note.as_deref(), orders::TEXT_MAX);
+    let note = optional_text(
+        &mut errors,
+        "note",
+        delivery.note.as_deref(),
+        orders::TEXT_MAX,
+    );
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
@@ -205,7 +210,7 @@ pub async fn deliver(
         output: lines,
         source,
         run_id,
-        ..
+        effects,
     } = plugins
         .call::<CommissionHook>(dealer_id, sale, runs::Source::Live)
         .await?;
@@ -224,6 +229,15 @@ pub async fn deliver(
     .await?;
     let month = today.format("%Y-%m").to_string();
     commission::store(&mut tx, dealer_id, id, &month, &lines, &source, run_id).await?;
+    for notification in &effects.notifications {
+        outbox::enqueue(
+            &mut tx,
+            dealer_id,
+            &outbox::Message::from(notification),
+            None,
+        )
+        .await?;
+    }
     orders::record_event(
         &mut tx,
         caller,

@@ -155,7 +155,9 @@ pub async fn funnel(
     for (id, channel, consultant, stage) in rows {
         let key = match group_by {
             GroupBy::Channel => channel,
-            GroupBy::Consultant => consultant.map_or_else(|| "unassigned".into(), |c| c.to_string()),
+            GroupBy::Consultant => {
+                consultant.map_or_else(|| "unassigned".into(), |c| c.to_string())
+            }
         };
         let stage = Stage::parse(&stage);
         let entry = leads.entry(id).or_insert((key, 0, false));

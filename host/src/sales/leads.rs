@@ -216,6 +216,15 @@ struct LeadRow {
     updated_at: i64,
 }
 
+#[derive(FromRow)]
+struct EventRow {
+    lead_id: i64,
+    from_stage: Option<String>,
+    to_stage: String,
+    at: i64,
+    note: Option<String>,
+}
+
 const LEAD_COLUMNS: &str = "id, dealer_id, customer_id, name, phone, channel, stage, score, tags, \
      consultant_id, interest, lost_reason, version, created_at, updated_at";
 
@@ -724,19 +733,19 @@ async fn load_events(
         ids,
         " ORDER BY lead_id, at, id",
     );
-    let rows: Vec<(i64, Option<String>, String, i64, Option<String>)> =
-        sqlx::query_as_with(sql.text(), sql.arguments())
-            .fetch_all(&mut *conn)
-            .await?;
-    for (lead_id, from, to, at, note) in rows {
-        by_lead.entry(lead_id).or_default().push(StageEvent {
-            at: clock::to_datetime(at),
-            from_stage: from
+    let rows: Vec<EventRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in rows {
+        by_lead.entry(row.lead_id).or_default().push(StageEvent {
+            at: clock::to_datetime(row.at),
+            from_stage: row
+                .from_stage
                 .as_deref()
                 .map(|s| decode("lead_stage_events", s, Stage::parse))
                 .transpose()?,
-            to_stage: decode("lead_stage_events", &to, Stage::parse)?,
-            note,
+            to_stage: decode("lead_stage_events", &row.to_stage, Stage::parse)?,
+            note: row.note,
         });
     }
     Ok(by_lead)
@@ -830,12 +839,13 @@ pub(crate) async fn ensure_customer(
 /// Moves lead `id` from version `expected` to the next one; a concurrent change in between
 /// makes this a stale version (412), so of two writers from one version exactly one wins.
 async fn claim_version(conn: &mut AnyConnection, id: i64, expected: i64) -> Result<()> {
-    let claimed = sqlx::query("UPDATE leads SET version = version + 1 WHERE id = $1 AND version = $2")
-        .bind(id)
-        .bind(expected)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let claimed =
+        sqlx::query("UPDATE leads SET version = version + 1 WHERE id = $1 AND version = $2")
+            .bind(id)
+            .bind(expected)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     if claimed == 0 {
         let (current,): (i64,) = sqlx::query_as("SELECT version FROM leads WHERE id = $1")
             .bind(id)
@@ -959,7 +969,10 @@ pub async fn update(
         ));
         changed.push("tags");
     }
-    if let Some(c) = patch.consultant_id.filter(|c| Some(*c) != row.consultant_id) {
+    if let Some(c) = patch
+        .consultant_id
+        .filter(|c| Some(*c) != row.consultant_id)
+    {
         sql.push(", consultant_id = ").bind(Param::Int(c));
         changed.push("consultant_id");
     }
@@ -978,7 +991,15 @@ pub async fn update(
         if to == Stage::Won {
             ensure_customer(conn, caller, id).await?;
         }
-        store_move(conn, &row, from, to, note.as_deref(), lost_reason.as_deref()).await?;
+        store_move(
+            conn,
+            &row,
+            from,
+            to,
+            note.as_deref(),
+            lost_reason.as_deref(),
+        )
+        .await?;
     }
     audit::record(
         conn,
@@ -1053,14 +1074,14 @@ pub async fn add_task(
     let row = fetch_row(conn, lead_id).await?;
     let mut errors = Vec::new();
     let title = checked_text(&mut errors, "title", &new.title, 200);
-    if let Some(a) = new.assignee_id {
-        if !is_active_staff(conn, dealer_id, a).await? {
-            errors.push(FieldError::new(
-                "assignee_id",
-                "unknown_staff",
-                "not an active staff member of the lead's dealer",
-            ));
-        }
+    if let Some(a) = new.assignee_id
+        && !is_active_staff(conn, dealer_id, a).await?
+    {
+        errors.push(FieldError::new(
+            "assignee_id",
+            "unknown_staff",
+            "not an active staff member of the lead's dealer",
+        ));
     }
     let Some(title) = title.filter(|_| errors.is_empty()) else {
         return Err(Error::Invalid(errors));
@@ -1089,12 +1110,13 @@ pub async fn add_task(
 /// Marks task `id` done (once; doing it again changes nothing). Audited.
 pub async fn complete_task(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Task> {
     let dealer_id = owning_dealer(conn, caller, "lead_tasks", "lead_task", id).await?;
-    let updated = sqlx::query("UPDATE lead_tasks SET done_at = $1 WHERE id = $2 AND done_at IS NULL")
-        .bind(clock::now_ms())
-        .bind(id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let updated =
+        sqlx::query("UPDATE lead_tasks SET done_at = $1 WHERE id = $2 AND done_at IS NULL")
+            .bind(clock::now_ms())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     if updated == 1 {
         audit::record(
             conn,

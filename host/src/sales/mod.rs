@@ -115,12 +115,11 @@ pub(crate) async fn is_active_staff(
     dealer_id: i64,
     staff_id: i64,
 ) -> Result<bool> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT id FROM staff WHERE id = $1 AND org_unit_id = $2 AND active = 1",
-    )
-    .bind(staff_id)
-    .bind(dealer_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM staff WHERE id = $1 AND org_unit_id = $2 AND active = 1")
+            .bind(staff_id)
+            .bind(dealer_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(row.is_some())
 }

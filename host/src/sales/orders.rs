@@ -488,7 +488,12 @@ pub async fn create(conn: &mut AnyConnection, caller: &Caller, new: &NewOrder) -
     if let Some(lead) = &lead {
         leads::advance(conn, caller, lead.id, Stage::Negotiating, "order created").await?;
     }
-    audit::record(conn, caller, Entry::ok("create", "sales_order", id, dealer_id)).await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("create", "sales_order", id, dealer_id),
+    )
+    .await?;
     load(conn, id).await
 }
 
@@ -524,40 +529,52 @@ pub(crate) async fn lines_of(conn: &mut AnyConnection, order_id: i64) -> Result<
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(|(id, kind, description, amount_fen, cost_fen, trade_in_id)| {
-            Ok(OrderLine {
-                id,
-                kind: decode("sales_order_lines", &kind, LineKind::parse)?,
-                description,
-                amount_fen,
-                cost_fen,
-                trade_in_id,
-            })
-        })
+        .map(
+            |(id, kind, description, amount_fen, cost_fen, trade_in_id)| {
+                Ok(OrderLine {
+                    id,
+                    kind: decode("sales_order_lines", &kind, LineKind::parse)?,
+                    description,
+                    amount_fen,
+                    cost_fen,
+                    trade_in_id,
+                })
+            },
+        )
         .collect()
 }
 
+#[derive(FromRow)]
+struct EventRow {
+    at: i64,
+    kind: String,
+    from_status: Option<String>,
+    to_status: String,
+    staff_id: Option<i64>,
+    note: Option<String>,
+}
+
 async fn timeline_of(conn: &mut AnyConnection, order_id: i64) -> Result<Vec<OrderEvent>> {
-    let rows: Vec<(i64, String, Option<String>, String, Option<i64>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT at, kind, from_status, to_status, staff_id, note FROM sales_order_events \
-             WHERE order_id = $1 ORDER BY at, id",
-        )
-        .bind(order_id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT at, kind, from_status, to_status, staff_id, note FROM sales_order_events \
+         WHERE order_id = $1 ORDER BY at, id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
     rows.into_iter()
-        .map(|(at, kind, from, to, staff_id, note)| {
+        .map(|r| {
             Ok(OrderEvent {
-                at: clock::to_datetime(at),
-                kind,
-                from_status: from
+                at: clock::to_datetime(r.at),
+                kind: r.kind,
+                from_status: r
+                    .from_status
                     .as_deref()
                     .map(|s| decode("sales_order_events", s, OrderStatus::parse))
                     .transpose()?,
-                to_status: decode("sales_order_events", &to, OrderStatus::parse)?,
-                staff_id,
-                note,
+                to_status: decode("sales_order_events", &r.to_status, OrderStatus::parse)?,
+                staff_id: r.staff_id,
+                note: r.note,
             })
         })
         .collect()

@@ -1,5 +1,5 @@
 //! Trade-ins: the evaluation of a customer's old car (VIN, plate, mileage, a graded checklist,
-//! photos, a quote) and its acquisition, linked to the new order as a `trade-in` line that
+//! photos in the attachment store, a quote) and its acquisition, linked to the new order as a `trade-in` line that
 //! reduces the amount to pay. Owns `trade_ins`; the line is written through
 //! [`super::orders`]' table conventions (`sales_order_lines`).
 
@@ -12,12 +12,15 @@ use super::orders::{self, LineKind, Order, OrderStatus};
 use super::{checked_text, decode, optional_text, owning_dealer, text_enum};
 use crate::access::Caller;
 use crate::api::extract::Versioned;
+use crate::attachments::{self, Attachment, Store};
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::error::{Error, FieldError, Result};
 use crate::{customers, vehicles};
 
 pub const CHECKLIST_MAX: usize = 100;
+/// The `owner_kind` of a trade-in's photos in the attachment store.
+const PHOTO_OWNER: &str = "trade_in";
 
 text_enum!(
     /// The condition of one checklist item.
@@ -59,6 +62,8 @@ pub struct TradeIn {
     pub status: TradeInStatus,
     /// The order it was traded in against, once accepted.
     pub order_id: Option<i64>,
+    /// Photos of the car, oldest first (download at `/attachments/{id}`).
+    pub photos: Vec<Attachment>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -114,7 +119,7 @@ const COLUMNS: &str = "id, dealer_id, customer_id, vin, plate, model, mileage_km
      order_id, version, created_at, updated_at";
 
 impl TradeInRow {
-    fn into_trade_in(self) -> Result<TradeIn> {
+    fn into_trade_in(self, photos: Vec<Attachment>) -> Result<TradeIn> {
         Ok(TradeIn {
             status: decode("trade_ins", &self.status, TradeInStatus::parse)?,
             checklist: serde_json::from_str(&self.checklist).unwrap_or_default(),
@@ -127,6 +132,7 @@ impl TradeInRow {
             mileage_km: self.mileage_km,
             quote_fen: self.quote_fen,
             order_id: self.order_id,
+            photos,
             version: self.version,
             created_at: clock::to_datetime(self.created_at),
             updated_at: clock::to_datetime(self.updated_at),
@@ -173,7 +179,12 @@ pub async fn create(
         ));
     }
     for (i, item) in new.checklist.iter().enumerate() {
-        checked_text(&mut errors, &format!("checklist[{i}].item"), &item.item, 100);
+        checked_text(
+            &mut errors,
+            &format!("checklist[{i}].item"),
+            &item.item,
+            100,
+        );
         optional_text(
             &mut errors,
             &format!("checklist[{i}].note"),
@@ -210,7 +221,7 @@ pub async fn create(
         Entry::ok("create", "trade_in", row.id, dealer_id),
     )
     .await?;
-    row.into_trade_in()
+    row.into_trade_in(Vec::new())
 }
 
 /// The dealer of trade-in `id` if the caller can see it (else not found, audited by the API).
@@ -224,13 +235,46 @@ async fn fetch(conn: &mut AnyConnection, id: i64) -> Result<TradeIn> {
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
+    let photos = attachments::list(conn, PHOTO_OWNER, id).await?;
     row.ok_or(Error::NotFound { entity: "trade_in" })?
-        .into_trade_in()
+        .into_trade_in(photos)
 }
 
 pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<TradeIn> {
     dealer_of(conn, caller, id).await?;
     fetch(conn, id).await
+}
+
+/// Adds a photo (JPEG, PNG, WebP or PDF, checked by its bytes) to trade-in `id`. Audited.
+pub async fn add_photo(
+    conn: &mut AnyConnection,
+    store: &Store,
+    caller: &Caller,
+    id: i64,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<Attachment> {
+    let dealer_id = dealer_of(conn, caller, id).await?;
+    let photo = attachments::save(
+        conn,
+        store,
+        dealer_id,
+        PHOTO_OWNER,
+        id,
+        content_type,
+        bytes,
+        None,
+        caller,
+    )
+    .await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("add_photo", "trade_in", id, dealer_id)
+            .with_detail(serde_json::json!({ "attachment_id": photo.id })),
+    )
+    .await?;
+    Ok(photo)
 }
 
 /// The customer accepts the quote: the trade-in is acquired and becomes a `trade-in` line of
