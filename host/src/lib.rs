@@ -13,6 +13,7 @@ pub mod custom_fields;
 pub mod customers;
 pub mod db;
 pub mod error;
+pub mod integrations;
 pub mod network;
 pub mod outbox;
 pub mod owner_links;

@@ -186,7 +186,11 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!("API keys (fresh each start; earlier demo keys are revoked):");
                 for key in issued {
-                    println!("  {:<17} {}  {}", key.role.as_str(), key.key, key.unit_name);
+                    let who = match key.position {
+                        Some(position) => format!("{} ({})", key.role.as_str(), position.as_str()),
+                        None => key.role.as_str().to_owned(),
+                    };
+                    println!("  {who:<30} {}  {}", key.key, key.unit_name);
                 }
                 println!();
             }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 on_both_backends!(
     insurance_quotes_a_delivered_vehicle_with_the_dealers_bearer_secret,
+    a_domain_event_reaches_the_partner_once_and_its_answer_is_kept,
     insurance_falls_back_when_the_insurer_fails,
     ev_charging_awards_points_for_the_energy_charged,
     ev_charging_falls_back_on_a_session_without_a_customer,
@@ -215,6 +216,59 @@ async fn assert_fell_back(app: &TestApp, decision: &Value, error: &str) -> Strin
         runs.text
     );
     runs.text
+}
+
+/// A domain event emitted by the host (as delivery does) goes through the dealer's
+/// integration plugin to the partner; the partner's answer is kept with the event, and the
+/// event emitted again (a retry, another replica) reaches the partner no second time.
+async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend: Backend) {
+    use dealer_host::integrations::{self, DomainEvent};
+    let app = TestApp::spawn(backend).await;
+    let insurer = Partner::start(200, json!({"quote_id": "Q-91", "premium_fen": 480_000})).await;
+    let id = publish(
+        &app,
+        "insurance",
+        include_str!("../../examples/insurance/config.schema.json"),
+    )
+    .await;
+    connect(&app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
+    bind(&app, id, json!({"quote_url": insurer.url("/v1/quotes")})).await;
+    let event = DomainEvent {
+        dealer_id: app.units.dealer_a,
+        kind: "vehicle-delivered",
+        cause: "sales_order:77".into(),
+        customer_id: Some(9),
+        vehicle_id: Some(3),
+        order_id: Some(77),
+        repair_order_id: None,
+        payload: json!({"model": "红旗 H5"}),
+        occurred_at: OCCURRED_AT,
+    };
+    let handled = integrations::emit(&app.state, event.clone())
+        .await
+        .expect("the event is handled")
+        .expect("a first emission is handled");
+    assert_eq!(handled.status, "handled");
+    assert_eq!(handled.decided_by["plugin"], "insurance");
+    assert_eq!(handled.actions[0].kind, "record_reference");
+    assert_eq!(handled.actions[0].detail["value"], "Q-91");
+    let again = integrations::emit(&app.state, event)
+        .await
+        .expect("no error");
+    assert!(again.is_none(), "an event is handled once");
+    let received = insurer.received();
+    assert_eq!(received.len(), 1, "the insurer heard of the delivery once");
+    assert_eq!(
+        received[0].body["event_id"],
+        "vehicle-delivered:sales_order:77"
+    );
+
+    let listed = app
+        .read(&app.keys.a_sales, "/integration-events?order_id=77")
+        .await;
+    assert_eq!(listed[0]["actions"][1]["kind"], "create_task", "{listed}");
+    let other = app.read(&app.keys.b_admin, "/integration-events").await;
+    assert_eq!(other, json!([]), "dealer B sees none of dealer A's events");
 }
 
 async fn insurance_quotes_a_delivered_vehicle_with_the_dealers_bearer_secret(backend: Backend) {

@@ -10,6 +10,7 @@ mod custom_fields;
 mod customers;
 pub mod extract;
 mod idempotency;
+mod integrations;
 mod network;
 mod orders;
 pub mod pagination;
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .merge(plugins::routes())
         .merge(approvals::routes())
         .merge(attachments::routes())
+        .merge(integrations::routes())
         .merge(sales::routes())
         .merge(orders::routes())
         .split_for_parts();
