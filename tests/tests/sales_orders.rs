@@ -330,6 +330,28 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
     ] {
         assert!(timeline.contains(&kind), "{kind} missing from {timeline:?}");
     }
+    let audit = app
+        .read(
+            &app.keys.a_admin,
+            &format!("/audit?entity=sales_order&entity_id={}", order["id"]),
+        )
+        .await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("audit entries")
+        .iter()
+        .map(|e| e["action"].as_str().expect("an action"))
+        .collect();
+    for action in ["create", "update", "deliver"] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    assert!(
+        actions.iter().filter(|a| **a == "update").count() >= 5,
+        "every revision and move is audited: {actions:?}"
+    );
     let month = &lines[0]["month"];
     let statement = app
         .read(
