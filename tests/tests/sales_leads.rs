@@ -16,6 +16,20 @@ on_both_backends!(
     another_dealer_cannot_see_or_change_a_lead,
 );
 
+/// Runs the requests concurrently and returns their replies in order.
+async fn futures_join(
+    requests: impl Iterator<
+        Item = impl std::future::Future<Output = dealer_tests::Reply> + Send + 'static,
+    >,
+) -> Vec<dealer_tests::Reply> {
+    let handles: Vec<_> = requests.map(tokio::spawn).collect();
+    let mut replies = Vec::new();
+    for handle in handles {
+        replies.push(handle.await.expect("a request task"));
+    }
+    replies
+}
+
 fn lead(name: &str, phone: &str, channel: &str) -> Value {
     json!({"name": name, "phone": phone, "channel": channel, "tags": ["SUV"], "score": 60})
 }
@@ -69,6 +83,23 @@ async fn leads_without_a_consultant_take_turns_among_the_sales_consultants(backe
     assert!(consultants.contains(&assigned[1]), "{assigned:?}");
     assert_eq!(assigned[2], assigned[0], "{assigned:?}");
     assert_eq!(assigned[3], assigned[1], "{assigned:?}");
+
+    // Captured at once, four more leads still take turns: two each.
+    let captures = (0..4).map(|i| {
+        call(app.post(
+            &app.keys.a_sales,
+            "/leads",
+            &lead("并发", &format!("1391234010{i}"), "app"),
+        ))
+    });
+    let replies = futures_join(captures).await;
+    let mut per_consultant = [0, 0];
+    for reply in &replies {
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let c = reply.body["consultant_id"].as_i64().expect("a consultant");
+        per_consultant[usize::from(c == app.staff.a_sales2)] += 1;
+    }
+    assert_eq!(per_consultant, [2, 2], "{replies:?}");
 
     let mut explicit = lead("钱多多", "13912340099", "walk_in");
     explicit["consultant_id"] = json!(app.staff.a_sales2);

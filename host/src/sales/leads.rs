@@ -368,22 +368,25 @@ async fn next_consultant(conn: &mut AnyConnection, dealer_id: i64) -> Result<Opt
     let Some((first,)) = consultants.first().copied() else {
         return Ok(None);
     };
-    let last: Option<(i64,)> =
-        sqlx::query_as("SELECT last_staff_id FROM lead_assignment_cursor WHERE dealer_id = $1")
-            .bind(dealer_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let next = last
-        .and_then(|(last,)| consultants.iter().find(|(id,)| *id > last))
-        .map_or(first, |(id,)| *id);
-    sqlx::query(
-        "INSERT INTO lead_assignment_cursor (dealer_id, last_staff_id) VALUES ($1, $2) \
-         ON CONFLICT (dealer_id) DO UPDATE SET last_staff_id = $2",
+    // Touching the cursor row first locks it until commit, so concurrent captures at one
+    // dealer take their turns one after the other (0: nobody assigned yet).
+    let (last,): (i64,) = sqlx::query_as(
+        "INSERT INTO lead_assignment_cursor (dealer_id, last_staff_id) VALUES ($1, 0) \
+         ON CONFLICT (dealer_id) DO UPDATE SET last_staff_id = lead_assignment_cursor.last_staff_id \
+         RETURNING last_staff_id",
     )
     .bind(dealer_id)
-    .bind(next)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    let next = consultants
+        .iter()
+        .find(|(id,)| *id > last)
+        .map_or(first, |(id,)| *id);
+    sqlx::query("UPDATE lead_assignment_cursor SET last_staff_id = $1 WHERE dealer_id = $2")
+        .bind(next)
+        .bind(dealer_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(Some(next))
 }
 
