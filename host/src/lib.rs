@@ -18,6 +18,7 @@ pub mod network;
 pub mod outbox;
 pub mod owner_links;
 pub mod plugins;
+pub mod sales;
 pub mod seed;
 pub mod service;
 pub mod surveys;

@@ -12,8 +12,10 @@ pub mod extract;
 mod idempotency;
 mod integrations;
 mod network;
+mod orders;
 pub mod pagination;
 mod plugins;
+mod sales;
 mod service;
 mod surveys;
 mod tickets;
@@ -129,6 +131,8 @@ pub fn router(state: AppState) -> Router {
         .merge(approvals::routes())
         .merge(attachments::routes())
         .merge(integrations::routes())
+        .merge(sales::routes())
+        .merge(orders::routes())
         .split_for_parts();
     Router::new()
         .nest("/api/v1", api.fallback(unknown_route))
