@@ -20,7 +20,10 @@ pub mod outbox;
 pub mod owner_links;
 pub mod plugins;
 pub mod reminders;
+pub mod sales;
 pub mod seed;
+pub mod service;
+pub mod surveys;
 pub mod tasks;
 pub mod tickets;
 pub mod vehicles;
@@ -36,16 +39,25 @@ pub use api::AppState;
 pub use db::{Backend, Db};
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Meanwhile the SLA sweep ([`tickets::sla`]) runs every `state.sla_interval`; it stops with
+/// the server.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.plugins.listen_for_changes();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sweep = tickets::sla::spawn(state.db.clone(), state.sla_interval, stopped);
     let app = api::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stop.send(true).ok();
+        })
+        .await;
+    sweep.abort();
+    served
 }
 
 /// Serves the API like [`serve`], with the background loops (outbox delivery through

@@ -52,6 +52,10 @@ enum Command {
         /// Seconds between scheduler passes: reminders, points expiry (default 3600; 0: off).
         #[arg(long, env = "DEALER_SCHEDULER_INTERVAL_SECS")]
         scheduler_interval_secs: Option<u64>,
+        /// Seconds between two sweeps for tickets past their SLA deadlines.
+        #[arg(long, env = "DEALER_SLA_INTERVAL_SECS", default_value_t = 60,
+            value_parser = clap::value_parser!(u64).range(1..))]
+        sla_interval_secs: u64,
     },
     /// Apply pending database migrations.
     Migrate,
@@ -179,7 +183,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys_command(&db, command).await?,
         Command::Plugins { command } => plugins_command(&db, &settings.data_dir, command).await?,
-        Command::Serve { demo, .. } => {
+        Command::Serve {
+            demo,
+            sla_interval_secs,
+            ..
+        } => {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -199,13 +207,18 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!("API keys (fresh each start; earlier demo keys are revoked):");
                 for key in issued {
-                    println!("  {:<17} {}  {}", key.role.as_str(), key.key, key.unit_name);
+                    let who = match key.position {
+                        Some(position) => format!("{} ({})", key.role.as_str(), position.as_str()),
+                        None => key.role.as_str().to_owned(),
+                    };
+                    println!("  {who:<30} {}  {}", key.key, key.unit_name);
                 }
                 println!();
             }
             tracing::info!(%addr, backend = db.backend().name(), "serving");
-            let state = dealer_host::AppState::new(db, &settings.data_dir)
+            let mut state = dealer_host::AppState::new(db, &settings.data_dir)
                 .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
+            state.sla_interval = std::time::Duration::from_secs(sla_interval_secs);
             dealer_host::serve_with_workers(
                 listener,
                 state,

@@ -255,6 +255,16 @@ pub async fn kind_and_path(conn: &mut AnyConnection, id: i64) -> Result<Option<(
     )
 }
 
+/// The name of unit `id` (what an owner sees of their dealer).
+pub async fn unit_name(conn: &mut AnyConnection, id: i64) -> Result<String> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT name FROM org_units WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|(name,)| name)
+        .ok_or(Error::NotFound { entity: "unit" })
+}
+
 /// The dealer a record created by `caller` belongs to.
 ///
 /// Dealer-level callers always write into their own dealer (naming another one is refused);

@@ -7,6 +7,7 @@
 //! (override with `DEALER_TEST_PG_URL`); when it is unreachable the tests fail, never skip.
 
 pub mod guests;
+pub mod service;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

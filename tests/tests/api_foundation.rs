@@ -291,12 +291,14 @@ async fn sales_staff_cannot_manage_keys_staff_or_audit(backend: Backend) {
         assert_eq!(reply.status, 403, "{}", reply.text);
         assert_eq!(reply.body["code"], "forbidden");
     }
+    let staff = app.read(&app.keys.a_admin, "/staff").await;
     assert!(
-        app.read(&app.keys.a_admin, "/staff")
-            .await
+        staff
             .as_array()
             .unwrap()
-            .is_empty()
+            .iter()
+            .all(|s| s["name"] != "张三"),
+        "the refused create added no one: {staff}"
     );
 }
 
@@ -484,9 +486,16 @@ async fn staff_are_created_in_scope_and_phones_masked_for_managers(backend: Back
     assert_eq!(reply.status, 422, "{}", reply.text);
     assert!(reply.has_code("role_does_not_fit_unit"), "{}", reply.text);
 
+    // The fixture's own staff of dealer A come first; the new member is the last.
     let a_list = app.read(&app.keys.a_admin, "/staff").await;
-    assert_eq!(a_list.as_array().unwrap().len(), 1, "{a_list}");
-    assert_eq!(a_list[0]["phone"], "13800138000");
+    let added: Vec<&serde_json::Value> = a_list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "李娜")
+        .collect();
+    assert_eq!(added.len(), 1, "{a_list}");
+    assert_eq!(added[0]["phone"], "13800138000");
     assert!(
         app.read(&app.keys.b_admin, "/staff")
             .await
@@ -501,13 +510,17 @@ async fn staff_are_created_in_scope_and_phones_masked_for_managers(backend: Back
             .unwrap()
             .is_empty()
     );
+    let phone_of_new = |list: &serde_json::Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "李娜")
+            .map(|s| s["phone"].clone())
+    };
     let north = app.read(&app.keys.north_manager, "/staff").await;
-    assert_eq!(north.as_array().unwrap().len(), 1, "{north}");
-    assert_eq!(north[0]["phone"], "138****8000");
-    assert_eq!(
-        app.read(&app.keys.hq_analyst, "/staff").await[0]["phone"],
-        "138****8000"
-    );
+    assert_eq!(phone_of_new(&north), Some(json!("138****8000")), "{north}");
+    let hq = app.read(&app.keys.hq_analyst, "/staff").await;
+    assert_eq!(phone_of_new(&hq), Some(json!("138****8000")), "{hq}");
 }
 
 async fn the_audit_log_shows_a_dealer_admin_only_their_dealer(backend: Backend) {

@@ -232,17 +232,23 @@ async fn demo_keys_are_replaced_not_piled_up(backend: Backend) {
     seed::demo(&t.db).await.unwrap();
     let first = seed::issue_demo_keys(&t.db).await.unwrap();
     let second = seed::issue_demo_keys(&t.db).await.unwrap();
-    let roles: Vec<&str> = second.iter().map(|k| k.role.as_str()).collect();
+    let roles: Vec<(&str, Option<&str>)> = second
+        .iter()
+        .map(|k| (k.role.as_str(), k.position.map(|p| p.as_str())))
+        .collect();
     assert_eq!(
         roles,
         [
-            "hq_admin",
-            "hq_analyst",
-            "partner",
-            "regional_manager",
-            "dealer_admin",
-            "sales",
-            "service"
+            ("hq_admin", None),
+            ("hq_analyst", None),
+            ("partner", None),
+            ("regional_manager", None),
+            ("dealer_admin", Some("general_manager")),
+            ("sales", Some("sales_consultant")),
+            ("sales", Some("sales_manager")),
+            ("sales", Some("finance_desk")),
+            ("service", Some("service_advisor")),
+            ("service", Some("technician")),
         ]
     );
     assert!(
@@ -262,15 +268,26 @@ async fn demo_keys_are_replaced_not_piled_up(backend: Backend) {
     .fetch_all(t.db.pool())
     .await
     .unwrap();
-    assert_eq!(active.len(), 7);
-    assert!(active.iter().all(|(_, n)| *n == 1), "{active:?}");
+    let per_role: Vec<(&str, i64)> = active.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+    assert_eq!(
+        per_role,
+        [
+            ("dealer_admin", 1),
+            ("hq_admin", 1),
+            ("hq_analyst", 1),
+            ("partner", 1),
+            ("regional_manager", 1),
+            ("sales", 3),
+            ("service", 2),
+        ]
+    );
     assert_eq!(
         count(
             &t.db,
             "SELECT COUNT(*) FROM api_keys WHERE label = 'demo' AND revoked_at IS NOT NULL"
         )
         .await,
-        7
+        10
     );
 
     let mut conn = t.db.pool().acquire().await.unwrap();
@@ -282,6 +299,13 @@ async fn demo_keys_are_replaced_not_piled_up(backend: Backend) {
         );
         let caller = keys::authenticate(&mut conn, &new.key).await.unwrap();
         assert_eq!(caller.role, new.role);
+        if let Some(position) = new.position {
+            let staff = caller.staff_id.expect("a staff member behind the key");
+            let member = dealer_host::network::staff_member(&mut conn, staff)
+                .await
+                .unwrap();
+            assert_eq!(member.position, Some(position));
+        }
     }
 }
 

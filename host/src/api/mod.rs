@@ -13,10 +13,14 @@ mod idempotency;
 mod integrations;
 mod loyalty;
 mod network;
+mod orders;
 mod outbox;
 pub mod pagination;
 mod plugins;
 mod reminders;
+mod sales;
+mod service;
+mod surveys;
 mod tasks;
 mod tickets;
 mod vehicles;
@@ -52,6 +56,8 @@ pub struct AppState {
     pub plugins: Arc<Plugins>,
     /// Where uploaded photos and documents are kept.
     pub attachments: Arc<Store>,
+    /// Time between two SLA sweeps of a serving host ([`crate::tickets::sla`]).
+    pub sla_interval: std::time::Duration,
 }
 
 impl AppState {
@@ -83,6 +89,7 @@ impl AppState {
             db,
             plugins,
             attachments,
+            sla_interval: crate::tickets::sla::DEFAULT_INTERVAL,
         })
     }
 }
@@ -120,6 +127,8 @@ pub fn router(state: AppState) -> Router {
         .merge(customers::routes())
         .merge(vehicles::routes())
         .merge(tickets::routes())
+        .merge(service::routes())
+        .merge(surveys::routes())
         .merge(custom_fields::routes())
         .merge(audit::routes())
         .merge(plugins::routes())
@@ -130,6 +139,8 @@ pub fn router(state: AppState) -> Router {
         .merge(outbox::routes())
         .merge(reminders::routes())
         .merge(tasks::routes())
+        .merge(sales::routes())
+        .merge(orders::routes())
         .split_for_parts();
     Router::new()
         .nest("/api/v1", api.fallback(unknown_route))

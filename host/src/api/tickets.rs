@@ -1,4 +1,5 @@
-//! Tickets: complaints and service requests, and their status timeline.
+//! Tickets: complaints and service requests, their routing, status timeline, hand-offs and
+//! KPIs; and the owner's view of a ticket by its signed link (no API key).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -12,12 +13,17 @@ use super::pagination::{Page, PageParams};
 use crate::access::{Caller, Permission};
 use crate::audit::{self, Entry};
 use crate::error::{Problem, Result};
-use crate::tickets::{self, NewTicket, Ticket, TicketFilter, TicketPatch};
+use crate::tickets::kpis::{Kpis, Period};
+use crate::tickets::owner::OwnerTicket;
+use crate::tickets::{self, Handoff, NewTicket, Ticket, TicketFilter, TicketPatch};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
+        .routes(routes!(kpis))
         .routes(routes!(get, update))
+        .routes(routes!(hand_off))
+        .routes(routes!(owner_view))
 }
 
 /// Tickets in the caller's scope, newest first, each with its timeline.
@@ -36,7 +42,10 @@ async fn list(
     Ok(Json(Page::from_rows(rows, limit, |t| t.id)))
 }
 
-/// Opens a ticket for a customer (and optionally a vehicle) of one dealer. Retry safely with
+/// Opens a ticket for a customer (and optionally a vehicle) of one dealer, routed by the
+/// dealer's ticket-routing plugin (priority, team, safety, SLA deadlines; its notifications go
+/// to the outbox). A `priority` given raises the routed one; a `team` given replaces it. The
+/// answer carries the owner's signed link (`owner_link`), shown only here. Retry safely with
 /// `Idempotency-Key`.
 #[utoipa::path(post, path = "/tickets", tag = "tickets", request_body = NewTicket,
     params(("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key replays the first answer")),
@@ -50,12 +59,13 @@ async fn create(
     caller.require(Permission::WriteRecords)?;
     let mut conn = state.db.pool().acquire().await?;
     let valid = tickets::check_new(&mut conn, &caller, &new).await?;
+    let routed = tickets::routing::route(&state.plugins, &mut conn, &caller, &valid).await?;
     drop(conn);
     let mut create = match Create::begin(&state.db, &caller, "POST /tickets", key, &new).await? {
         Begun::Fresh(create) => create,
         Begun::Replayed(response) => return Ok(response),
     };
-    let ticket = tickets::create(create.conn(), &caller, &valid).await?;
+    let ticket = tickets::create(create.conn(), &caller, &valid, &routed).await?;
     audit::record(
         create.conn(),
         &caller,
@@ -82,8 +92,10 @@ async fn get(
 }
 
 /// Changes a ticket: moves its status (open → in_progress | resolved | closed; in_progress →
-/// resolved | closed; resolved → closed | in_progress; closed is final), priority, team,
-/// subject, description, or adds a note to its timeline. Send the ETag you read as `If-Match`.
+/// resolved | closed; resolved → closed | in_progress; closed is final), priority, team (a
+/// hand-off), subject, description, or adds a note to its timeline (internal unless
+/// `note_for_owner`). Resolving records first-contact resolution; closing sends the
+/// satisfaction survey to the customer. Send the ETag you read as `If-Match`.
 #[utoipa::path(patch, path = "/tickets/{id}", tag = "tickets", request_body = TicketPatch,
     params(("id" = i64, Path), ("If-Match" = String, Header, description = "the ETag you read")),
     responses((status = 200, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem),
@@ -109,4 +121,62 @@ async fn update(
     }
     tx.commit().await?;
     Ok(extract::tagged(&ticket))
+}
+
+/// Hands a ticket off to another department. The timeline records the team it left, the one
+/// it went to and who moved it; the SLA deadlines stay.
+#[utoipa::path(post, path = "/tickets/{id}/handoffs", tag = "tickets", request_body = Handoff,
+    params(("id" = i64, Path)),
+    responses((status = 201, body = Ticket), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 412, body = Problem), (status = 422, body = Problem)))]
+async fn hand_off(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(handoff): Json<Handoff>,
+) -> Result<Response> {
+    caller.require(Permission::WriteRecords)?;
+    let mut tx = state.db.begin_write().await?;
+    let ticket = tickets::hand_off(&mut tx, &caller, id, &handoff).await?;
+    audit::record(
+        &mut tx,
+        &caller,
+        Entry::ok("handoff", "ticket", id, ticket.dealer_id)
+            .with_detail(serde_json::json!({ "changed": ["team"] })),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut response = extract::tagged(&ticket);
+    *response.status_mut() = axum::http::StatusCode::CREATED;
+    Ok(response)
+}
+
+/// KPIs of the tickets in the caller's scope for a period: first-contact resolution, average
+/// handling time, backlog rate (opened in the period, not closed within SLA), CSAT and NPS.
+#[utoipa::path(get, path = "/tickets/kpis", tag = "tickets", params(Period),
+    responses((status = 200, body = Kpis), (status = 422, body = Problem)))]
+async fn kpis(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(period): Query<Period>,
+) -> Result<Json<Kpis>> {
+    caller.require(Permission::ReadRecords)?;
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(
+        tickets::kpis::compute(&mut conn, &caller, &period).await?,
+    ))
+}
+
+/// The owner's view of a ticket through the signed link issued when it was opened (no API
+/// key): the subject, the status in the owner's words and the timeline without internal notes
+/// or staff details.
+#[utoipa::path(get, path = "/owner/tickets/{token}", tag = "owner", security(()),
+    params(("token" = String, Path)),
+    responses((status = 200, body = OwnerTicket), (status = 404, body = Problem), (status = 410, body = Problem)))]
+async fn owner_view(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<OwnerTicket>> {
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(tickets::owner::view(&mut conn, &token).await?))
 }

@@ -454,10 +454,30 @@ impl records::Host for HostState {
             .collect())
     }
 
-    fn order(&mut self, _id: i64) -> Result<Order, HostError> {
-        // Sales orders are not part of the model yet (the sales lifecycle adds them), so no
-        // order exists for any dealer.
-        Err(HostError::NotFound)
+    fn order(&mut self, id: i64) -> Result<Order, HostError> {
+        let order = self.lookup(async |db, caller| {
+            let mut conn = db.pool().acquire().await?;
+            crate::sales::orders::get(&mut conn, caller, id).await
+        })?;
+        Ok(order_view(order))
+    }
+}
+
+fn order_view(o: crate::sales::orders::Order) -> Order {
+    Order {
+        id: o.id,
+        dealer_id: o.dealer_id,
+        customer_id: o.customer_id,
+        consultant_id: o.consultant_id,
+        model: o.model,
+        status: o.status.as_str().to_owned(),
+        list_price: o.list_price_fen,
+        discount: o.discount_fen,
+        final_price: o.final_price_fen,
+        finance_plan: o.finance_plan,
+        lines: crate::sales::orders::contract_lines(&o.lines),
+        created_at: o.created_at.timestamp_millis(),
+        delivered_at: o.delivered_at.map(|t| t.timestamp_millis()),
     }
 }
 

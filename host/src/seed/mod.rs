@@ -17,7 +17,7 @@ use crate::access::{Role, keys};
 use crate::clock;
 use crate::db::{Db, Param, Sql};
 use crate::error::{Error, Result};
-use crate::network;
+use crate::network::{self, Position};
 
 /// Bound parameters per statement on PostgreSQL, well below its limit of 65,535.
 const MAX_PARAMS_POSTGRES: usize = 30_000;
@@ -113,24 +113,56 @@ pub async fn scale(db: &Db, customers: u64) -> Result<u64> {
 #[derive(Clone)]
 pub struct IssuedKey {
     pub role: Role,
+    /// The position of the staff member the key acts as, if any.
+    pub position: Option<Position>,
     pub unit_name: String,
     pub key: String,
 }
 
-/// The role and network unit (by code) of each demo key, in the order they are issued.
-const DEMO_KEYS: [(Role, &str); 7] = [
-    (Role::HqAdmin, demo::HQ_CODE),
-    (Role::HqAnalyst, demo::HQ_CODE),
-    (Role::Partner, demo::HQ_CODE),
-    (Role::RegionalManager, demo::NORTH_CODE),
-    (Role::DealerAdmin, demo::FLAGSHIP_CODE),
-    (Role::Sales, demo::FLAGSHIP_CODE),
-    (Role::Service, demo::FLAGSHIP_CODE),
+/// The role, network unit (by code) and staff position of each demo key, in the order they
+/// are issued.
+const DEMO_KEYS: [(Role, &str, Option<Position>); 10] = [
+    (Role::HqAdmin, demo::HQ_CODE, None),
+    (Role::HqAnalyst, demo::HQ_CODE, None),
+    (Role::Partner, demo::HQ_CODE, None),
+    (Role::RegionalManager, demo::NORTH_CODE, None),
+    (
+        Role::DealerAdmin,
+        demo::FLAGSHIP_CODE,
+        Some(Position::GeneralManager),
+    ),
+    (
+        Role::Sales,
+        demo::FLAGSHIP_CODE,
+        Some(Position::SalesConsultant),
+    ),
+    (
+        Role::Sales,
+        demo::FLAGSHIP_CODE,
+        Some(Position::SalesManager),
+    ),
+    (
+        Role::Sales,
+        demo::FLAGSHIP_CODE,
+        Some(Position::FinanceDesk),
+    ),
+    (
+        Role::Service,
+        demo::FLAGSHIP_CODE,
+        Some(Position::ServiceAdvisor),
+    ),
+    (
+        Role::Service,
+        demo::FLAGSHIP_CODE,
+        Some(Position::Technician),
+    ),
 ];
 
-/// Revokes the earlier demo keys and creates one per role: HQ admin, HQ analyst and partner at
-/// HQ, regional manager of 华北, and dealer admin, sales and service at the 北京朝阳 4S store.
-/// Keys of roles that staff hold are attached to the first such staff member of the unit.
+/// Revokes the earlier demo keys and creates new ones: HQ admin, HQ analyst and partner at
+/// HQ, regional manager of 华北, and at the 北京朝阳 4S store the general manager (dealer
+/// admin), a sales consultant, the sales manager, the finance desk, a service advisor and a
+/// technician, so every approval step can be tried. A key of a role staff hold acts as the
+/// first staff member of the unit with that role (and position).
 pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
     let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE label = $2 AND revoked_at IS NULL")
@@ -139,7 +171,7 @@ pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
         .execute(&mut *tx)
         .await?;
     let mut issued = Vec::with_capacity(DEMO_KEYS.len());
-    for (role, code) in DEMO_KEYS {
+    for (role, code, position) in DEMO_KEYS {
         let Some(unit) = network::find_by_code(&mut tx, code).await? else {
             return Err(Error::BadRequest {
                 code: "demo_network_missing",
@@ -148,13 +180,19 @@ pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
                 ),
             });
         };
-        let staff: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM staff WHERE org_unit_id = $1 AND role = $2 AND active = 1 ORDER BY id LIMIT 1",
-        )
-        .bind(unit.id)
-        .bind(role.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let mut sql = Sql::new("SELECT id FROM staff WHERE org_unit_id = ");
+        sql.bind(Param::Int(unit.id))
+            .push(" AND role = ")
+            .bind(Param::Text(role.as_str().to_owned()))
+            .push(" AND active = 1");
+        if let Some(position) = position {
+            sql.push(" AND position = ")
+                .bind(Param::Text(position.as_str().to_owned()));
+        }
+        sql.push(" ORDER BY id LIMIT 1");
+        let staff: Option<(i64,)> = sqlx::query_as_with(sql.text(), sql.arguments())
+            .fetch_optional(&mut *tx)
+            .await?;
         let created = keys::create(
             &mut tx,
             role,
@@ -165,6 +203,7 @@ pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
         .await?;
         issued.push(IssuedKey {
             role,
+            position,
             unit_name: unit.name,
             key: created.key,
         });

@@ -781,3 +781,34 @@ pub async fn search(
         .await?;
     hydrate(conn, rows).await
 }
+
+/// Vehicles of dealers under the unit with materialised path `org_path` carrying `batch` (of
+/// `component` when given), oldest first: the candidates of a service campaign.
+pub async fn with_batch_under(
+    conn: &mut AnyConnection,
+    org_path: &str,
+    component: Option<&str>,
+    batch: &str,
+) -> Result<Vec<Vehicle>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {VEHICLE_COLUMNS} FROM vehicles v WHERE v.id IN (SELECT vehicle_id FROM vehicle_components WHERE batch = "
+    ));
+    sql.bind(Param::Text(batch.to_owned()));
+    if let Some(c) = component {
+        sql.push(" AND component = ")
+            .bind(Param::Text(c.to_owned()));
+    }
+    sql.push(") AND v.dealer_id IN (SELECT id FROM org_units WHERE path LIKE ")
+        .bind(Param::Text(format!("{org_path}%")))
+        .push(") ORDER BY v.id");
+    let rows: Vec<VehicleRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    hydrate(conn, rows).await
+}
+
+/// Vehicle `id` whatever the scope, for a caller that established its right to it another
+/// way (an owner's link to a repair of this car).
+pub async fn get_unscoped(conn: &mut AnyConnection, id: i64) -> Result<Vehicle> {
+    load(conn, id).await
+}

@@ -2,8 +2,30 @@
 //! owner can follow. Owns `tickets` and `ticket_events`.
 //!
 //! A ticket moves `open → in_progress → resolved → closed` (see [`TicketStatus::next`]); every
-//! move, and every note, appends a `ticket_events` row. Routing by plugin and SLA escalation
-//! build on this later.
+//! move, every note, every hand-off and every SLA breach appends a
+//! `ticket_events` row.
+//!
+//! - **Routing** ([`routing`]): a new ticket is routed by the dealer's `ticket-routing` hook
+//!   before it is stored. The route decides the safety flag and both SLA deadlines. The
+//!   priority is the higher of the route's and the one the caller gave (a caller may raise it,
+//!   never lower a plugin's urgent below it); the team is the caller's when given (the intake
+//!   desk knows better), else the route's. Later, the team changes only by a hand-off.
+//! - **Hand-offs** ([`hand_off`], or a `team` change in a patch, which is recorded the same
+//!   way): the ticket moves between departments; the timeline keeps from, to and by whom.
+//! - **SLA** ([`sla`]): the first-contact clock stops at the first move out of `open`, the
+//!   resolution clock at the move to `resolved` (or `closed`); a clock past its deadline is
+//!   breached once and escalates the ticket one level.
+//! - **First-contact resolution**: a ticket is resolved at its first contact when the move
+//!   that resolves it (to `resolved`, or to `closed` unresolved) is the very first move out of
+//!   `open` — nobody had to come back to it — and it was never handed off. The flag is stored
+//!   at that move; a reopen (`resolved → in_progress`) sets it to false for good.
+//! - **Owner link** ([`owner`]): on creation a long-lived signed link is issued for the owner
+//!   to follow the ticket without an account; on closing a survey ([`crate::surveys`]) is sent.
+
+pub mod kpis;
+pub mod owner;
+pub mod routing;
+pub mod sla;
 
 use std::collections::HashMap;
 
@@ -18,7 +40,7 @@ use crate::audit;
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
-use crate::{customers, network, vehicles};
+use crate::{customers, network, outbox, owner_links, surveys, vehicles};
 
 /// Longest `category`, in characters.
 pub const CATEGORY_MAX: usize = 40;
@@ -67,7 +89,10 @@ impl Channel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+/// Ordered: `low < normal < high < urgent`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Low,
@@ -158,14 +183,104 @@ impl TicketStatus {
     }
 }
 
+/// One of a ticket's two SLA clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    /// Stops at the first move out of `open`.
+    FirstContact,
+    /// Stops at the move to `resolved` (or to `closed`).
+    Resolution,
+}
+
+impl Clock {
+    pub const ALL: [Clock; 2] = [Clock::FirstContact, Clock::Resolution];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::FirstContact => "first_contact",
+            Clock::Resolution => "resolution",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Clock> {
+        Clock::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// What a timeline entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A status move, or a note when `from_status` equals `to_status`.
+    Status,
+    /// A move between departments (`from_team` → `to_team`).
+    Handoff,
+    /// An SLA clock past its deadline (`clock`), escalating to `escalation_level`.
+    Breach,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 3] = [EventKind::Status, EventKind::Handoff, EventKind::Breach];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Status => "status",
+            EventKind::Handoff => "handoff",
+            EventKind::Breach => "breach",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// One entry of a ticket's timeline. `from_status` is absent on the entry that opened the
-/// ticket; a note added without a status change has `from_status` equal to `to_status`.
+/// ticket; a note added without a status change has `from_status` equal to `to_status`, as do
+/// hand-off and breach entries (the status they happened in). The route a ticket was given is
+/// on the ticket (`routing`), not on its timeline.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TicketEvent {
+    pub kind: EventKind,
     pub at: DateTime<Utc>,
     pub from_status: Option<TicketStatus>,
     pub to_status: TicketStatus,
     pub note: Option<String>,
+    /// Whether the owner sees the note on the signed link (otherwise it is internal).
+    pub owner_visible: bool,
+    /// The API key that made the change; absent for the host's own entries (SLA sweep).
+    pub actor_key_id: Option<i64>,
+    /// The staff member behind that key, when it belongs to one.
+    pub actor_staff_id: Option<i64>,
+    /// Hand-offs: the department the ticket left and the one it went to.
+    pub from_team: Option<String>,
+    pub to_team: Option<String>,
+    /// Breaches: the clock that ran out and the escalation level reached.
+    pub clock: Option<Clock>,
+    pub escalation_level: Option<i64>,
+}
+
+/// Who routed a ticket and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Routing {
+    /// The plugin's reason (or the built-in rule's).
+    pub reason: String,
+    /// The plugin that decided, or `built-in`.
+    pub decided_by: String,
+    /// The plugin's version; absent for the built-in rule.
+    pub plugin_version: Option<String>,
+    /// The run-log entry of the decision.
+    pub run_id: Option<i64>,
+}
+
+/// The signed link the owner follows the ticket with, shown once, when the ticket is created.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OwnerLink {
+    pub token: String,
+    /// The owner's page: `/api/v1/owner/tickets/{token}`.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -183,12 +298,31 @@ pub struct Ticket {
     pub status: TicketStatus,
     pub priority: Priority,
     pub team: Option<String>,
+    /// A safety case (brakes, fire, airbags, ...), as routed.
+    pub safety: bool,
     pub opened_at: DateTime<Utc>,
     /// The first move out of `open`.
     pub first_contact_at: Option<DateTime<Utc>>,
     /// The latest move to `resolved` (cleared by a reopen; set on closing if unset).
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// SLA deadlines, as routed (absent on tickets from before routing).
+    pub first_contact_due: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+    /// When each clock was found past its deadline.
+    pub first_contact_breached_at: Option<DateTime<Utc>>,
+    pub resolution_breached_at: Option<DateTime<Utc>>,
+    /// One level per breached clock.
+    pub escalation_level: i64,
+    pub handoff_count: i64,
+    /// Set when the ticket is resolved (see the module documentation); absent before.
+    pub first_contact_resolution: Option<bool>,
+    pub routing: Option<Routing>,
+    /// The satisfaction survey sent when the ticket closed, with its answer once given.
+    pub survey: Option<surveys::Survey>,
+    /// Only in the answer to the create: the owner's signed link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_link: Option<OwnerLink>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -218,10 +352,20 @@ pub struct NewTicket {
     pub subject: String,
     /// Up to 5000 characters.
     pub description: Option<String>,
-    /// Default `normal`.
+    /// Raises the routed priority (the higher of the two is kept); default: the route's.
     pub priority: Option<Priority>,
-    /// 1 to 100 characters.
+    /// 1 to 100 characters; replaces the routed team. Default: the route's.
     pub team: Option<String>,
+}
+
+/// A move of a ticket to another department.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Handoff {
+    /// 1 to 100 characters, not the current team.
+    pub to_team: String,
+    /// Internal, up to 5000 characters.
+    pub note: Option<String>,
 }
 
 /// Changes to a ticket. Absent fields stay as they are.
@@ -231,7 +375,7 @@ pub struct TicketPatch {
     /// Moves the ticket (see the allowed transitions); the same status is no change.
     pub status: Option<TicketStatus>,
     pub priority: Option<Priority>,
-    /// `null` clears the team.
+    /// `null` clears the team. A change of team is recorded as a hand-off.
     #[serde(default, deserialize_with = "crate::api::extract::nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub team: Option<Option<String>>,
@@ -240,6 +384,9 @@ pub struct TicketPatch {
     /// Recorded on the timeline entry of this change (up to 5000 characters). Without a status
     /// change it is added to the timeline on its own.
     pub note: Option<String>,
+    /// Shows the note to the owner on the signed link (default: internal).
+    #[serde(default)]
+    pub note_for_owner: bool,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -248,6 +395,8 @@ pub struct TicketFilter {
     pub status: Option<TicketStatus>,
     pub customer_id: Option<i64>,
     pub priority: Option<Priority>,
+    /// `true`: tickets with a breached SLA clock; `false`: tickets with none.
+    pub breached: Option<bool>,
 }
 
 #[derive(FromRow)]
@@ -270,19 +419,45 @@ struct TicketRow {
     version: i64,
     created_at: i64,
     updated_at: i64,
+    safety: i64,
+    first_contact_due: Option<i64>,
+    resolution_due: Option<i64>,
+    first_contact_breached_at: Option<i64>,
+    resolution_breached_at: Option<i64>,
+    escalation_level: i64,
+    handoff_count: i64,
+    first_contact_resolution: Option<i64>,
+    route_reason: Option<String>,
+    route_plugin: Option<String>,
+    route_plugin_version: Option<String>,
+    route_run_id: Option<i64>,
 }
 
 const TICKET_COLUMNS: &str = "id, dealer_id, customer_id, vehicle_id, channel, category, subject, description, \
-     status, priority, team, opened_at, first_contact_at, resolved_at, closed_at, version, created_at, updated_at";
+     status, priority, team, opened_at, first_contact_at, resolved_at, closed_at, version, created_at, updated_at, \
+     safety, first_contact_due, resolution_due, first_contact_breached_at, resolution_breached_at, \
+     escalation_level, handoff_count, first_contact_resolution, route_reason, route_plugin, \
+     route_plugin_version, route_run_id";
 
 #[derive(FromRow)]
 struct EventRow {
     ticket_id: i64,
+    kind: String,
     at: i64,
     from_status: Option<String>,
     to_status: String,
     note: Option<String>,
+    owner_visible: i64,
+    actor_key_id: Option<i64>,
+    actor_staff_id: Option<i64>,
+    from_team: Option<String>,
+    to_team: Option<String>,
+    clock: Option<String>,
+    escalation_level: Option<i64>,
 }
+
+const EVENT_COLUMNS: &str = "ticket_id, kind, at, from_status, to_status, note, owner_visible, \
+     actor_key_id, actor_staff_id, from_team, to_team, clock, escalation_level";
 
 /// A stored value this module wrote itself but cannot read back: a bug or a hand edit.
 fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
@@ -298,10 +473,22 @@ impl TicketRow {
         decode("status", &self.status, TicketStatus::parse)
     }
 
-    fn into_ticket(self, events: Vec<TicketEvent>) -> Result<Ticket> {
+    fn into_ticket(
+        self,
+        events: Vec<TicketEvent>,
+        survey: Option<surveys::Survey>,
+    ) -> Result<Ticket> {
+        let routing = self.route_reason.map(|reason| Routing {
+            reason,
+            decided_by: self
+                .route_plugin
+                .unwrap_or_else(|| routing::BUILT_IN.to_owned()),
+            plugin_version: self.route_plugin_version,
+            run_id: self.route_run_id,
+        });
         Ok(Ticket {
             channel: decode("channel", &self.channel, Channel::parse)?,
-            status: self.status()?,
+            status: decode("status", &self.status, TicketStatus::parse)?,
             priority: decode("priority", &self.priority, Priority::parse)?,
             id: self.id,
             dealer_id: self.dealer_id,
@@ -311,10 +498,21 @@ impl TicketRow {
             subject: self.subject,
             description: self.description,
             team: self.team,
+            safety: self.safety != 0,
             opened_at: clock::to_datetime(self.opened_at),
             first_contact_at: clock::opt_datetime(self.first_contact_at),
             resolved_at: clock::opt_datetime(self.resolved_at),
             closed_at: clock::opt_datetime(self.closed_at),
+            first_contact_due: clock::opt_datetime(self.first_contact_due),
+            resolution_due: clock::opt_datetime(self.resolution_due),
+            first_contact_breached_at: clock::opt_datetime(self.first_contact_breached_at),
+            resolution_breached_at: clock::opt_datetime(self.resolution_breached_at),
+            escalation_level: self.escalation_level,
+            handoff_count: self.handoff_count,
+            first_contact_resolution: self.first_contact_resolution.map(|f| f != 0),
+            routing,
+            survey,
+            owner_link: None,
             version: self.version,
             created_at: clock::to_datetime(self.created_at),
             updated_at: clock::to_datetime(self.updated_at),
@@ -326,6 +524,7 @@ impl TicketRow {
 impl EventRow {
     fn into_event(self) -> Result<TicketEvent> {
         Ok(TicketEvent {
+            kind: decode("kind", &self.kind, EventKind::parse)?,
             at: clock::to_datetime(self.at),
             from_status: self
                 .from_status
@@ -334,6 +533,17 @@ impl EventRow {
                 .transpose()?,
             to_status: decode("to_status", &self.to_status, TicketStatus::parse)?,
             note: self.note,
+            owner_visible: self.owner_visible != 0,
+            actor_key_id: self.actor_key_id,
+            actor_staff_id: self.actor_staff_id,
+            from_team: self.from_team,
+            to_team: self.to_team,
+            clock: self
+                .clock
+                .as_deref()
+                .map(|c| decode("clock", c, Clock::parse))
+                .transpose()?,
+            escalation_level: self.escalation_level,
         })
     }
 }
@@ -463,18 +673,34 @@ async fn check_reference(
     Ok(())
 }
 
-/// Stores a checked ticket as `open`, with the first entry of its timeline.
+/// How long the owner's link to follow a ticket stays valid: a year.
+pub const OWNER_LINK_TTL_MS: i64 = 365 * 24 * 3600 * 1000;
+
+/// Stores a checked, routed ticket as `open`, with the first entry of its timeline, the route's
+/// notifications in the outbox, and the owner's signed link, which only this answer carries.
 pub async fn create(
     conn: &mut AnyConnection,
     caller: &Caller,
     valid: &ValidTicket<'_>,
+    routed: &routing::Routed,
 ) -> Result<Ticket> {
     let new = valid.new;
-    let now = clock::now_ms();
+    let now = routed.opened_at;
+    let priority = new
+        .priority
+        .map_or(routed.priority, |p| p.max(routed.priority));
+    let team = new
+        .team
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or(&routed.team)
+        .to_owned();
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO tickets (dealer_id, customer_id, vehicle_id, channel, category, subject, description, \
-         status, priority, team, opened_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11) RETURNING id",
+         status, priority, team, opened_at, created_at, updated_at, safety, first_contact_due, resolution_due, \
+         route_reason, route_plugin, route_plugin_version, route_run_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11, $12, $13, $14, $15, $16, $17, $18) \
+         RETURNING id",
     )
     .bind(valid.dealer_id)
     .bind(new.customer_id)
@@ -484,37 +710,132 @@ pub async fn create(
     .bind(new.subject.trim())
     .bind(new.description.as_deref().unwrap_or(""))
     .bind(TicketStatus::Open.as_str())
-    .bind(new.priority.unwrap_or_default().as_str())
-    .bind(new.team.as_deref().map(str::trim))
+    .bind(priority.as_str())
+    .bind(&team)
     .bind(now)
+    .bind(i64::from(routed.safety))
+    .bind(routed.first_contact_due)
+    .bind(routed.resolution_due)
+    .bind(&routed.reason)
+    .bind(routed.plugin.as_deref())
+    .bind(routed.plugin_version.as_deref())
+    .bind(routed.run_id)
     .fetch_one(&mut *conn)
     .await?;
-    append_event(conn, caller, id, now, None, TicketStatus::Open, None).await?;
-    fetch(conn, caller, id).await
+    let open = TicketStatus::Open;
+    NewEvent::new(EventKind::Status, now, None, open)
+        .by(caller)
+        .append(conn, id)
+        .await?;
+    for (i, message) in routed.messages(id).iter().enumerate() {
+        let key = format!("ticket:{id}:route:{i}");
+        outbox::enqueue(conn, valid.dealer_id, message, Some(&key)).await?;
+    }
+    let link = owner_links::issue(
+        conn,
+        valid.dealer_id,
+        owner_links::Purpose::TicketStatus,
+        id,
+        OWNER_LINK_TTL_MS,
+        false,
+    )
+    .await?;
+    sqlx::query("UPDATE tickets SET owner_link_id = $1 WHERE id = $2")
+        .bind(link.id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let mut ticket = fetch(conn, caller, id).await?;
+    ticket.owner_link = Some(OwnerLink {
+        url: format!("/api/v1/owner/tickets/{}", link.token),
+        token: link.token,
+        expires_at: clock::to_datetime(link.expires_at),
+    });
+    Ok(ticket)
 }
 
-async fn append_event(
-    conn: &mut AnyConnection,
-    caller: &Caller,
-    ticket_id: i64,
+/// A timeline entry to append: a status move by default, filled in by its builder methods.
+struct NewEvent<'a> {
+    kind: EventKind,
     at: i64,
     from: Option<TicketStatus>,
     to: TicketStatus,
-    note: Option<&str>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ticket_events (ticket_id, at, actor_key_id, from_status, to_status, note) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(ticket_id)
-    .bind(at)
-    .bind(caller.key_id)
-    .bind(from.map(TicketStatus::as_str))
-    .bind(to.as_str())
-    .bind(note)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    note: Option<&'a str>,
+    owner_visible: bool,
+    actor: Option<&'a Caller>,
+    from_team: Option<&'a str>,
+    to_team: Option<&'a str>,
+    clock: Option<Clock>,
+    escalation_level: Option<i64>,
+}
+
+impl<'a> NewEvent<'a> {
+    fn new(kind: EventKind, at: i64, from: Option<TicketStatus>, to: TicketStatus) -> Self {
+        NewEvent {
+            kind,
+            at,
+            from,
+            to,
+            note: None,
+            owner_visible: false,
+            actor: None,
+            from_team: None,
+            to_team: None,
+            clock: None,
+            escalation_level: None,
+        }
+    }
+
+    fn by(mut self, caller: &'a Caller) -> Self {
+        self.actor = Some(caller);
+        self
+    }
+
+    fn note(mut self, note: Option<&'a str>) -> Self {
+        self.note = note;
+        self
+    }
+
+    fn for_owner(mut self, visible: bool) -> Self {
+        self.owner_visible = visible;
+        self
+    }
+
+    fn teams(mut self, from: Option<&'a str>, to: Option<&'a str>) -> Self {
+        self.from_team = from;
+        self.to_team = to;
+        self
+    }
+
+    fn breach(mut self, clock: Clock, level: i64) -> Self {
+        self.clock = Some(clock);
+        self.escalation_level = Some(level);
+        self
+    }
+
+    async fn append(self, conn: &mut AnyConnection, ticket_id: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ticket_events (ticket_id, kind, at, actor_key_id, actor_staff_id, from_status, \
+             to_status, note, owner_visible, from_team, to_team, clock, escalation_level) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(ticket_id)
+        .bind(self.kind.as_str())
+        .bind(self.at)
+        .bind(self.actor.map(|c| c.key_id))
+        .bind(self.actor.and_then(|c| c.staff_id))
+        .bind(self.from.map(TicketStatus::as_str))
+        .bind(self.to.as_str())
+        .bind(self.note)
+        .bind(i64::from(self.owner_visible))
+        .bind(self.from_team)
+        .bind(self.to_team)
+        .bind(self.clock.map(Clock::as_str))
+        .bind(self.escalation_level)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// The dealer of ticket `id` if the caller can see it. A ticket outside the caller's scope is
@@ -533,8 +854,8 @@ pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<T
 /// Ticket `id` within the caller's scope, silently (callers have checked with [`dealer_of`]).
 async fn fetch(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Ticket> {
     let row = fetch_row(conn, caller, id).await?;
-    let mut events = load_events(conn, &[id]).await?;
-    row.into_ticket(events.remove(&id).unwrap_or_default())
+    let mut tickets = with_events(conn, vec![row]).await?;
+    Ok(tickets.remove(0))
 }
 
 async fn fetch_row(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<TicketRow> {
@@ -556,9 +877,9 @@ async fn load_events(
     if ticket_ids.is_empty() {
         return Ok(by_ticket);
     }
-    let mut sql = Sql::new(
-        "SELECT ticket_id, at, from_status, to_status, note FROM ticket_events WHERE ticket_id",
-    );
+    let mut sql = Sql::new(&format!(
+        "SELECT {EVENT_COLUMNS} FROM ticket_events WHERE ticket_id"
+    ));
     sql.push(" IN ")
         .push_list(ticket_ids.iter().copied().map(Param::Int));
     sql.push(" ORDER BY ticket_id, at, id");
@@ -574,14 +895,16 @@ async fn load_events(
     Ok(by_ticket)
 }
 
-/// Turns rows into tickets, each with its timeline, keeping their order.
+/// Turns rows into tickets, each with its timeline and survey, keeping their order.
 async fn with_events(conn: &mut AnyConnection, rows: Vec<TicketRow>) -> Result<Vec<Ticket>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut events = load_events(conn, &ids).await?;
+    let mut surveys = surveys::for_subjects(conn, surveys::SubjectKind::Ticket, &ids).await?;
     rows.into_iter()
         .map(|r| {
             let own = events.remove(&r.id).unwrap_or_default();
-            r.into_ticket(own)
+            let survey = surveys.remove(&r.id);
+            r.into_ticket(own, survey)
         })
         .collect()
 }
@@ -607,6 +930,17 @@ pub async fn list(
     if let Some(p) = filter.priority {
         sql.push(" AND priority = ")
             .bind(Param::Text(p.as_str().to_owned()));
+    }
+    match filter.breached {
+        Some(true) => {
+            sql.push(
+                " AND (first_contact_breached_at IS NOT NULL OR resolution_breached_at IS NOT NULL)",
+            );
+        }
+        Some(false) => {
+            sql.push(" AND first_contact_breached_at IS NULL AND resolution_breached_at IS NULL");
+        }
+        None => {}
     }
     if let Some(b) = before_id {
         sql.push(" AND id < ").bind(Param::Int(b));
@@ -662,6 +996,9 @@ fn patch_errors(patch: &TicketPatch) -> Vec<FieldError> {
 /// with the names of the fields that changed (never their values; `note` when a note was
 /// added). A patch that changes nothing changes nothing, version included.
 ///
+/// A change of team is a hand-off (see [`hand_off`]). Resolving records first-contact
+/// resolution; closing sends the satisfaction survey.
+///
 /// A ticket outside the caller's scope is not found ([`Error::Denied`], audited by the API layer).
 pub async fn update(
     conn: &mut AnyConnection,
@@ -687,6 +1024,16 @@ pub async fn update(
     let mut sql = Sql::new("UPDATE tickets SET version = version + 1, updated_at = ");
     sql.bind(Param::Int(now));
 
+    let new_team = patch
+        .team
+        .as_ref()
+        .map(|team| team.as_deref().map(|t| t.trim().to_owned()))
+        .filter(|team| *team != current.team);
+    if let Some(team) = &new_team {
+        sql.push(", team = ").bind(Param::OptText(team.clone()));
+        sql.push(", handoff_count = handoff_count + 1");
+        changed.push("team");
+    }
     let moved_to = patch.status.filter(|to| *to != from);
     if let Some(to) = moved_to {
         from.check_move(to)?;
@@ -697,18 +1044,27 @@ pub async fn update(
                 .bind(Param::Int(now))
                 .push(")");
         }
+        let first_contact_resolution = i64::from(
+            from == TicketStatus::Open && current.handoff_count == 0 && new_team.is_none(),
+        );
         match to {
             TicketStatus::Resolved => {
                 sql.push(", resolved_at = ").bind(Param::Int(now));
+                sql.push(", first_contact_resolution = COALESCE(first_contact_resolution, ")
+                    .bind(Param::Int(first_contact_resolution))
+                    .push(")");
             }
             TicketStatus::Closed => {
                 sql.push(", closed_at = ").bind(Param::Int(now));
                 sql.push(", resolved_at = COALESCE(resolved_at, ")
                     .bind(Param::Int(now))
                     .push(")");
+                sql.push(", first_contact_resolution = COALESCE(first_contact_resolution, ")
+                    .bind(Param::Int(first_contact_resolution))
+                    .push(")");
             }
             TicketStatus::InProgress if from == TicketStatus::Resolved => {
-                sql.push(", resolved_at = NULL");
+                sql.push(", resolved_at = NULL, first_contact_resolution = 0");
             }
             TicketStatus::InProgress | TicketStatus::Open => {}
         }
@@ -718,13 +1074,6 @@ pub async fn update(
         sql.push(", priority = ")
             .bind(Param::Text(p.as_str().to_owned()));
         changed.push("priority");
-    }
-    if let Some(team) = &patch.team {
-        let team = team.as_deref().map(|t| t.trim().to_owned());
-        if team != current.team {
-            sql.push(", team = ").bind(Param::OptText(team));
-            changed.push("team");
-        }
     }
     if let Some(subject) = patch
         .subject
@@ -762,20 +1111,109 @@ pub async fn update(
         .await?
         .rows_affected();
     if updated == 0 {
-        let now_at: Option<(i64,)> = sqlx::query_as("SELECT version FROM tickets WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
+        return Err(lost_race(conn, id).await?);
+    }
+    if let Some(team) = &new_team {
+        NewEvent::new(EventKind::Handoff, now, Some(from), from)
+            .by(caller)
+            .teams(current.team.as_deref(), team.as_deref())
+            .append(conn, id)
             .await?;
-        return Err(match now_at {
-            Some((current,)) => Error::StaleVersion { current },
-            None => Error::NotFound { entity: "ticket" },
-        });
     }
     if moved_to.is_some() || note.is_some() {
         let to = moved_to.unwrap_or(from);
-        append_event(conn, caller, id, now, Some(from), to, note).await?;
+        NewEvent::new(EventKind::Status, now, Some(from), to)
+            .by(caller)
+            .note(note)
+            .for_owner(patch.note_for_owner && note.is_some())
+            .append(conn, id)
+            .await?;
+    }
+    if moved_to == Some(TicketStatus::Closed) {
+        surveys::send(
+            conn,
+            current.dealer_id,
+            surveys::SubjectKind::Ticket,
+            id,
+            current.customer_id,
+        )
+        .await?;
     }
     Ok((fetch(conn, caller, id).await?, changed))
+}
+
+/// The error for an update of ticket `id` that matched no row: someone else changed it first
+/// (its version moved on) or it is gone.
+async fn lost_race(conn: &mut AnyConnection, id: i64) -> Result<Error> {
+    let now_at: Option<(i64,)> = sqlx::query_as("SELECT version FROM tickets WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match now_at {
+        Some((current,)) => Error::StaleVersion { current },
+        None => Error::NotFound { entity: "ticket" },
+    })
+}
+
+/// Moves ticket `id` to the department `handoff.to_team`, recording on the timeline the team it
+/// left, the one it went to and who moved it. A closed ticket is not handed off (409
+/// `ticket_closed`); handing off to the current team is refused (422 `same_team`). The
+/// deadlines stay as routed.
+///
+/// A ticket outside the caller's scope is not found ([`Error::Denied`], audited by the API layer).
+pub async fn hand_off(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    id: i64,
+    handoff: &Handoff,
+) -> Result<Ticket> {
+    dealer_of(conn, caller, id).await?;
+    let mut errors = Vec::new();
+    let to_team = checked_text(&mut errors, "to_team", &handoff.to_team, TEAM_MAX);
+    let note = handoff
+        .note
+        .as_deref()
+        .and_then(|n| checked_text(&mut errors, "note", n, TEXT_MAX));
+    let current = fetch_row(conn, caller, id).await?;
+    if to_team.is_some() && current.team == to_team {
+        errors.push(FieldError::new(
+            "to_team",
+            "same_team",
+            "the ticket is already with that team",
+        ));
+    }
+    let Some(to_team) = to_team.filter(|_| errors.is_empty()) else {
+        return Err(Error::Invalid(errors));
+    };
+    let status = current.status()?;
+    if status == TicketStatus::Closed {
+        return Err(Error::Conflict {
+            code: "ticket_closed",
+            message: "a closed ticket is not handed off".to_owned(),
+        });
+    }
+    let now = clock::now_ms();
+    let updated = sqlx::query(
+        "UPDATE tickets SET team = $1, handoff_count = handoff_count + 1, version = version + 1, \
+         updated_at = $2 WHERE id = $3 AND version = $4",
+    )
+    .bind(&to_team)
+    .bind(now)
+    .bind(id)
+    .bind(current.version)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(lost_race(conn, id).await?);
+    }
+    NewEvent::new(EventKind::Handoff, now, Some(status), status)
+        .by(caller)
+        .note(note.as_deref())
+        .teams(current.team.as_deref(), Some(&to_team))
+        .append(conn, id)
+        .await?;
+    fetch(conn, caller, id).await
 }
 
 #[cfg(test)]

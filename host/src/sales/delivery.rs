@@ -1,0 +1,283 @@
+//! Delivery: a `ready` order becomes `delivered`; the car becomes the customer's vehicle (made,
+//! or updated when the dealer already has the VIN) with the delivery date as purchase date
+//! and an initial mileage reading, and the dealer's commission plugin computes the commission
+//! lines. Writes through [`super::orders`], [`super::commission`] and [`crate::vehicles`].
+//!
+//! [`deliver`] is the one place a delivery happens: whatever else a delivery starts (care
+//! plan, loyalty points) is one more call inside its transaction.
+
+use chrono::{Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use super::commission;
+use super::optional_text;
+use super::orders::{self, Order, OrderRow, OrderStatus};
+use crate::access::Caller;
+use crate::audit::{self, Entry};
+use crate::clock;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::plugins::dispatch::{Decision, Plugins};
+use crate::plugins::hooks::{CommissionHook, commission as hook};
+use crate::plugins::runs;
+use crate::vehicles::{self, NewLink, NewVehicle, PersonRole, VehiclePatch, mileage};
+use crate::{network, outbox};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDelivery {
+    /// The plate, if the car is registered already (e.g. 京A·12345).
+    pub plate: Option<String>,
+    /// The odometer at handover; default 0.
+    #[serde(default)]
+    pub mileage_km: i64,
+    pub note: Option<String>,
+}
+
+/// The first and the following month's first day (UTC) around `day`, in milliseconds.
+fn month_bounds(day: NaiveDate) -> (i64, i64) {
+    let first = day.with_day(1).unwrap_or(day);
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(first);
+    let ms = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_millis())
+    };
+    (ms(first), ms(next))
+}
+
+/// What the commission plugin decides on: the order, its lines, its gross profit, and the
+/// staff credited with the sale (its consultant) with their units delivered this month,
+/// this one included.
+async fn sale_of(
+    conn: &mut AnyConnection,
+    row: &OrderRow,
+    delivered_at: i64,
+    today: NaiveDate,
+) -> Result<hook::Sale> {
+    let lines = orders::lines_of(conn, row.id).await?;
+    let totals = orders::totals(row.discount_fen, &lines);
+    let (month_start, month_end) = month_bounds(today);
+    let credited: Vec<i64> = row.consultant_id.into_iter().collect();
+    let delivered = orders::delivered_in_month(conn, &credited, month_start, month_end).await?;
+    let mut staff = Vec::new();
+    for id in credited {
+        let member = network::staff_member(conn, id).await?;
+        let role = member
+            .position
+            .map_or_else(|| "sales".to_owned(), |p| p.as_str().replace('_', "-"));
+        staff.push(hook::SaleStaff {
+            member: crate::plugins::bindings::types::StaffMember { id, role },
+            units_this_month: delivered.get(&id).copied().unwrap_or(0).saturating_add(1),
+        });
+    }
+    Ok(hook::Sale {
+        order_id: row.id,
+        dealer_id: row.dealer_id,
+        customer_id: row.customer_id,
+        model: row.model.clone(),
+        delivered_at,
+        list_price: row.list_price_fen,
+        discount: row.discount_fen,
+        final_price: totals.final_price,
+        gross_profit: totals.gross_profit,
+        lines: orders::contract_lines(&lines),
+        staff,
+    })
+}
+
+/// Makes (or updates) the delivered car as the customer's vehicle and records its mileage.
+async fn hand_over(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    row: &OrderRow,
+    vin: &str,
+    delivery: &NewDelivery,
+    today: NaiveDate,
+) -> Result<i64> {
+    let existing: Option<(i64, i64)> =
+        sqlx::query_as("SELECT id, version FROM vehicles WHERE dealer_id = $1 AND vin = $2")
+            .bind(row.dealer_id)
+            .bind(vin)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let vehicle_id = match existing {
+        Some((id, version)) => {
+            let patch = VehiclePatch {
+                plate: delivery.plate.clone().map(Some),
+                brand: Some(row.brand.clone()),
+                model: Some(row.model.clone()),
+                trim: row.trim.clone().map(Some),
+                color: row.colour.clone().map(Some),
+                purchase_date: Some(Some(today)),
+                ..VehiclePatch::default()
+            };
+            vehicles::update(conn, caller, id, version, patch).await?;
+            vehicles::link_person(
+                conn,
+                caller,
+                id,
+                NewLink {
+                    customer_id: row.customer_id,
+                    role: PersonRole::Owner,
+                },
+            )
+            .await?;
+            id
+        }
+        None => {
+            let new = NewVehicle {
+                dealer_id: Some(row.dealer_id),
+                vin: vin.to_owned(),
+                plate: delivery.plate.clone(),
+                brand: row.brand.clone(),
+                model: row.model.clone(),
+                trim: row.trim.clone(),
+                color: row.colour.clone(),
+                model_year: Some(i64::from(today.year())),
+                purchase_date: Some(today),
+                insurer: None,
+                insurance_expiry: None,
+                components: Vec::new(),
+                owner_id: Some(row.customer_id),
+                custom_fields: serde_json::Map::new(),
+            };
+            vehicles::create(conn, caller, row.dealer_id, new).await?.id
+        }
+    };
+    mileage::add(
+        conn,
+        caller,
+        vehicle_id,
+        mileage::NewReading {
+            km: delivery.mileage_km,
+            read_at: None,
+            source: Some("delivery".to_owned()),
+        },
+    )
+    .await?;
+    Ok(vehicle_id)
+}
+
+/// Delivers order `id` (at version `expected`, status `ready`, with a VIN): the commission
+/// plugin decides outside the write transaction; then, in one transaction, the order becomes
+/// `delivered`, the vehicle is made or updated with the customer as owner, its mileage is
+/// recorded, the commission lines are stored with what computed them (and the messages the
+/// plugin asked for are enqueued), the timeline and the audit log get their entries.
+pub async fn deliver(
+    db: &Db,
+    plugins: &Plugins,
+    caller: &Caller,
+    id: i64,
+    expected: i64,
+    delivery: &NewDelivery,
+) -> Result<Order> {
+    let mut errors = Vec::new();
+    let note = optional_text(
+        &mut errors,
+        "note",
+        delivery.note.as_deref(),
+        orders::TEXT_MAX,
+    );
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let mut conn = db.pool().acquire().await?;
+    let dealer_id = orders::dealer_of(&mut conn, caller, id).await?;
+    let row = orders::fetch_row(&mut conn, id).await?;
+    if row.version != expected {
+        return Err(Error::StaleVersion {
+            current: row.version,
+        });
+    }
+    let from = row.status()?;
+    from.check_move(OrderStatus::Delivered, row.finance_plan.is_some())?;
+    let Some(vin) = row.vin.clone() else {
+        return Err(Error::invalid(
+            "vin",
+            "vin_required",
+            "allocate a vehicle (its VIN) to the order before delivering it",
+        ));
+    };
+    let delivered_at = clock::now_ms();
+    let today = Utc::now().date_naive();
+    let sale = sale_of(&mut conn, &row, delivered_at, today).await?;
+    drop(conn);
+    let Decision {
+        output: lines,
+        source,
+        run_id,
+        effects,
+    } = plugins
+        .call::<CommissionHook>(dealer_id, sale, runs::Source::Live)
+        .await?;
+
+    let mut tx = db.begin_write().await?;
+    orders::claim(&mut tx, id, expected, from).await?;
+    let vehicle_id = hand_over(&mut tx, caller, &row, &vin, delivery, today).await?;
+    sqlx::query(
+        "UPDATE sales_orders SET status = $1, delivered_at = $2, vehicle_id = $3 WHERE id = $4",
+    )
+    .bind(OrderStatus::Delivered.as_str())
+    .bind(delivered_at)
+    .bind(vehicle_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let month = today.format("%Y-%m").to_string();
+    commission::store(&mut tx, dealer_id, id, &month, &lines, &source, run_id).await?;
+    for notification in &effects.notifications {
+        outbox::enqueue(
+            &mut tx,
+            dealer_id,
+            &outbox::Message::from(notification),
+            None,
+        )
+        .await?;
+    }
+    orders::record_event(
+        &mut tx,
+        caller,
+        id,
+        "delivered",
+        Some(from),
+        OrderStatus::Delivered,
+        note.as_deref(),
+    )
+    .await?;
+    let (plugin, version) = commission::computed_by(&source);
+    audit::record(
+        &mut tx,
+        caller,
+        Entry::ok("deliver", "sales_order", id, dealer_id).with_detail(serde_json::json!({
+            "vehicle_id": vehicle_id, "commission_lines": lines.len(),
+            "commission_by": plugin, "commission_version": version, "run_id": run_id,
+        })),
+    )
+    .await?;
+    let order = orders::load(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_month_runs_from_its_first_day_to_the_next_months() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 15).unwrap();
+        let (start, end) = month_bounds(day);
+        assert_eq!(
+            clock::to_datetime(start).date_naive(),
+            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+        );
+        assert_eq!(
+            clock::to_datetime(end).date_naive(),
+            NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()
+        );
+    }
+}

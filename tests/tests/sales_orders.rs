@@ -1,0 +1,578 @@
+//! Sales orders end to end over the API: a walk-in lead becomes a customer, test-drives,
+//! orders with a discount approved by the right roles, trades in the old car and takes
+//! delivery, with commission lines naming what computed them; a dealer's own commission
+//! plugin, re-pinned, computes the next delivery; rejected approvals, refused transitions and
+//! scoping.
+
+use dealer_tests::guests::wasm_bytes;
+use dealer_tests::{Backend, Reply, TestApp, call, on_both_backends, valid_vin};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission,
+    the_dealer_pins_a_new_commission_plugin_version_and_the_next_delivery_uses_it,
+    a_rejected_discount_blocks_the_order_until_it_is_revised,
+    refused_transitions_name_the_allowed_states,
+    another_dealer_cannot_see_or_move_an_order,
+);
+
+const LIST_PRICE: i64 = 20_000_000;
+const VEHICLE_COST: i64 = 18_000_000;
+
+fn etag(value: &Value) -> String {
+    format!("\"{}\"", value["version"])
+}
+
+async fn patch_order(app: &TestApp, key: &str, order: &Value, body: Value) -> Reply {
+    call(
+        app.patch(key, &format!("/orders/{}", order["id"]), &body)
+            .header("If-Match", etag(order)),
+    )
+    .await
+}
+
+async fn revise(app: &TestApp, order: &Value, body: Value) -> Value {
+    let reply = patch_order(app, &app.keys.a_sales, order, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body
+}
+
+async fn try_move(app: &TestApp, order: &Value, status: &str) -> Reply {
+    call(
+        app.post(
+            &app.keys.a_sales,
+            &format!("/orders/{}/status", order["id"]),
+            &json!({"status": status}),
+        )
+        .header("If-Match", etag(order)),
+    )
+    .await
+}
+
+async fn move_to(app: &TestApp, order: &Value, status: &str) -> Value {
+    let reply = try_move(app, order, status).await;
+    assert_eq!(reply.status, 200, "to {status}: {}", reply.text);
+    assert_eq!(reply.body["status"], status);
+    reply.body
+}
+
+async fn try_deliver(app: &TestApp, order: &Value, body: Value) -> Reply {
+    call(
+        app.post(
+            &app.keys.a_sales,
+            &format!("/orders/{}/delivery", order["id"]),
+            &body,
+        )
+        .header("If-Match", etag(order)),
+    )
+    .await
+}
+
+async fn deliver(app: &TestApp, order: &Value) -> Value {
+    let reply = try_deliver(app, order, json!({"mileage_km": 12})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["status"], "delivered");
+    reply.body
+}
+
+async fn act(app: &TestApp, key: &str, request_id: &Value, verb: &str) -> Reply {
+    call(app.post(key, &format!("/approvals/{request_id}/{verb}"), &json!({}))).await
+}
+
+fn current_request<'a>(order: &'a Value, column: &str) -> &'a Value {
+    let id = &order[column];
+    order["approvals"]
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .find(|r| &r["id"] == id)
+        .unwrap_or_else(|| panic!("no current {column}: {order}"))
+}
+
+fn kinds(order: &Value) -> Vec<&str> {
+    order["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("a kind"))
+        .collect()
+}
+
+async fn customer(app: &TestApp, phone: &str) -> i64 {
+    app.create(
+        &app.keys.a_sales,
+        "/customers",
+        &json!({"name": "黄磊", "phones": [{"number": phone}]}),
+    )
+    .await["id"]
+        .as_i64()
+        .expect("a customer id")
+}
+
+fn order_for_customer(customer_id: i64, consultant: i64, serial: u32) -> Value {
+    json!({
+        "customer_id": customer_id, "consultant_id": consultant, "brand": "红旗", "model": "H5",
+        "trim": "智联旗畅版", "colour": "釉白", "vin": valid_vin(serial),
+        "list_price_fen": LIST_PRICE, "vehicle_cost_fen": VEHICLE_COST,
+    })
+}
+
+/// A draft order without discount, moved to `ready`.
+async fn ready_order(app: &TestApp, customer_id: i64, serial: u32) -> Value {
+    let order = app
+        .create(
+            &app.keys.a_sales,
+            "/orders",
+            &order_for_customer(customer_id, app.staff.a_sales, serial),
+        )
+        .await;
+    let order = move_to(app, &order, "confirmed").await;
+    let order = move_to(app, &order, "pdi_passed").await;
+    move_to(app, &order, "ready").await
+}
+
+async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let consultant = app.staff.a_sales;
+    let lead = app
+        .create(
+            &app.keys.a_sales,
+            "/leads",
+            &json!({"name": "何静", "phone": "13812345678", "channel": "walk_in",
+                    "consultant_id": consultant, "interest": "红旗 H5"}),
+        )
+        .await;
+    let demo = app
+        .create(
+            &app.keys.a_admin,
+            "/demo-vehicles",
+            &json!({"vin": valid_vin(100), "model": "红旗 H5"}),
+        )
+        .await;
+    app.create(
+        &app.keys.a_sales,
+        "/test-drives",
+        &json!({"lead_id": lead["id"], "demo_vehicle_id": demo["id"],
+                "starts_at": "2030-06-01T10:00:00Z", "ends_at": "2030-06-01T10:30:00Z"}),
+    )
+    .await;
+
+    // The order makes the lead a customer and moves it to negotiating.
+    let order = app
+        .create(
+            &app.keys.a_sales,
+            "/orders",
+            &json!({"lead_id": lead["id"], "brand": "红旗", "model": "H5", "trim": "智联旗畅版",
+                    "colour": "釉白", "list_price_fen": LIST_PRICE, "vehicle_cost_fen": VEHICLE_COST,
+                    "lines": [{"kind": "accessory", "description": "全车脚垫", "amount_fen": 100_000,
+                               "cost_fen": 30_000}]}),
+        )
+        .await;
+    assert_eq!(order["status"], "draft");
+    assert_eq!(order["consultant_id"], consultant);
+    let customer_id = order["customer_id"].as_i64().expect("a customer");
+    let customer = app
+        .read(&app.keys.a_sales, &format!("/customers/{customer_id}"))
+        .await;
+    assert_eq!(customer["name"], "何静");
+    let read_lead = app
+        .read(&app.keys.a_sales, &format!("/leads/{}", lead["id"]))
+        .await;
+    assert_eq!(read_lead["stage"], "negotiating");
+    assert_eq!(read_lead["customer_id"], customer_id);
+
+    // A 10% discount needs the sales manager, then the general manager.
+    let order = revise(&app, &order, json!({"discount_fen": 2_000_000})).await;
+    let request = current_request(&order, "discount_approval_id").clone();
+    assert_eq!(request["status"], "pending", "{request}");
+    assert_eq!(
+        request["steps"].as_array().map(Vec::len),
+        Some(2),
+        "{request}"
+    );
+    let reply = try_move(&app, &order, "confirmed").await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["code"], "approval_pending");
+
+    for wrong in [&app.keys.a_gm, &app.keys.a_sales] {
+        let reply = act(&app, wrong, &request["id"], "approve").await;
+        assert_eq!(reply.status, 403, "{}", reply.text);
+    }
+    let reply = act(&app, &app.keys.a_sales_manager, &request["id"], "approve").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = act(&app, &app.keys.a_sales_manager, &request["id"], "approve").await;
+    assert_eq!(
+        reply.status, 403,
+        "the next step is the general manager's: {}",
+        reply.text
+    );
+    let reply = act(&app, &app.keys.a_gm, &request["id"], "approve").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let order = app
+        .read(&app.keys.a_sales, &format!("/orders/{}", order["id"]))
+        .await;
+    assert_eq!(
+        current_request(&order, "discount_approval_id")["status"],
+        "approved"
+    );
+
+    // The old car is evaluated, photographed and traded in against the order.
+    let trade_in = app
+        .create(
+            &app.keys.a_sales,
+            "/trade-ins",
+            &json!({"customer_id": customer_id, "vin": valid_vin(200), "plate": "京A·12345",
+                    "model": "大众 朗逸", "mileage_km": 86_000, "quote_fen": 4_000_000,
+                    "checklist": [{"item": "漆面", "grade": "yellow", "note": "左后门划痕"},
+                                  {"item": "发动机", "grade": "green"}]}),
+        )
+        .await;
+    assert_eq!(trade_in["status"], "quoted");
+    let png = [
+        0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R',
+    ];
+    let photo = call(
+        app.client
+            .post(format!("{}/trade-ins/{}/photos", app.base, trade_in["id"]))
+            .bearer_auth(&app.keys.a_sales)
+            .header("content-type", "image/png")
+            .body(png.to_vec()),
+    )
+    .await;
+    assert_eq!(photo.status, 201, "{}", photo.text);
+    let read_trade_in = app
+        .read(&app.keys.a_sales, &format!("/trade-ins/{}", trade_in["id"]))
+        .await;
+    assert_eq!(read_trade_in["photos"].as_array().map(Vec::len), Some(1));
+    let accepted = call(app.post(
+        &app.keys.a_sales,
+        &format!("/trade-ins/{}/accept", trade_in["id"]),
+        &json!({"order_id": order["id"]}),
+    ))
+    .await;
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+    assert_eq!(accepted.body["trade_in"]["status"], "accepted");
+    let order = accepted.body["order"].clone();
+    let final_price = LIST_PRICE + 100_000 - 2_000_000;
+    assert_eq!(order["final_price_fen"], final_price);
+    assert_eq!(order["trade_in_fen"], -4_000_000);
+    assert_eq!(order["amount_due_fen"], final_price - 4_000_000);
+    assert!(
+        order["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .any(|l| l["kind"] == "trade-in" && l["amount_fen"] == -4_000_000),
+        "{order}"
+    );
+
+    // Confirm (the lead is won), allocate the car, PDI, ready, deliver.
+    let order = move_to(&app, &order, "confirmed").await;
+    let read_lead = app
+        .read(&app.keys.a_sales, &format!("/leads/{}", lead["id"]))
+        .await;
+    assert_eq!(read_lead["stage"], "won");
+    let vin = valid_vin(300);
+    let order = revise(&app, &order, json!({"vin": vin})).await;
+    let order = move_to(&app, &order, "pdi_passed").await;
+    let order = move_to(&app, &order, "ready").await;
+    let reply = try_deliver(
+        &app,
+        &order,
+        json!({"plate": "京A·D12345", "mileage_km": 12, "note": "客户满意"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let delivered = reply.body;
+    assert_eq!(delivered["status"], "delivered");
+    assert!(delivered["delivered_at"].is_string());
+
+    let lines = delivered["commission"]
+        .as_array()
+        .expect("commission lines");
+    assert_eq!(lines.len(), 1, "{delivered}");
+    assert_eq!(lines[0]["staff_id"], consultant);
+    assert_eq!(lines[0]["amount_fen"], final_price / 100);
+    assert_eq!(lines[0]["plugin"], "built-in");
+    assert!(lines[0]["plugin_version"].is_null());
+    assert!(lines[0]["run_id"].is_i64(), "{delivered}");
+
+    let vehicle_id = delivered["vehicle_id"].as_i64().expect("a vehicle");
+    let vehicle = app
+        .read(&app.keys.a_sales, &format!("/vehicles/{vehicle_id}"))
+        .await;
+    assert_eq!(vehicle["vin"], vin);
+    assert_eq!(vehicle["model"], "H5");
+    assert_eq!(
+        vehicle["purchase_date"],
+        lines[0]["created_at"].as_str().expect("a time")[..10]
+    );
+    assert_eq!(vehicle["latest_mileage_km"], 12);
+    assert!(
+        vehicle["people"]
+            .as_array()
+            .expect("people")
+            .iter()
+            .any(|p| p["customer_id"] == customer_id && p["role"] == "owner"),
+        "{vehicle}"
+    );
+
+    let read = app
+        .read(&app.keys.a_sales, &format!("/orders/{}", order["id"]))
+        .await;
+    let timeline = kinds(&read);
+    for kind in [
+        "created",
+        "approval_requested",
+        "trade_in",
+        "status",
+        "delivered",
+    ] {
+        assert!(timeline.contains(&kind), "{kind} missing from {timeline:?}");
+    }
+    let audit = app
+        .read(
+            &app.keys.a_admin,
+            &format!("/audit?entity=sales_order&entity_id={}", order["id"]),
+        )
+        .await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("audit entries")
+        .iter()
+        .map(|e| e["action"].as_str().expect("an action"))
+        .collect();
+    for action in ["create", "update", "deliver"] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    assert!(
+        actions.iter().filter(|a| **a == "update").count() >= 5,
+        "every revision and move is audited: {actions:?}"
+    );
+    let month = &lines[0]["month"];
+    let statement = app
+        .read(
+            &app.keys.a_admin,
+            &format!(
+                "/commission?staff_id={consultant}&month={}",
+                month.as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(statement["total_fen"], final_price / 100);
+    assert_eq!(statement["lines"][0]["order_id"], order["id"]);
+}
+
+async fn the_dealer_pins_a_new_commission_plugin_version_and_the_next_delivery_uses_it(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let a = app.units.dealer_a;
+    let plugin = app
+        .create(
+            &app.keys.a_admin,
+            "/plugins",
+            &json!({"name": "our-commission", "hook": "commission"}),
+        )
+        .await;
+    let id = plugin["id"].as_i64().expect("a plugin id");
+    for (guest, version) in [
+        ("guest-commission-flat", "1.0.0"),
+        ("guest-commission-gross", "2.0.0"),
+    ] {
+        let reply = call(
+            app.client
+                .post(format!(
+                    "{}/plugins/{id}/versions?version={version}",
+                    app.base
+                ))
+                .bearer_auth(&app.keys.a_admin)
+                .header("content-type", "application/wasm")
+                .body(wasm_bytes(guest)),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+    let reply = call(
+        app.client
+            .put(format!("{}/dealers/{a}/plugins/commission", app.base))
+            .bearer_auth(&app.keys.a_admin)
+            .json(&json!({"plugin_id": id, "pinned_version": "1.0.0", "config": {"percent": 2}})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    let customer_id = customer(&app, "13711112222").await;
+    let first = deliver(&app, &ready_order(&app, customer_id, 11).await).await;
+    let line = &first["commission"][0];
+    assert_eq!(line["plugin"], "our-commission", "{first}");
+    assert_eq!(line["plugin_version"], "1.0.0");
+    assert_eq!(line["amount_fen"], LIST_PRICE * 2 / 100);
+    assert_eq!(line["reason"], "flat 2%");
+
+    let bindings = app
+        .read(&app.keys.a_admin, &format!("/dealers/{a}/plugins"))
+        .await;
+    let version = bindings["bindings"][0]["version"]
+        .as_i64()
+        .expect("a binding version");
+    let pinned = call(
+        app.patch(
+            &app.keys.a_admin,
+            &format!("/dealers/{a}/plugins/commission"),
+            &json!({"pinned_version": "2.0.0", "config": {"share_bp": 1000}}),
+        )
+        .header("if-match", format!("\"{version}\"")),
+    )
+    .await;
+    assert_eq!(pinned.status, 200, "{}", pinned.text);
+
+    let second = deliver(&app, &ready_order(&app, customer_id, 12).await).await;
+    let line = &second["commission"][0];
+    assert_eq!(line["plugin"], "our-commission", "{second}");
+    assert_eq!(line["plugin_version"], "2.0.0");
+    assert_eq!(line["amount_fen"], (LIST_PRICE - VEHICLE_COST) / 10);
+    assert_eq!(line["reason"], "gross 1000bp");
+    // The first delivery keeps what computed it.
+    let first = app
+        .read(&app.keys.a_sales, &format!("/orders/{}", first["id"]))
+        .await;
+    assert_eq!(first["commission"][0]["plugin_version"], "1.0.0");
+    assert!(line["run_id"].is_i64(), "{second}");
+}
+
+async fn a_rejected_discount_blocks_the_order_until_it_is_revised(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let customer_id = customer(&app, "13722223333").await;
+    let order = app
+        .create(
+            &app.keys.a_sales,
+            "/orders",
+            &order_for_customer(customer_id, app.staff.a_sales, 21),
+        )
+        .await;
+    // 5%: the sales manager alone.
+    let order = revise(&app, &order, json!({"discount_fen": 1_000_000})).await;
+    let first = current_request(&order, "discount_approval_id").clone();
+    assert_eq!(first["steps"].as_array().map(Vec::len), Some(1), "{first}");
+    let reply = act(&app, &app.keys.a_sales_manager, &first["id"], "reject").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let order = app
+        .read(&app.keys.a_sales, &format!("/orders/{}", order["id"]))
+        .await;
+    let reply = try_move(&app, &order, "confirmed").await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["code"], "approval_rejected");
+
+    // A smaller discount (2%) passes on its own and the order proceeds.
+    let order = revise(&app, &order, json!({"discount_fen": 400_000})).await;
+    let second = current_request(&order, "discount_approval_id");
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(second["status"], "approved", "{second}");
+    assert_eq!(order["approvals"].as_array().map(Vec::len), Some(2));
+    let order = move_to(&app, &order, "confirmed").await;
+    // The terms of a confirmed order are fixed.
+    let reply = patch_order(&app, &app.keys.a_sales, &order, json!({"discount_fen": 0})).await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["code"], "order_not_draft");
+}
+
+async fn refused_transitions_name_the_allowed_states(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let customer_id = customer(&app, "13733334444").await;
+    let order = app
+        .create(
+            &app.keys.a_sales,
+            "/orders",
+            &order_for_customer(customer_id, app.staff.a_sales, 31),
+        )
+        .await;
+    let reply = try_move(&app, &order, "ready").await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["code"], "invalid_transition");
+    assert_eq!(reply.body["allowed"], json!(["confirmed", "cancelled"]));
+    let reply = try_deliver(&app, &order, json!({})).await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["code"], "invalid_transition");
+
+    // With a finance plan, PDI leads to finance approval (the finance desk approves the plan).
+    let order = revise(
+        &app,
+        &order,
+        json!({"finance_plan": "36期低息", "financed_fen": 10_000_000}),
+    )
+    .await;
+    let request = current_request(&order, "finance_approval_id").clone();
+    let reply = act(&app, &app.keys.a_sales_manager, &request["id"], "approve").await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    let reply = act(&app, &app.keys.a_finance, &request["id"], "approve").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let order = app
+        .read(&app.keys.a_sales, &format!("/orders/{}", order["id"]))
+        .await;
+    let order = move_to(&app, &order, "confirmed").await;
+    let order = move_to(&app, &order, "pdi_passed").await;
+    let reply = try_move(&app, &order, "ready").await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(
+        reply.body["allowed"],
+        json!(["finance_approved", "cancelled"])
+    );
+    let order = move_to(&app, &order, "finance_approved").await;
+    let order = move_to(&app, &order, "cancelled").await;
+    let reply = try_move(&app, &order, "confirmed").await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert_eq!(reply.body["allowed"], json!([]));
+    let read = app
+        .read(&app.keys.a_sales, &format!("/orders/{}", order["id"]))
+        .await;
+    assert_eq!(read["status"], "cancelled");
+    assert_eq!(
+        read["version"], order["version"],
+        "a refused move changes nothing"
+    );
+}
+
+async fn another_dealer_cannot_see_or_move_an_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let customer_id = customer(&app, "13744445555").await;
+    let order = app
+        .create(
+            &app.keys.a_sales,
+            "/orders",
+            &order_for_customer(customer_id, app.staff.a_sales, 41),
+        )
+        .await;
+    let path = format!("/orders/{}", order["id"]);
+    assert_eq!(call(app.get(&app.keys.b_admin, &path)).await.status, 404);
+    let reply = patch_order(&app, &app.keys.b_admin, &order, json!({"discount_fen": 1})).await;
+    assert_eq!(reply.status, 404, "{}", reply.text);
+    let reply = call(
+        app.post(
+            &app.keys.b_admin,
+            &format!("{path}/status"),
+            &json!({"status": "confirmed"}),
+        )
+        .header("If-Match", etag(&order)),
+    )
+    .await;
+    assert_eq!(reply.status, 404, "{}", reply.text);
+    assert_eq!(
+        app.read(&app.keys.b_admin, "/orders").await["items"],
+        json!([])
+    );
+    let reply = call(app.post(
+        &app.keys.b_admin,
+        "/orders",
+        &order_for_customer(customer_id, app.staff.a_sales, 42),
+    ))
+    .await;
+    assert_eq!(reply.status, 404, "{}", reply.text);
+    assert_eq!(
+        app.read(&app.keys.north_manager, &path).await["id"],
+        order["id"]
+    );
+}
