@@ -13,6 +13,7 @@ pub mod custom_fields;
 pub mod customers;
 pub mod db;
 pub mod error;
+pub mod follow_ups;
 pub mod integrations;
 pub mod loyalty;
 pub mod network;

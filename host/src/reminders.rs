@@ -25,6 +25,7 @@ use crate::plugins::dispatch::{DecisionSource, Plugins};
 use crate::plugins::hooks::{RemindersHook, reminders};
 use crate::plugins::host_api::{customer_view, vehicle_view};
 use crate::plugins::runs::Source;
+use crate::service::repair_orders;
 use crate::vehicles::{self, mileage};
 use crate::{Db, clock, customers, network, outbox, tasks};
 
@@ -179,23 +180,43 @@ pub async fn plan_vehicle(
     plan(db, plugins, vehicle_id, today, now).await
 }
 
-/// The service visits of a vehicle, as the reminders plugin sees them. Until repair orders
-/// exist, a visit is an interaction of kind `service` recorded against the vehicle (counted as
-/// a maintenance visit; its mileage is left to the plugin, which reads it off the readings).
+/// The service visits of a vehicle, as the reminders plugin sees them, oldest first: its
+/// settled repair orders (with the odometer at check-in and the kind of service), and the
+/// interactions of kind `service` recorded against it (visits the platform did not manage,
+/// counted as maintenance; their mileage is left to the plugin, which reads the readings).
 pub async fn service_visits(
     conn: &mut AnyConnection,
     vehicle_id: i64,
 ) -> Result<Vec<reminders::ServiceVisit>> {
+    let settled = repair_orders::visits(conn, vehicle_id, MAX_VISITS).await?;
     let recent = interactions::recent(conn, &[], &[vehicle_id], MAX_VISITS).await?;
-    Ok(recent
+    let mut visits: Vec<(chrono::NaiveDate, reminders::ServiceVisit)> = settled
         .into_iter()
-        .filter(|i| i.kind == interactions::Kind::Service && i.vehicle_id == Some(vehicle_id))
-        .map(|i| reminders::ServiceVisit {
-            date: i.occurred_at.date_naive().to_string(),
-            mileage_km: None,
-            kind: "maintenance".into(),
+        .map(|v| {
+            let visit = reminders::ServiceVisit {
+                date: v.date.to_string(),
+                mileage_km: v.mileage_km,
+                kind: v.kind.into(),
+            };
+            (v.date, visit)
         })
-        .collect())
+        .collect();
+    visits.extend(
+        recent
+            .into_iter()
+            .filter(|i| i.kind == interactions::Kind::Service && i.vehicle_id == Some(vehicle_id))
+            .map(|i| {
+                let date = i.occurred_at.date_naive();
+                let visit = reminders::ServiceVisit {
+                    date: date.to_string(),
+                    mileage_km: None,
+                    kind: "maintenance".into(),
+                };
+                (date, visit)
+            }),
+    );
+    visits.sort_by_key(|(date, _)| *date);
+    Ok(visits.into_iter().map(|(_, visit)| visit).collect())
 }
 
 /// The reminders hook's input for a vehicle: the vehicle with its latest mileage and daily

@@ -386,6 +386,16 @@ pub async fn stats(
     ))
 }
 
+/// The customer survey `id` was sent to.
+pub async fn customer_of(conn: &mut AnyConnection, id: i64) -> Result<i64> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT customer_id FROM surveys WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|(customer,)| customer)
+        .ok_or(Error::NotFound { entity: "survey" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -551,6 +551,45 @@ impl TestApp {
     }
 
     /// Where this host keeps granted plugin directories.
+    /// Publishes the first-party plugin `plugins/<name>` for `hook` to HQ's catalogue, with its
+    /// configuration schema, as version 0.1.0, and enables it for dealer A with its default
+    /// configuration (refusing, rather than falling back, if it fails).
+    pub async fn enable_first_party(&self, name: &str, hook: &str) {
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/../plugins/{name}/config.schema.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .expect("the plugin's schema"),
+        )
+        .expect("a JSON schema");
+        let plugin = self
+            .create(
+                &self.keys.hq_admin,
+                "/plugins",
+                &serde_json::json!({"name": name, "hook": hook, "config_schema": schema}),
+            )
+            .await;
+        let id = plugin["id"].as_i64().expect("a plugin id");
+        let reply = call(
+            self.client
+                .post(format!("{}/plugins/{id}/versions?version=0.1.0", self.base))
+                .bearer_auth(&self.keys.hq_admin)
+                .header("content-type", "application/wasm")
+                .body(guests::wasm_bytes(&format!("plugin-{name}"))),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{name}: {}", reply.text);
+        let reply = call(self.put(
+            &self.keys.a_admin,
+            &format!("/dealers/{}/plugins/{hook}", self.units.dealer_a),
+            &serde_json::json!({"plugin_id": id, "pinned_version": "0.1.0", "config": {},
+                                "failure_policy": "fail_closed"}),
+        ))
+        .await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.text);
+    }
+
     pub fn attachments_dir(&self) -> PathBuf {
         self.files.path.join("attachments")
     }

@@ -9,7 +9,6 @@ use dealer_host::clock;
 use dealer_host::outbox::{self, Outgoing, SendError, SendFuture, Sender, Senders};
 use dealer_host::plugins::dispatch::Plugins;
 use dealer_host::{AppState, loyalty, reminders, workers};
-use dealer_tests::guests::wasm_bytes;
 use dealer_tests::{Backend, TestApp, call, on_both_backends, shared_runtime, valid_vin};
 use serde_json::{Value, json};
 
@@ -485,52 +484,9 @@ async fn futures_join(app: &TestApp, customer_id: i64, count: usize) -> Vec<u16>
     statuses
 }
 
-/// Publishes the first-party loyalty plugin and enables it for dealer A.
-async fn enable_first_party(app: &TestApp, name: &str, hook: &str) {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{}/../plugins/{name}/config.schema.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let plugin = app
-        .create(
-            &app.keys.hq_admin,
-            "/plugins",
-            &json!({"name": name, "hook": hook, "config_schema": schema}),
-        )
-        .await;
-    let id = plugin["id"].as_i64().unwrap();
-    let reply = call(
-        app.client
-            .post(format!("{}/plugins/{id}/versions?version=0.1.0", app.base))
-            .bearer_auth(&app.keys.hq_admin)
-            .header("content-type", "application/wasm")
-            .body(wasm_bytes(&format!("plugin-{name}"))),
-    )
-    .await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let reply = call(
-        app.client
-            .put(format!(
-                "{}/dealers/{}/plugins/{hook}",
-                app.base, app.units.dealer_a
-            ))
-            .bearer_auth(&app.keys.a_admin)
-            .json(
-                &json!({"plugin_id": id, "pinned_version": "0.1.0", "config": {},
-                          "failure_policy": "fail_closed"}),
-            ),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-}
-
 async fn tiers_and_expiry_come_from_the_loyalty_plugin(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    enable_first_party(&app, "loyalty", "loyalty").await;
+    app.enable_first_party("loyalty", "loyalty").await;
     let id = customer(&app, "王静").await;
     let small = json!({"kind": "spend", "amount_fen": 10_000, "cause": {"kind": "repair_order", "id": "1"}});
     let (status, first) = report_event(&app, &app.keys.a_service, id, &small).await;
@@ -605,7 +561,7 @@ async fn tiers_and_expiry_come_from_the_loyalty_plugin(backend: Backend) {
 
 async fn a_partner_reports_a_charging_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    enable_first_party(&app, "loyalty", "loyalty").await;
+    app.enable_first_party("loyalty", "loyalty").await;
     let id = customer(&app, "陈晨").await;
     let session = json!({"kind": "partner_activity", "cause": {"kind": "partner", "id": "charge-20251123-001"},
                          "attributes": {"kwh": "35.5"}});

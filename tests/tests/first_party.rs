@@ -2,56 +2,12 @@
 //! catalogue, enabled for a dealer with its default configuration, and decides through the real
 //! host, on SQLite and PostgreSQL.
 
-use dealer_tests::guests::wasm_bytes;
 use dealer_tests::{Backend, TestApp, call, on_both_backends};
 use serde_json::{Value, json};
 
 on_both_backends!(each_first_party_plugin_decides_through_the_host);
 
 const OCCURRED_AT: i64 = 1_763_900_000_000;
-
-/// Publishes `plugins/<name>` with its schema and enables it for dealer A.
-async fn enable(app: &TestApp, name: &str, hook: &str) {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{}/../plugins/{name}/config.schema.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .expect("the plugin's schema"),
-    )
-    .expect("a JSON schema");
-    let plugin = app
-        .create(
-            &app.keys.hq_admin,
-            "/plugins",
-            &json!({"name": name, "hook": hook, "config_schema": schema}),
-        )
-        .await;
-    let id = plugin["id"].as_i64().expect("an id");
-    let reply = call(
-        app.client
-            .post(format!("{}/plugins/{id}/versions?version=0.1.0", app.base))
-            .bearer_auth(&app.keys.hq_admin)
-            .header("content-type", "application/wasm")
-            .body(wasm_bytes(&format!("plugin-{name}"))),
-    )
-    .await;
-    assert_eq!(reply.status, 201, "{name}: {}", reply.text);
-    let reply = call(
-        app.client
-            .put(format!(
-                "{}/dealers/{}/plugins/{hook}",
-                app.base, app.units.dealer_a
-            ))
-            .bearer_auth(&app.keys.a_admin)
-            .json(
-                &json!({"plugin_id": id, "pinned_version": "0.1.0", "config": {},
-                "failure_policy": "fail_closed"}),
-            ),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{name}: {}", reply.text);
-}
 
 /// The decision of dealer A's plugin for `hook`, which must come from `name`.
 async fn decide(app: &TestApp, name: &str, hook: &str, input: Value) -> Value {
@@ -70,7 +26,7 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let a = app.units.dealer_a;
 
-    enable(&app, "commission", "commission").await;
+    app.enable_first_party("commission", "commission").await;
     let lines = decide(
         &app,
         "commission",
@@ -104,7 +60,7 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
     // Finance supports the sale: 200 bp of the gross profit.
     assert_eq!(paid(8), 1_900_000 * 200 / 10_000, "{lines}");
 
-    enable(&app, "approval", "approval").await;
+    app.enable_first_party("approval", "approval").await;
     let decision = decide(
         &app,
         "approval",
@@ -129,7 +85,7 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
         "9.6% off: {decision}"
     );
 
-    enable(&app, "loyalty", "loyalty").await;
+    app.enable_first_party("loyalty", "loyalty").await;
     let award = decide(
         &app,
         "loyalty",
@@ -146,7 +102,8 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
         "1 point per yuan: {award}"
     );
 
-    enable(&app, "ticket-routing", "ticket-routing").await;
+    app.enable_first_party("ticket-routing", "ticket-routing")
+        .await;
     let route = decide(
         &app,
         "ticket-routing",
@@ -163,7 +120,7 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
     assert_eq!(route["safety"], true);
     assert_eq!(route["first_contact_due"], OCCURRED_AT + 30 * 60_000);
 
-    enable(&app, "reminders", "reminders").await;
+    app.enable_first_party("reminders", "reminders").await;
     let reminders = decide(
         &app,
         "reminders",

@@ -364,6 +364,40 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
         .await;
     assert_eq!(statement["total_fen"], final_price / 100);
     assert_eq!(statement["lines"][0]["order_id"], order["id"]);
+
+    // The delivery earned the owner points (the built-in rule: one per yuan of the final
+    // price), started the car's care plan, and was handed to the partners' integration.
+    let points = app
+        .read(
+            &app.keys.a_sales,
+            &format!("/customers/{customer_id}/points"),
+        )
+        .await;
+    assert_eq!(points["account"]["balance"], final_price / 100, "{points}");
+    let earned = &points["ledger"]["items"][0];
+    assert_eq!(earned["cause"]["kind"], "sales_order", "{points}");
+    assert_eq!(earned["cause"]["id"], order["id"].to_string());
+    let reminders = app
+        .read(
+            &app.keys.a_sales,
+            &format!("/vehicles/{vehicle_id}/reminders"),
+        )
+        .await;
+    let kinds: Vec<&str> = reminders
+        .as_array()
+        .expect("reminders")
+        .iter()
+        .map(|r| r["kind"].as_str().expect("a kind"))
+        .collect();
+    assert!(kinds.contains(&"maintenance"), "{reminders}");
+    let events = app
+        .read(
+            &app.keys.a_sales,
+            &format!("/integration-events?order_id={}", order["id"]),
+        )
+        .await;
+    assert_eq!(events[0]["kind"], "vehicle-delivered", "{events}");
+    assert_eq!(events[0]["payload"]["vin"], vin);
 }
 
 async fn the_dealer_pins_a_new_commission_plugin_version_and_the_next_delivery_uses_it(
@@ -405,11 +439,25 @@ async fn the_dealer_pins_a_new_commission_plugin_version_and_the_next_delivery_u
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
 
+    app.enable_first_party("loyalty", "loyalty").await;
+
     let customer_id = customer(&app, "13711112222").await;
     let first = deliver(&app, &ready_order(&app, customer_id, 11).await).await;
     let line = &first["commission"][0];
     assert_eq!(line["plugin"], "our-commission", "{first}");
     assert_eq!(line["plugin_version"], "1.0.0");
+    // The points name the loyalty plugin and version that awarded them.
+    let points = app
+        .read(
+            &app.keys.a_sales,
+            &format!("/customers/{customer_id}/points"),
+        )
+        .await;
+    let earned = &points["ledger"]["items"][0];
+    assert_eq!(earned["cause"]["id"], first["id"].to_string(), "{points}");
+    assert_eq!(earned["decided_by"]["plugin"], "loyalty", "{points}");
+    assert_eq!(earned["decided_by"]["version"], "0.1.0");
+    assert!(earned["points"].as_i64().unwrap_or(0) > 0, "{points}");
     assert_eq!(line["amount_fen"], LIST_PRICE * 2 / 100);
     assert_eq!(line["reason"], "flat 2%");
 

@@ -3,9 +3,7 @@
 //! quality check, settlement and payment; refused moves, comebacks and first-time-fix, bad
 //! uploads and scope.
 
-use dealer_tests::service::{
-    DAY_MS, act, act_ok, day, enable_approval_plugin, jpeg, owner_with_car, png, slot, upload,
-};
+use dealer_tests::service::{DAY_MS, act, act_ok, day, jpeg, owner_with_car, png, slot, upload};
 use dealer_tests::{Backend, Reply, TestApp, call, on_both_backends};
 use serde_json::{Value, json};
 
@@ -306,6 +304,15 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
     assert_eq!(settled["parts_fen"], 44_800);
     assert_eq!(settled["total_fen"], 74_800);
     assert!(settled["settled_at"].is_string());
+    // What the owner spent earned points (the built-in rule: one per yuan), once.
+    let points = app
+        .read(key, &format!("/customers/{customer}/points"))
+        .await;
+    assert_eq!(points["account"]["balance"], 748, "{points}");
+    assert_eq!(
+        points["ledger"]["items"][0]["cause"]["kind"],
+        "repair_order"
+    );
     let part = act_ok(
         &app,
         key,
@@ -663,7 +670,7 @@ async fn two_answers_through_one_link_at_once_record_one(backend: Backend) {
 
 async fn above_the_threshold_the_service_advisor_confirms_after_the_owner(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    enable_approval_plugin(&app).await;
+    app.enable_first_party("approval", "approval").await;
     let key = &app.keys.a_service;
     let (customer, vehicle) = owner_with_car(&app, key, 20, json!([])).await;
     let ro = open_order(&app, key, customer, vehicle, "gearbox").await;

@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 use dealer_host::tickets::sla;
-use dealer_tests::guests::wasm_bytes;
 use dealer_tests::{Backend, TestApp, call, on_both_backends};
 use serde_json::{Value, json};
 
@@ -18,50 +17,6 @@ on_both_backends!(
     owner_links_are_checked,
     the_background_sweep_escalates_until_it_is_stopped,
 );
-
-/// Publishes the first-party `ticket-routing` plugin and enables it for dealer A with its
-/// default configuration.
-async fn enable_routing(app: &TestApp) {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../plugins/ticket-routing/config.schema.json"
-        ))
-        .expect("the plugin's schema"),
-    )
-    .expect("a JSON schema");
-    let plugin = app
-        .create(
-            &app.keys.hq_admin,
-            "/plugins",
-            &json!({"name": "ticket-routing", "hook": "ticket-routing", "config_schema": schema}),
-        )
-        .await;
-    let id = plugin["id"].as_i64().expect("an id");
-    let reply = call(
-        app.client
-            .post(format!("{}/plugins/{id}/versions?version=0.1.0", app.base))
-            .bearer_auth(&app.keys.hq_admin)
-            .header("content-type", "application/wasm")
-            .body(wasm_bytes("plugin-ticket-routing")),
-    )
-    .await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let reply = call(
-        app.client
-            .put(format!(
-                "{}/dealers/{}/plugins/ticket-routing",
-                app.base, app.units.dealer_a
-            ))
-            .bearer_auth(&app.keys.a_admin)
-            .json(
-                &json!({"plugin_id": id, "pinned_version": "0.1.0", "config": {},
-                "failure_policy": "fail_closed"}),
-            ),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-}
 
 async fn customer(app: &TestApp) -> i64 {
     app.create(
@@ -164,7 +119,8 @@ fn today() -> String {
 async fn a_brake_complaint_is_routed_escalated_handed_off_closed_and_surveyed(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let a = app.units.dealer_a;
-    enable_routing(&app).await;
+    app.enable_first_party("ticket-routing", "ticket-routing")
+        .await;
     let customer_id = customer(&app).await;
 
     // Routed by the plugin as a safety case.
@@ -309,6 +265,15 @@ async fn a_brake_complaint_is_routed_escalated_handed_off_closed_and_surveyed(ba
     assert_eq!(surveyed["survey"]["nps"], 9, "{surveyed}");
     assert_eq!(surveyed["survey"]["csat"], 5);
     assert_eq!(surveyed["survey"]["comment"], "处理及时，很满意");
+    // Answering earned the owner the loyalty rule's points for a survey, once.
+    let points = app
+        .read(
+            &app.keys.a_service,
+            &format!("/customers/{customer_id}/points"),
+        )
+        .await;
+    assert_eq!(points["account"]["balance"], 50, "{points}");
+    assert_eq!(points["ledger"]["items"][0]["cause"]["kind"], "survey");
 
     // The KPIs of today.
     let day = today();

@@ -16,6 +16,7 @@ use super::pagination::{Page, PageParams};
 use crate::access::{Caller, Permission};
 use crate::attachments::Attachment;
 use crate::error::{Problem, Result};
+use crate::follow_ups;
 use crate::sales::commission::{self, Statement, StatementQuery};
 use crate::sales::delivery::{self, NewDelivery};
 use crate::sales::orders::{self, NewOrder, Order, OrderFilter, OrderPatch, StatusMove};
@@ -150,6 +151,7 @@ async fn deliver_order(
 ) -> Result<Response> {
     caller.require(Permission::WriteRecords)?;
     let order = delivery::deliver(&state.db, &state.plugins, &caller, id, expected, &new).await?;
+    follow_ups::delivered(&state, &order).await;
     Ok(extract::tagged(&order))
 }
 

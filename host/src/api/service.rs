@@ -14,7 +14,7 @@ use super::pagination::{Page, PageParams};
 use crate::access::{Caller, Permission};
 use crate::attachments::Attachment;
 use crate::error::{Problem, Result};
-use crate::integrations;
+use crate::follow_ups;
 use crate::service::Period;
 use crate::service::appointments::{
     self, Appointment, AppointmentFilter, AppointmentStatus, Conversion, NewAppointment,
@@ -381,13 +381,7 @@ async fn settle(
     let mut tx = state.db.begin_write().await?;
     let order = repair_orders::settle(&mut tx, &caller, id, expected).await?;
     tx.commit().await?;
-    let mut conn = state.db.pool().acquire().await?;
-    let event = repair_orders::settled_event(&mut conn, &order).await?;
-    drop(conn);
-    // The settlement stands whatever the partners do; a failure is kept with the event.
-    if let Err(e) = integrations::emit(&state, event).await {
-        tracing::error!(error = %e, repair_order = id, "could not hand the settlement to the integrations");
-    }
+    follow_ups::settled(&state, &order).await;
     Ok(extract::tagged(&order))
 }
 

@@ -10,6 +10,7 @@ use super::AppState;
 use super::extract::{Json, Path};
 use crate::audit::{self, Entry};
 use crate::error::{Problem, Result};
+use crate::follow_ups;
 use crate::surveys::{self, Answer, Survey, SurveyForm};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -49,5 +50,6 @@ async fn answer(
     )
     .await?;
     tx.commit().await?;
+    follow_ups::survey_answered(&state, link.dealer_id, survey.id).await;
     Ok((StatusCode::CREATED, Json(survey)))
 }

@@ -3,8 +3,9 @@
 //! and an initial mileage reading, and the dealer's commission plugin computes the commission
 //! lines. Writes through [`super::orders`], [`super::commission`] and [`crate::vehicles`].
 //!
-//! [`deliver`] is the one place a delivery happens: whatever else a delivery starts (care
-//! plan, loyalty points) is one more call inside its transaction.
+//! [`deliver`] is the one place a delivery happens. What a delivery sets off beyond the order
+//! (loyalty points, the owner's care plan, partners) runs once it committed:
+//! [`crate::follow_ups::delivered`].
 
 use chrono::{Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

@@ -1407,6 +1407,47 @@ pub async fn settle(
     fetch(conn, id).await
 }
 
+/// A settled visit of a vehicle, as reminders count them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visit {
+    /// The settlement date, UTC.
+    pub date: chrono::NaiveDate,
+    /// The odometer at check-in.
+    pub mileage_km: Option<i64>,
+    /// `maintenance`, `repair`, `warranty` or `care`: the booked service type when the order
+    /// came from an appointment, else `maintenance` for a maintenance complaint code and
+    /// `repair` otherwise.
+    pub kind: &'static str,
+}
+
+/// The settled repair orders of `vehicle_id`, newest first (at most `limit`).
+pub async fn visits(conn: &mut AnyConnection, vehicle_id: i64, limit: i64) -> Result<Vec<Visit>> {
+    let rows: Vec<(i64, Option<i64>, String, Option<String>)> = sqlx::query_as(
+        "SELECT r.settled_at, r.mileage_km, r.complaint_code, a.service_type FROM repair_orders r \
+         LEFT JOIN appointments a ON a.id = r.appointment_id \
+         WHERE r.vehicle_id = $1 AND r.settled_at IS NOT NULL ORDER BY r.settled_at DESC LIMIT $2",
+    )
+    .bind(vehicle_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(settled_at, mileage_km, code, booked)| Visit {
+            date: clock::to_datetime(settled_at).date_naive(),
+            mileage_km,
+            kind: match booked.as_deref() {
+                Some("maintenance") => "maintenance",
+                Some("warranty") => "warranty",
+                Some("campaign" | "inspection") => "care",
+                Some(_) => "repair",
+                None if code == "maintenance" => "maintenance",
+                None => "repair",
+            },
+        })
+        .collect())
+}
+
 /// The `repair-settled` event of settled order `order`, for the dealer's integration plugin
 /// (e.g. the upload to the provincial maintenance-record platform, JT/T 1132): the car, the
 /// dates, the odometer at check-in, the complaint, the labour done and the parts used.
