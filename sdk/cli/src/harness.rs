@@ -87,7 +87,27 @@ pub struct Harness {
     runtime: Runtime,
     loaded: Arc<Loaded>,
     /// Serves the partner stand-ins and the host's partner calls.
-    io: tokio::runtime::Runtime,
+    io: Io,
+}
+
+/// The harness's own async runtime. It is shut down without waiting, so a harness may be
+/// dropped anywhere, also inside an async test.
+struct Io(Option<tokio::runtime::Runtime>);
+
+impl Io {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0
+            .as_ref()
+            .expect("the runtime lives as long as the harness")
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Harness {
@@ -103,7 +123,7 @@ impl Harness {
         Ok(Harness {
             runtime,
             loaded,
-            io,
+            io: Io(Some(io)),
         })
     }
 
@@ -116,7 +136,7 @@ impl Harness {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the fixture {}", path.display()))?;
         let stand_in = if text.contains("\"partner\"") {
-            Some(self.io.block_on(partner::StandIn::start())?)
+            Some(self.io.get().block_on(partner::StandIn::start())?)
         } else {
             None
         };
@@ -185,7 +205,7 @@ impl Harness {
         };
         let services = Services {
             db: None,
-            tokio: self.io.handle().clone(),
+            tokio: self.io.get().handle().clone(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
