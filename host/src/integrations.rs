@@ -5,7 +5,9 @@
 //! [`emit`] runs after the change that caused the event has committed: the plugin (which may
 //! call its partner) is never inside a write transaction, and its failure never undoes the
 //! sale or the repair. Each event is handled once per cause (`event_key`), whoever emits it
-//! again; what the plugin asked for is applied in one transaction with the event's record.
+//! again; what the plugin asked for is applied in one transaction with the event's record:
+//! points through the loyalty ledger, tasks for the dealer's staff, notifications through the
+//! outbox, references and settlements kept with the event.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
@@ -17,9 +19,12 @@ use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, Result};
+use crate::loyalty::{self, Cause, DecidedBy};
 use crate::outbox::{self, Message};
+use crate::plugins::dispatch::DecisionSource;
 use crate::plugins::hooks::{IntegrationHook, integration};
 use crate::plugins::runs::Source;
+use crate::tasks::{self, NewTask};
 
 /// Something that happened which partners may act on.
 #[derive(Debug, Clone)]
@@ -129,13 +134,25 @@ pub async fn emit(state: &AppState, event: DomainEvent) -> Result<Option<Integra
         .plugins
         .call::<IntegrationHook>(event.dealer_id, input, Source::Live)
         .await;
+    let mut decider = None;
     let (actions, decided_by, run_id, error) = match decided {
-        Ok(decision) => (
-            decision.output,
-            serde_json::to_value(&decision.source).unwrap_or_default(),
-            decision.run_id,
-            None,
-        ),
+        Ok(decision) => {
+            if let DecisionSource::Plugin {
+                plugin, version, ..
+            } = &decision.source
+            {
+                decider = Some(DecidedBy {
+                    plugin: plugin.clone(),
+                    version: version.clone(),
+                });
+            }
+            (
+                decision.output,
+                serde_json::to_value(&decision.source).unwrap_or_default(),
+                decision.run_id,
+                None,
+            )
+        }
         Err(Error::PluginFailed {
             plugin,
             version,
@@ -180,7 +197,8 @@ pub async fn emit(state: &AppState, event: DomainEvent) -> Result<Option<Integra
         return Ok(None);
     };
     for (seq, action) in (1..).zip(&actions) {
-        let (kind, detail) = apply(&mut tx, &event, &key, seq, action).await?;
+        let (kind, detail) =
+            apply(&mut tx, &event, &key, seq, action, decider.as_ref(), run_id).await?;
         sqlx::query(
             "INSERT INTO integration_actions (event_id, seq, kind, detail) VALUES ($1, $2, $3, $4)",
         )
@@ -210,6 +228,8 @@ async fn apply(
     key: &str,
     seq: i64,
     action: &integration::Action,
+    decider: Option<&DecidedBy>,
+    run_id: Option<i64>,
 ) -> Result<(&'static str, serde_json::Value)> {
     use integration::Action;
     Ok(match action {
@@ -231,22 +251,54 @@ async fn apply(
                 }),
             )
         }
-        Action::AwardPoints(grant) => (
-            "award_points",
-            serde_json::json!({
-                "customer_id": grant.customer_id,
-                "points": grant.points,
-                "reason": grant.reason,
-            }),
-        ),
-        Action::CreateTask(task) => (
-            "create_task",
-            serde_json::json!({
-                "assignee_role": task.assignee_role,
-                "title": task.title,
-                "due": task.due,
-            }),
-        ),
+        Action::AwardPoints(grant) => {
+            let cause = Cause::new("integration", format!("{key}:{seq}"));
+            let entry = loyalty::grant(
+                conn,
+                event.dealer_id,
+                grant.customer_id,
+                grant.points,
+                &grant.reason,
+                &cause,
+                decider,
+                run_id,
+            )
+            .await?;
+            (
+                "award_points",
+                serde_json::json!({
+                    "customer_id": grant.customer_id,
+                    "points": grant.points,
+                    "reason": grant.reason,
+                    "ledger_id": entry.map(|e| e.id),
+                }),
+            )
+        }
+        Action::CreateTask(task) => {
+            let due = clock::to_datetime(task.due.unwrap_or(event.occurred_at))
+                .date_naive()
+                .to_string();
+            let dedupe = format!("integration:{key}:{seq}");
+            let new = NewTask {
+                dealer_id: event.dealer_id,
+                vehicle_id: event.vehicle_id,
+                customer_id: event.customer_id,
+                kind: &task.assignee_role,
+                title: &task.title,
+                due: &due,
+                dedupe_key: &dedupe,
+            };
+            let task_id = tasks::create_once(conn, &new, clock::now_ms()).await?;
+            (
+                "create_task",
+                serde_json::json!({
+                    "assignee_role": task.assignee_role,
+                    "title": task.title,
+                    "due": due,
+                    "task_id": task_id,
+                }),
+            )
+        }
         Action::Settle(amount) => ("settle", serde_json::json!({ "amount_fen": amount })),
     })
 }

@@ -863,6 +863,88 @@ async fn apply_event(
     })
 }
 
+/// Grants the points a partner's integration plugin decided (an EV charging session, say),
+/// in the caller's transaction: once per cause, never below zero (a take-back is capped at
+/// the balance). `None` when the cause was granted before.
+#[allow(clippy::too_many_arguments)]
+pub async fn grant(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    customer_id: i64,
+    points: i64,
+    reason: &str,
+    cause: &Cause,
+    decided_by: Option<&DecidedBy>,
+    run_id: Option<i64>,
+) -> Result<Option<LedgerEntry>> {
+    let owner: Option<(i64,)> = sqlx::query_as("SELECT dealer_id FROM customers WHERE id = $1")
+        .bind(customer_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if owner != Some((dealer_id,)) {
+        return Err(Error::NotFound { entity: "customer" });
+    }
+    let now = clock::now_ms();
+    let mut account = lock_account(conn, customer_id, dealer_id, now).await?;
+    let inserted: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO loyalty_events (dealer_id, customer_id, kind, cause_kind, cause_id, amount_fen, \
+         tier_before, plugin, plugin_version, run_id, occurred_at) \
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10) \
+         ON CONFLICT (customer_id, kind, cause_kind, cause_id) DO NOTHING RETURNING id",
+    )
+    .bind(dealer_id)
+    .bind(customer_id)
+    .bind(EventKind::PartnerActivity.as_str())
+    .bind(&cause.kind)
+    .bind(&cause.id)
+    .bind(account.tier.as_deref())
+    .bind(decided_by.map(|d| d.plugin.as_str()))
+    .bind(decided_by.map(|d| d.version.as_str()))
+    .bind(run_id)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((event_id,)) = inserted else {
+        return Ok(None);
+    };
+    expire_lots(conn, &mut account, now).await?;
+    let points = points.max(-account.balance);
+    if points == 0 {
+        return Ok(None);
+    }
+    let movement = Movement {
+        kind: if points > 0 {
+            MovementKind::Earn
+        } else {
+            MovementKind::Adjust
+        },
+        points,
+        reason,
+        cause,
+        event_id: Some(event_id),
+        decided_by,
+        run_id,
+        expires_at: None,
+    };
+    let entry = append(conn, &mut account, movement, now).await?;
+    let account = save_account(conn, &account, now).await?;
+    sqlx::query("UPDATE loyalty_events SET points = $1, tier_after = $2 WHERE id = $3")
+        .bind(points)
+        .bind(account.tier.as_deref())
+        .bind(event_id)
+        .execute(&mut *conn)
+        .await?;
+    audit_as(
+        conn,
+        &Actor::System("integrations"),
+        Entry::ok("award_points", "customer", customer_id, dealer_id).with_detail(
+            serde_json::json!({ "event_id": event_id, "cause": cause.reference(), "points": points }),
+        ),
+    )
+    .await?;
+    Ok(Some(entry))
+}
+
 /// Checks a redemption's fields.
 fn check_redemption(new: &NewRedemption) -> Result<()> {
     let mut errors = Vec::new();

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use dealer_tests::guests::wasm_bytes;
+use dealer_tests::service::owner_with_car;
 use dealer_tests::{Backend, TestApp, call, on_both_backends, valid_vin};
 use serde_json::{Value, json};
 
@@ -233,12 +234,13 @@ async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend:
     .await;
     connect(&app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
     bind(&app, id, json!({"quote_url": insurer.url("/v1/quotes")})).await;
+    let (customer, vehicle) = owner_with_car(&app, &app.keys.a_sales, 31, json!([])).await;
     let event = DomainEvent {
         dealer_id: app.units.dealer_a,
         kind: "vehicle-delivered",
         cause: "sales_order:77".into(),
-        customer_id: Some(9),
-        vehicle_id: Some(3),
+        customer_id: Some(customer),
+        vehicle_id: Some(vehicle),
         order_id: Some(77),
         repair_order_id: None,
         payload: json!({"model": "红旗 H5"}),
@@ -267,6 +269,20 @@ async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend:
         .read(&app.keys.a_sales, "/integration-events?order_id=77")
         .await;
     assert_eq!(listed[0]["actions"][1]["kind"], "create_task", "{listed}");
+    // The insurer's follow-up is a task for the dealer's staff, made once.
+    let tasks = app
+        .read(&app.keys.a_admin, &format!("/tasks?vehicle_id={vehicle}"))
+        .await;
+    let tasks = tasks["items"]
+        .as_array()
+        .or(tasks.as_array())
+        .expect("tasks");
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert!(
+        tasks[0]["title"].as_str().unwrap().contains("Q-91"),
+        "{tasks:?}"
+    );
+    assert_eq!(tasks[0]["kind"], "insurance-advisor");
     let other = app.read(&app.keys.b_admin, "/integration-events").await;
     assert_eq!(other, json!([]), "dealer B sees none of dealer A's events");
 }
@@ -393,6 +409,33 @@ async fn ev_charging_awards_points_for_the_energy_charged(backend: Backend) {
     // Another kind of event: no actions.
     let decision = decide(&app, event(&app, "vehicle-delivered", Some(9), &json!({}))).await;
     assert_eq!(decision["output"], json!([]));
+
+    // A session the host hands over lands in the customer's points ledger, once, naming the
+    // partner's plugin.
+    let (customer, _) = owner_with_car(&app, &app.keys.a_sales, 32, json!([])).await;
+    let charged = dealer_host::integrations::DomainEvent {
+        dealer_id: app.units.dealer_a,
+        kind: "charging-session",
+        cause: "partner:S-2026-1".into(),
+        customer_id: Some(customer),
+        vehicle_id: None,
+        order_id: None,
+        repair_order_id: None,
+        payload: session,
+        occurred_at: OCCURRED_AT,
+    };
+    for _ in 0..2 {
+        dealer_host::integrations::emit(&app.state, charged.clone())
+            .await
+            .expect("the session is handled");
+    }
+    let points = app
+        .read(&app.keys.a_sales, &format!("/customers/{customer}/points"))
+        .await;
+    assert_eq!(points["account"]["balance"], 106, "{points}");
+    let earned = &points["ledger"]["items"][0];
+    assert_eq!(earned["decided_by"]["plugin"], "ev-charging", "{points}");
+    assert_eq!(earned["cause"]["kind"], "integration");
 }
 
 async fn ev_charging_falls_back_on_a_session_without_a_customer(backend: Backend) {
