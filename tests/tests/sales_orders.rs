@@ -398,6 +398,23 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
         .await;
     assert_eq!(events[0]["kind"], "vehicle-delivered", "{events}");
     assert_eq!(events[0]["payload"]["vin"], vin);
+
+    // The customer's 360 view shows the purchase and the points with the car.
+    let view = app
+        .read(&app.keys.a_sales, &format!("/customers/{customer_id}/360"))
+        .await;
+    assert_eq!(view["orders"][0]["id"], order["id"], "{view}");
+    assert_eq!(view["orders"][0]["status"], "delivered");
+    assert_eq!(view["points"]["balance"], final_price / 100);
+    assert_eq!(view["points_ledger"][0]["cause"]["kind"], "sales_order");
+    assert!(
+        view["vehicles"]
+            .as_array()
+            .expect("vehicles")
+            .iter()
+            .any(|v| v["id"] == vehicle_id),
+        "{view}"
+    );
 }
 
 async fn the_dealer_pins_a_new_commission_plugin_version_and_the_next_delivery_uses_it(

@@ -1,7 +1,7 @@
-//! The customer 360 view: one call shows a person with every vehicle, interaction and ticket,
-//! and, where HQ's policy shares history across dealers, what other dealers of the network
-//! recorded about the same person (same phone) or the same cars (same VIN). Every read is
-//! audited.
+//! The customer 360 view: one call shows a person with every vehicle, interaction, ticket,
+//! sales order, repair order and points movement, and, where HQ's policy shares history across
+//! dealers, what other dealers of the network recorded about the same person (same phone) or
+//! the same cars (same VIN). Every read is audited.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,12 +15,20 @@ use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::db::{Param, Sql};
 use crate::error::Result;
+use crate::loyalty::{self, Account, LedgerEntry, LedgerFilter};
 use crate::network;
+use crate::sales::orders::{Order, OrderFilter};
+use crate::service::repair_orders::{RepairOrder, RoFilter};
 use crate::tickets::{self, Ticket};
 use crate::vehicles::{self, Vehicle};
+use crate::{sales, service};
 
 /// How many timeline entries the view carries.
 const TIMELINE_LIMIT: i64 = 200;
+/// How many sales and repair orders the view carries, each.
+const RECORDS_LIMIT: i64 = 50;
+/// How many points movements the view carries.
+const LEDGER_LIMIT: i64 = 20;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Customer360 {
@@ -31,6 +39,13 @@ pub struct Customer360 {
     pub interactions: Vec<Interaction>,
     /// Newest first.
     pub tickets: Vec<Ticket>,
+    /// Sales orders, newest first (at most 50).
+    pub orders: Vec<Order>,
+    /// Repair orders, newest first (at most 50).
+    pub repair_orders: Vec<RepairOrder>,
+    /// The points account, and its latest movements (newest first, at most 20).
+    pub points: Account,
+    pub points_ledger: Vec<LedgerEntry>,
     /// Other dealers' records of the same person or vehicles; empty unless HQ shares history.
     pub network_history: Vec<NetworkRecord>,
 }
@@ -53,6 +68,38 @@ pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<
     let vehicles = vehicles::for_customers(conn, &[id]).await?;
     let interactions = interactions::recent(conn, &[id], &[], TIMELINE_LIMIT).await?;
     let tickets = tickets::list_for_customers(conn, &[id]).await?;
+    let orders = sales::orders::list(
+        conn,
+        caller,
+        &OrderFilter {
+            customer_id: Some(id),
+            ..OrderFilter::default()
+        },
+        None,
+        RECORDS_LIMIT,
+    )
+    .await?;
+    let repair_orders = service::repair_orders::list(
+        conn,
+        caller,
+        &RoFilter {
+            customer_id: Some(id),
+            ..RoFilter::default()
+        },
+        None,
+        RECORDS_LIMIT,
+    )
+    .await?;
+    let (points, mut points_ledger) = loyalty::points(
+        conn,
+        caller,
+        id,
+        &LedgerFilter::default(),
+        None,
+        LEDGER_LIMIT,
+    )
+    .await?;
+    points_ledger.truncate(LEDGER_LIMIT as usize);
     let network_history = if network::policy(conn).await?.share_history_across_dealers {
         history(conn, dealer_id, &customer, &vehicles).await?
     } else {
@@ -70,6 +117,10 @@ pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<
         vehicles,
         interactions,
         tickets,
+        orders,
+        repair_orders,
+        points,
+        points_ledger,
         network_history,
     })
 }
