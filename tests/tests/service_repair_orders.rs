@@ -17,6 +17,7 @@ on_both_backends!(
     two_answers_through_one_link_at_once_record_one,
     above_the_threshold_the_service_advisor_confirms_after_the_owner,
     another_dealer_cannot_see_a_repair_order,
+    the_owner_follows_the_repair_through_the_link_given_at_opening,
 );
 
 fn owner_url(app: &TestApp, token: &str) -> String {
@@ -715,4 +716,77 @@ async fn above_the_threshold_the_service_advisor_confirms_after_the_owner(backen
     assert_eq!(resumed["lines"][0]["amount_fen"], 250_000, "{resumed}");
     let proposals = app.read(key, &format!("{ro}/extra-work")).await;
     assert!(proposals[0]["applied_at"].is_string(), "{proposals}");
+}
+
+/// The answer that opens a repair order carries the owner's link; through it, without a key,
+/// the owner follows the repair in their own words and sees the amount once settled, and
+/// nothing else of the order.
+async fn the_owner_follows_the_repair_through_the_link_given_at_opening(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.keys.a_service;
+    let (customer, vehicle) = owner_with_car(&app, key, 16, json!([])).await;
+    let opened = app
+        .create(
+            key,
+            "/repair-orders",
+            &json!({"customer_id": customer, "vehicle_id": vehicle, "complaint_code": "noise",
+                    "complaint": "底盘异响，内部备注：客户较急"}),
+        )
+        .await;
+    let token = opened["owner_link"]["token"]
+        .as_str()
+        .expect("the owner's link in the opening answer")
+        .to_owned();
+    let ro = format!("/repair-orders/{}", opened["id"]);
+    let read = app.read(key, &ro).await;
+    assert!(
+        read.get("owner_link").is_none(),
+        "the link is shown once: {read}"
+    );
+    let url = format!("{}/owner/repairs/{token}", app.base);
+
+    let first = call(app.client.get(&url)).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["status"], "open");
+    assert_eq!(first.body["text"], "已接车");
+    assert_eq!(first.body["vehicle"], "红旗 H5 京A·12345");
+    assert_eq!(first.body["total_fen"], Value::Null);
+
+    start_work(&app, &ro, 20_100).await;
+    act_ok(&app, key, &ro, "/lines", &json!({"kind": "labour", "description": "底盘检查", "quantity": 1, "unit_price_fen": 30_000})).await;
+    finish(&app, &ro).await;
+    let done = call(app.client.get(&url)).await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.body["status"], "settled");
+    assert_eq!(done.body["total_fen"], 30_000);
+    let steps: Vec<&str> = done.body["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["status"].as_str().expect("a status"))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "open",
+            "inspected",
+            "in_progress",
+            "quality_check",
+            "ready",
+            "settled"
+        ]
+    );
+    assert!(
+        !done.text.contains("内部备注") && !done.text.contains("technician"),
+        "no complaint text, notes or staff: {}",
+        done.text
+    );
+
+    let bogus = call(
+        app.client
+            .get(format!("{}/owner/repairs/{}", app.base, "0".repeat(64))),
+    )
+    .await;
+    assert_eq!(bogus.status, 404);
+    assert_eq!(bogus.body["code"], "link_not_found");
 }

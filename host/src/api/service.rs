@@ -25,7 +25,7 @@ use crate::service::extra_work::{
 };
 use crate::service::repair_orders::{
     self, CheckIn, Dispatch, FirstTimeFix, Move, NewLine, NewPayment, NewProgress, NewRepairOrder,
-    PhotoStage, QualityCheck, RepairOrder, RoFilter,
+    OwnerRepair, PhotoStage, QualityCheck, RepairOrder, RoFilter,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -54,6 +54,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(inspection_photo))
         .routes(routes!(progress_photo))
         .routes(routes!(owner_view, owner_decide))
+        .routes(routes!(owner_repair))
 }
 
 /// Appointments in the caller's scope, newest first. `status=no_show` lists bookings whose
@@ -585,6 +586,19 @@ async fn progress_photo(
 
 /// The extra work proposed on the owner's car, through the owner's link (no API key): the
 /// dealer, the car, the items and amounts. A used or expired link is 410.
+/// A repair order as its owner follows it, through the link given when it was opened (no API
+/// key): the status and its history in the owner's words, and the amount once settled.
+#[utoipa::path(get, path = "/owner/repairs/{token}", tag = "owner", security(()),
+    params(("token" = String, Path)),
+    responses((status = 200, body = OwnerRepair), (status = 404, body = Problem), (status = 410, body = Problem)))]
+async fn owner_repair(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<OwnerRepair>> {
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(repair_orders::for_owner(&mut conn, &token).await?))
+}
+
 #[utoipa::path(get, path = "/owner/extra-work/{token}", tag = "owner", security(()),
     params(("token" = String, Path)),
     responses((status = 200, body = OwnerView), (status = 404, body = Problem), (status = 410, body = Problem)))]

@@ -26,10 +26,13 @@ use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::integrations::DomainEvent;
 use crate::network;
+use crate::owner_links::{self, Purpose};
 use crate::vehicles::{self, mileage};
 
 /// A repair order for the same issue within this long after a settlement is a comeback.
 pub const COMEBACK_WINDOW_MS: i64 = 30 * 86_400_000;
+/// How long the owner's link to follow a repair works: 90 days.
+pub const OWNER_LINK_TTL_MS: i64 = 90 * 86_400_000;
 const CODE_MAX: usize = 60;
 const TEXT_MAX: usize = 2000;
 const ITEM_MAX: usize = 100;
@@ -255,6 +258,10 @@ pub struct RepairOrder {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The owner's link to follow the repair (`GET /api/v1/owner/repairs/{token}`), shown
+    /// once: in the answer that opened the order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_link: Option<owner_links::Issued>,
 }
 
 impl Versioned for RepairOrder {
@@ -569,7 +576,92 @@ pub async fn create(
             .with_detail(serde_json::json!({ "comeback_of_id": comeback_of })),
     )
     .await?;
-    fetch(conn, id).await
+    let link = owner_links::issue(
+        conn,
+        valid.dealer_id,
+        Purpose::RepairProgress,
+        id,
+        OWNER_LINK_TTL_MS,
+        false,
+    )
+    .await?;
+    let mut order = fetch(conn, id).await?;
+    order.owner_link = Some(link);
+    Ok(order)
+}
+
+impl RoStatus {
+    /// The status in the owner's words.
+    fn for_owner(self) -> &'static str {
+        match self {
+            RoStatus::Open => "已接车",
+            RoStatus::Inspected => "接车检查已完成",
+            RoStatus::InProgress => "维修中",
+            RoStatus::WaitingApproval => "等待您确认增项",
+            RoStatus::QualityCheck => "质检中",
+            RoStatus::Ready => "已完工，待结算",
+            RoStatus::Settled => "已结算",
+            RoStatus::Paid => "已付款，欢迎提车",
+            RoStatus::Cancelled => "已取消",
+        }
+    }
+}
+
+/// A repair order as its owner follows it through the link: the dealer, the car, the status
+/// and its history in the owner's words, and the amount once settled. No staff, notes,
+/// inspection details or internal ids.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OwnerRepair {
+    pub dealer: String,
+    /// Brand, model and plate.
+    pub vehicle: String,
+    pub status: RoStatus,
+    pub text: &'static str,
+    /// Oldest first.
+    pub steps: Vec<OwnerRepairStep>,
+    /// Once settled.
+    pub total_fen: Option<i64>,
+    pub outstanding_fen: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OwnerRepairStep {
+    pub at: DateTime<Utc>,
+    pub status: RoStatus,
+    pub text: &'static str,
+}
+
+/// The owner's view of the repair order behind `token`.
+pub async fn for_owner(conn: &mut AnyConnection, token: &str) -> Result<OwnerRepair> {
+    let link = owner_links::resolve(conn, Purpose::RepairProgress, token).await?;
+    let order = fetch(conn, link.subject_id).await?;
+    let vehicle = vehicles::get_unscoped(conn, order.vehicle_id).await?;
+    let dealer = network::unit_name(conn, order.dealer_id).await?;
+    let mut steps: Vec<OwnerRepairStep> = Vec::new();
+    for event in &order.events {
+        if steps.last().is_some_and(|s| s.status == event.to_status) {
+            continue;
+        }
+        steps.push(OwnerRepairStep {
+            at: event.at,
+            status: event.to_status,
+            text: event.to_status.for_owner(),
+        });
+    }
+    let settled = order.settled_at.is_some();
+    Ok(OwnerRepair {
+        dealer,
+        vehicle: [Some(vehicle.brand), Some(vehicle.model), vehicle.plate]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
+        status: order.status,
+        text: order.status.for_owner(),
+        steps,
+        total_fen: settled.then_some(order.total_fen),
+        outstanding_fen: settled.then_some(order.outstanding_fen),
+    })
 }
 
 /// The dealer of repair order `id` if the caller can see it.
@@ -711,6 +803,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<Row>) -> Result<Vec<RepairO
             version: r.version,
             created_at: clock::to_datetime(r.created_at),
             updated_at: clock::to_datetime(r.updated_at),
+            owner_link: None,
         });
     }
     Ok(out)
