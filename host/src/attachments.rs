@@ -200,15 +200,21 @@ pub async fn read(
     id: i64,
 ) -> Result<(Attachment, Vec<u8>)> {
     crate::access::owning_dealer(conn, caller, Record::Attachment, id).await?;
-    let attachment: Attachment =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM attachments WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let (name,): (String,) = sqlx::query_as("SELECT storage_name FROM attachments WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
+    #[derive(FromRow)]
+    struct Stored {
+        #[sqlx(flatten)]
+        attachment: Attachment,
+        storage_name: String,
+    }
+    let Stored {
+        attachment,
+        storage_name: name,
+    } = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, storage_name FROM attachments WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
     let bytes = store.read(&name).map_err(|e| {
         tracing::error!(error = %e, id, "an attachment's file is missing");
         Error::NotFound {

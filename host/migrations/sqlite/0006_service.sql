@@ -123,7 +123,6 @@ CREATE TABLE extra_work_proposals (
     repair_order_id     BIGINT NOT NULL REFERENCES repair_orders(id),
     approval_request_id BIGINT NOT NULL,
     owner_link_id       BIGINT,
-    link_expires_at     BIGINT,
     status              TEXT NOT NULL,
     total_fen           BIGINT NOT NULL,
     proposed_by_key     BIGINT NOT NULL,

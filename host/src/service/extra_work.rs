@@ -180,8 +180,10 @@ struct Row {
     created_at: i64,
 }
 
+/// The link's expiry is read from the link itself, never copied.
 const COLUMNS: &str = "id, repair_order_id, approval_request_id, status, total_fen, decided_by, decision_channel, \
-     approved_fen, decided_at, applied_at, link_expires_at, created_at";
+     approved_fen, decided_at, applied_at, \
+     (SELECT l.expires_at FROM owner_links l WHERE l.id = owner_link_id) AS link_expires_at, created_at";
 
 fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
     parse(value).ok_or_else(|| {
@@ -382,14 +384,11 @@ pub async fn propose(
                 true,
             )
             .await?;
-            sqlx::query(
-                "UPDATE extra_work_proposals SET owner_link_id = $1, link_expires_at = $2 WHERE id = $3",
-            )
-            .bind(issued.id)
-            .bind(issued.expires_at)
-            .bind(proposal_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE extra_work_proposals SET owner_link_id = $1 WHERE id = $2")
+                .bind(issued.id)
+                .bind(proposal_id)
+                .execute(&mut *tx)
+                .await?;
             repair_orders::advance(
                 &mut tx,
                 Actor::Staff(caller),
