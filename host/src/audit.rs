@@ -126,7 +126,12 @@ pub async fn record_denial(conn: &mut AnyConnection, denial: &crate::error::Deni
         outcome: Outcome::Denied,
         ..Entry::ok("access", denial.entity, denial.id, denial.dealer_id)
     };
-    record(conn, &denial.caller, entry).await
+    let actor = Actor {
+        key_id: Some(denial.key_id),
+        role: denial.role,
+        org_id: Some(denial.org_id),
+    };
+    insert(conn, actor, entry).await
 }
 
 /// Records a plugin's look-up of a record of another dealer (the plugin was told it does not

@@ -118,9 +118,9 @@ pub struct FieldDefPatch {
     pub label: Option<String>,
     pub required: Option<bool>,
     pub choices: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub min: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub max: Option<Option<f64>>,
 }
 

@@ -14,14 +14,13 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Caller;
-use crate::api::AppState;
 use crate::audit::{self, Entry};
 use crate::clock;
-use crate::db::{Param, Sql};
+use crate::db::{Db, Param, Sql};
 use crate::error::{Error, Result};
 use crate::loyalty::{self, Cause, DecidedBy};
 use crate::outbox::{self, Message};
-use crate::plugins::dispatch::DecisionSource;
+use crate::plugins::dispatch::{DecisionSource, Plugins};
 use crate::plugins::hooks::{IntegrationHook, integration};
 use crate::plugins::runs::Source;
 use crate::tasks::{self, NewTask};
@@ -112,9 +111,13 @@ const EVENT_COLUMNS: &str = "id, dealer_id, kind, event_key, customer_id, vehicl
 
 /// Hands `event` to the dealer's integration plugin and applies what it asks for. Call it
 /// after the cause committed. An event already handled is not handled again (`None`).
-pub async fn emit(state: &AppState, event: DomainEvent) -> Result<Option<IntegrationEvent>> {
+pub async fn emit(
+    db: &Db,
+    plugins: &Plugins,
+    event: DomainEvent,
+) -> Result<Option<IntegrationEvent>> {
     let key = event.key();
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = db.pool().acquire().await?;
     if find(&mut conn, &key).await?.is_some() {
         return Ok(None);
     }
@@ -130,8 +133,7 @@ pub async fn emit(state: &AppState, event: DomainEvent) -> Result<Option<Integra
         repair_order_id: event.repair_order_id,
         payload: event.payload.to_string(),
     };
-    let decided = state
-        .plugins
+    let decided = plugins
         .call::<IntegrationHook>(event.dealer_id, input, Source::Live)
         .await;
     let mut decider = None;
@@ -170,7 +172,7 @@ pub async fn emit(state: &AppState, event: DomainEvent) -> Result<Option<Integra
         ),
         Err(other) => return Err(other),
     };
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = db.begin_write().await?;
     let inserted: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO integration_events (dealer_id, kind, event_key, customer_id, vehicle_id, \
          order_id, repair_order_id, payload, occurred_at, status, decided_by, run_id, error, \
@@ -217,7 +219,7 @@ pub async fn emit(state: &AppState, event: DomainEvent) -> Result<Option<Integra
     )
     .await?;
     tx.commit().await?;
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = db.pool().acquire().await?;
     find(&mut conn, &key).await
 }
 

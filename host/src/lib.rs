@@ -13,9 +13,10 @@ pub mod custom_fields;
 pub mod customers;
 pub mod db;
 pub mod error;
-pub mod follow_ups;
 pub mod integrations;
+pub mod lookups;
 pub mod loyalty;
+pub mod model;
 pub mod network;
 pub mod outbox;
 pub mod owner_links;
@@ -24,6 +25,7 @@ pub mod reminders;
 pub mod sales;
 pub mod seed;
 pub mod service;
+pub mod state;
 pub mod surveys;
 pub mod tasks;
 pub mod tickets;
@@ -36,8 +38,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use api::AppState;
 pub use db::{Backend, Db};
+pub use state::AppState;
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
 /// Meanwhile the SLA sweep ([`tickets::sla`]) runs every `state.sla_interval`; it stops with

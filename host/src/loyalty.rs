@@ -280,7 +280,7 @@ pub struct Redemption {
     pub account: Account,
 }
 
-impl crate::api::extract::Versioned for Redemption {
+impl crate::model::Versioned for Redemption {
     fn version(&self) -> i64 {
         self.account.version
     }

@@ -11,11 +11,14 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
 use crate::access::Caller;
+use crate::audit::{self, Entry};
 use crate::clock;
-use crate::db::{Param, Sql};
+use crate::db::{Db, Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::loyalty::{self, Cause, EventKind, LoyaltyEvent};
 use crate::outbox;
 use crate::owner_links::{self, Purpose};
+use crate::plugins::dispatch::Plugins;
 
 /// How long a survey link stays valid: 14 days.
 pub const SURVEY_TTL_MS: i64 = 14 * 24 * 3600 * 1000;
@@ -299,10 +302,36 @@ fn answer_errors(answer: &Answer) -> Vec<FieldError> {
     errors
 }
 
-/// Stores the answer given through survey link `token`, using the link up, and returns the
-/// survey with its dealer and the link (for the audit). Unknown → 404; expired or already
-/// answered → 410; an invalid answer → 422 and the link stays usable.
-pub async fn answer(
+/// Stores the answer given through survey link `token`, using the link up, with its audit
+/// entry (the owner, through the link); once committed, the loyalty plugin's points for
+/// answering. Unknown → 404; expired or already answered → 410; an invalid answer → 422 and
+/// the link stays usable. The one place a survey is answered, whoever calls it.
+pub async fn answer(db: &Db, plugins: &Plugins, token: &str, given: &Answer) -> Result<Survey> {
+    let mut tx = db.begin_write().await?;
+    let (survey, link) = answer_in(&mut tx, token, given).await?;
+    audit::record_owner(
+        &mut tx,
+        link.id,
+        Entry::ok("answer", "survey", survey.id, link.dealer_id),
+    )
+    .await?;
+    let customer_id = customer_of(&mut tx, survey.id).await?;
+    tx.commit().await?;
+    let event = LoyaltyEvent {
+        dealer_id: link.dealer_id,
+        customer_id,
+        kind: EventKind::SurveyAnswered,
+        amount_fen: 0,
+        cause: Cause::new("survey", survey.id),
+        attributes: Vec::new(),
+    };
+    if let Err(error) = loyalty::award(db, plugins, event).await {
+        tracing::error!(%error, survey = survey.id, "the points for a survey answer failed; the answer stands");
+    }
+    Ok(survey)
+}
+
+async fn answer_in(
     conn: &mut AnyConnection,
     token: &str,
     answer: &Answer,
@@ -387,7 +416,7 @@ pub async fn stats(
 }
 
 /// The customer survey `id` was sent to.
-pub async fn customer_of(conn: &mut AnyConnection, id: i64) -> Result<i64> {
+async fn customer_of(conn: &mut AnyConnection, id: i64) -> Result<i64> {
     let row: Option<(i64,)> = sqlx::query_as("SELECT customer_id FROM surveys WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use std::hint::black_box;
 
 use criterion::Criterion;
-use dealer_host::plugins::Hook;
-use dealer_host::plugins::hooks::{TicketRoutingHook, ticket_routing};
-use dealer_host::plugins::host_api::{CallContext, Mode};
-use dealer_host::plugins::registry::Grants;
-use dealer_host::plugins::runs::Outcome;
-use dealer_host::plugins::runtime::{HookSpec, Limits, Loaded, Runtime};
+use dealer_plugin_runtime::Grants;
+use dealer_plugin_runtime::Hook;
+use dealer_plugin_runtime::Outcome;
+use dealer_plugin_runtime::hooks::{TicketRoutingHook, ticket_routing};
+use dealer_plugin_runtime::host_api::{CallContext, Mode};
+use dealer_plugin_runtime::runtime::{HookSpec, Limits, Loaded, Runtime};
 use dealer_tests::guests::wasm_bytes;
 use dealer_tests::scratch_dir;
 
@@ -28,7 +28,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn context(config: serde_json::Value) -> CallContext {
     CallContext {
         dealer_id: 1,
-        dealer_path: "/1/".into(),
         plugin_id: 1,
         plugin_name: "bench".into(),
         version: "1.0.0".into(),
@@ -182,10 +181,10 @@ macro_rules! history {
 }
 
 fn calls(c: &mut Criterion, runtime: &Runtime) {
-    use dealer_host::plugins::hooks::{
+    use dealer_plugin_runtime::hooks::{
         ApprovalHook, CommissionHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
     };
-    use dealer_host::plugins::hooks::{approval, commission, loyalty, reminders};
+    use dealer_plugin_runtime::hooks::{approval, commission, loyalty, reminders};
     let load = |name: &str| {
         runtime
             .inspect(&wasm_bytes(name))

@@ -69,7 +69,7 @@ fn recording_senders(channel: &str) -> (Arc<Recording>, Senders) {
 
 /// Plugins of a host on the app's database, as a replica's would be.
 fn plugins(app: &TestApp) -> Plugins {
-    Plugins::new(shared_runtime(), app.db.clone(), None)
+    dealer_host::state::plugins(app.db.clone(), shared_runtime(), None)
 }
 
 async fn enqueue(app: &TestApp, dealer_id: i64, channel: &str, count: usize) -> Vec<i64> {

@@ -246,7 +246,7 @@ async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend:
         payload: json!({"model": "红旗 H5"}),
         occurred_at: OCCURRED_AT,
     };
-    let handled = integrations::emit(&app.state, event.clone())
+    let handled = integrations::emit(&app.state.db, &app.state.plugins, event.clone())
         .await
         .expect("the event is handled")
         .expect("a first emission is handled");
@@ -254,7 +254,7 @@ async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend:
     assert_eq!(handled.decided_by["plugin"], "insurance");
     assert_eq!(handled.actions[0].kind, "record_reference");
     assert_eq!(handled.actions[0].detail["value"], "Q-91");
-    let again = integrations::emit(&app.state, event)
+    let again = integrations::emit(&app.state.db, &app.state.plugins, event)
         .await
         .expect("no error");
     assert!(again.is_none(), "an event is handled once");
@@ -425,7 +425,7 @@ async fn ev_charging_awards_points_for_the_energy_charged(backend: Backend) {
         occurred_at: OCCURRED_AT,
     };
     for _ in 0..2 {
-        dealer_host::integrations::emit(&app.state, charged.clone())
+        dealer_host::integrations::emit(&app.state.db, &app.state.plugins, charged.clone())
             .await
             .expect("the session is handled");
     }

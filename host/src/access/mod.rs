@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use sqlx::AnyConnection;
 
 use crate::db::{Param, Sql};
-use crate::error::{Error, Result};
+use crate::error::{Denial, Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -243,5 +243,20 @@ pub async fn owning_dealer(
         None => Err(Error::NotFound {
             entity: record.entity(),
         }),
+    }
+}
+
+impl Error {
+    /// `caller` reached for `entity` `id` of dealer `dealer_id`, outside its scope: answered
+    /// like a missing record, audited once the request's transaction is over.
+    pub fn denied(caller: &Caller, entity: &'static str, id: i64, dealer_id: i64) -> Self {
+        Error::Denied(Box::new(Denial {
+            key_id: caller.key_id,
+            role: caller.role.as_str(),
+            org_id: caller.org_id,
+            entity,
+            id,
+            dealer_id,
+        }))
     }
 }

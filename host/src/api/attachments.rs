@@ -8,9 +8,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::Path;
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::attachments;
-use crate::error::{Problem, Result};
+use crate::error::Result;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(download))

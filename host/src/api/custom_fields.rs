@@ -9,10 +9,11 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{IfMatch, Json, Path, Query};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::audit::{self, Entry};
 use crate::custom_fields::{self, Entity, FieldDef, FieldDefPatch, NewFieldDef};
-use crate::error::{Problem, Result};
+use crate::error::Result;
 use crate::network;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -9,11 +9,12 @@ use super::AppState;
 use super::extract::{IdempotencyKey, IfMatch, Json, Path, Query, tagged};
 use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::customers::interactions::{self, Interaction, NewInteraction};
 use crate::customers::view360::{self, Customer360};
 use crate::customers::{self, Customer, CustomerPatch, CustomerSearch, NewCustomer};
-use crate::error::{Problem, Result};
+use crate::error::Result;
 use crate::network;
 
 pub fn routes() -> OpenApiRouter<AppState> {

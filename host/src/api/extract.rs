@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use crate::access::{Caller, keys};
 use crate::error::{Error, FieldError};
+use crate::model::Versioned;
 
 /// A JSON body; malformed JSON, wrong types, unknown fields and oversized bodies are refused
 /// as problem+json before the handler runs.
@@ -150,11 +151,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
-/// A record that carries an optimistic-concurrency version, sent as its ETag.
-pub trait Versioned {
-    fn version(&self) -> i64;
-}
-
 pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("a number is a valid header value")
 }
@@ -164,13 +160,4 @@ pub fn tagged<T: Serialize + Versioned>(record: &T) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::ETAG, etag(record.version()));
     (StatusCode::OK, headers, axum::Json(record)).into_response()
-}
-
-/// For patch fields that may be set to `null`: absent → `None`, `null` → `Some(None)`.
-pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }

@@ -8,11 +8,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
-use super::extract::{IdempotencyKey, Versioned, etag};
+use super::extract::{IdempotencyKey, etag};
 use crate::access::Caller;
 use crate::clock;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
+use crate::model::Versioned;
 
 /// The write transaction of a create, with the idempotency key it claimed (if any).
 pub struct Create {

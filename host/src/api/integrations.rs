@@ -6,8 +6,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{Json, Query};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
-use crate::error::{Problem, Result};
+use crate::error::Result;
 use crate::integrations::{self, EventFilter, IntegrationEvent};
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -11,8 +11,9 @@ use super::AppState;
 use super::extract::{IdempotencyKey, Json, Path, Query};
 use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
+use super::problem::Problem;
 use crate::access::{Caller, Permission, Role};
-use crate::error::{Problem, Result};
+use crate::error::Result;
 use crate::loyalty::{
     self, Account, Award, LedgerEntry, LedgerFilter, NewRedemption, Redemption, ReportedEvent,
 };

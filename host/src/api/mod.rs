@@ -17,6 +17,7 @@ mod orders;
 mod outbox;
 pub mod pagination;
 mod plugins;
+pub mod problem;
 mod reminders;
 mod sales;
 mod service;
@@ -38,61 +39,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use std::sync::Arc;
-
-use crate::attachments::{self as attachment_files, Store};
-use crate::db::Db;
+use crate::attachments as attachment_files;
 use crate::error::Error;
-use crate::plugins::dispatch::Plugins;
-use crate::plugins::runtime::{Limits, MAX_COMPONENT_BYTES, Runtime};
+use crate::plugins::runtime::MAX_COMPONENT_BYTES;
+pub use crate::state::AppState;
 
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-/// Everything a handler needs, cloned cheaply into each request.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub plugins: Arc<Plugins>,
-    /// Where uploaded photos and documents are kept.
-    pub attachments: Arc<Store>,
-    /// Time between two SLA sweeps of a serving host ([`crate::tickets::sla`]).
-    pub sla_interval: std::time::Duration,
-}
-
-impl AppState {
-    /// The state of a host keeping its files under `data_dir`: compiled plugin artifacts in
-    /// `plugin-cache/` (so a restart compiles nothing), plugins' granted private directories
-    /// in `plugin-files/`, uploads in `attachments/`.
-    pub fn new(db: Db, data_dir: &std::path::Path) -> wasmtime::Result<AppState> {
-        let runtime = Arc::new(Runtime::new(
-            Some(&data_dir.join("plugin-cache")),
-            Limits::default(),
-        )?);
-        AppState::with_runtime(db, runtime, data_dir)
-    }
-
-    /// The state of a host sharing an existing plugin runtime (tests run many hosts in one
-    /// process), with its files under `data_dir`.
-    pub fn with_runtime(
-        db: Db,
-        runtime: Arc<Runtime>,
-        data_dir: &std::path::Path,
-    ) -> wasmtime::Result<AppState> {
-        let plugins = Arc::new(Plugins::new(
-            runtime,
-            db.clone(),
-            Some(data_dir.join("plugin-files")),
-        ));
-        let attachments = Arc::new(Store::open(&data_dir.join("attachments"))?);
-        Ok(AppState {
-            db,
-            plugins,
-            attachments,
-            sla_interval: crate::tickets::sla::DEFAULT_INTERVAL,
-        })
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -104,7 +57,7 @@ impl AppState {
     ),
     modifiers(&BearerAuth),
     security(("api_key" = [])),
-    components(schemas(crate::error::Problem))
+    components(schemas(problem::Problem))
 )]
 struct ApiDoc;
 

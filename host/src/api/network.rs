@@ -40,7 +40,7 @@ async fn list_units(State(state): State<AppState>, caller: Caller) -> Result<Jso
 
 /// Adds a region, group, dealer or branch (HQ admin).
 #[utoipa::path(post, path = "/network/units", tag = "network", request_body = NewUnit,
-    responses((status = 201, body = OrgUnit), (status = 422, body = crate::error::Problem)))]
+    responses((status = 201, body = OrgUnit), (status = 422, body = super::problem::Problem)))]
 async fn create_unit(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,7 +69,7 @@ async fn list_staff(State(state): State<AppState>, caller: Caller) -> Result<Jso
 
 /// Adds a staff member to a unit in the caller's scope (HQ or dealer admin).
 #[utoipa::path(post, path = "/staff", tag = "network", request_body = NewStaff,
-    responses((status = 201, body = Staff), (status = 422, body = crate::error::Problem)))]
+    responses((status = 201, body = Staff), (status = 422, body = super::problem::Problem)))]
 async fn create_staff(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,7 +109,7 @@ pub struct KeyRequest {
 /// Creates a key; the secret is in this response only. A dealer admin creates dealer roles
 /// for its own dealer.
 #[utoipa::path(post, path = "/keys", tag = "network", request_body = KeyRequest,
-    responses((status = 201, body = NewApiKey), (status = 403, body = crate::error::Problem)))]
+    responses((status = 201, body = NewApiKey), (status = 403, body = super::problem::Problem)))]
 async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,7 +138,7 @@ async fn create_key(
 
 /// Revokes a key (by id or prefix) at once; requests with it are refused from now on.
 #[utoipa::path(delete, path = "/keys/{key}", tag = "network", params(("key" = String, Path, description = "id or prefix")),
-    responses((status = 200, body = ApiKeyInfo), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = ApiKeyInfo), (status = 404, body = super::problem::Problem)))]
 async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,7 +166,7 @@ async fn get_policy(State(state): State<AppState>, _caller: Caller) -> Result<Js
 
 /// Sets the network-wide policy (HQ admin).
 #[utoipa::path(put, path = "/network/policy", tag = "network", request_body = Policy,
-    responses((status = 200, body = Policy), (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, body = Policy), (status = 403, body = super::problem::Problem)))]
 async fn set_policy(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,10 +13,10 @@ use super::AppState;
 use super::extract::{self, IdempotencyKey, IfMatch, Json, Path, Query};
 use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::attachments::Attachment;
-use crate::error::{Problem, Result};
-use crate::follow_ups;
+use crate::error::Result;
 use crate::sales::commission::{self, Statement, StatementQuery};
 use crate::sales::delivery::{self, NewDelivery};
 use crate::sales::orders::{self, NewOrder, Order, OrderFilter, OrderPatch, StatusMove};
@@ -151,7 +151,6 @@ async fn deliver_order(
 ) -> Result<Response> {
     caller.require(Permission::WriteRecords)?;
     let order = delivery::deliver(&state.db, &state.plugins, &caller, id, expected, &new).await?;
-    follow_ups::delivered(&state, &order).await;
     Ok(extract::tagged(&order))
 }
 

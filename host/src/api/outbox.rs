@@ -7,8 +7,9 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::{Json, Query};
 use super::pagination::{Page, PageParams};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
-use crate::error::{Problem, Result};
+use crate::error::Result;
 use crate::outbox::{self, Entry, Filter};
 
 pub fn routes() -> OpenApiRouter<AppState> {

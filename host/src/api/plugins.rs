@@ -16,16 +16,17 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::extract::{self, IfMatch, Json, Path, Query};
 use super::pagination::{Page, PageParams};
+use super::problem::Problem;
 use crate::access::{Caller, Permission, Role};
 use crate::audit::{self, Entry};
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Result};
+use crate::plugins::catalogue::{self, NewRelease, Publisher};
 use crate::plugins::dispatch::{DecisionSource, ReplayReport};
 use crate::plugins::hooks::{
     ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
 };
 use crate::plugins::registry::{
-    self, Active, Binding, BindingPatch, Grants, NewBinding, NewPlugin, NewVersion, Plugin,
-    PluginVersion,
+    self, Active, Binding, BindingPatch, Grants, NewBinding, NewPlugin, Plugin, PluginVersion,
 };
 use crate::plugins::runs::{self, Outcome, Run, RunFilter, Source, Stats};
 use crate::plugins::runtime::{HookSpec, MAX_COMPONENT_BYTES};
@@ -302,40 +303,19 @@ async fn upload_version(
     let mut conn = state.db.pool().acquire().await?;
     let plugin = managed_plugin(&mut conn, &caller, id).await?;
     drop(conn);
-    let loaded = state.plugins.runtime().inspect_async(body.to_vec()).await?;
-    if loaded.info.hook != plugin.hook {
-        return Err(Error::invalid(
-            "body",
-            "wrong_hook",
-            format!(
-                "the component implements the {} extension point; plugin {} is for {}",
-                loaded.info.hook, plugin.name, plugin.hook
-            ),
-        ));
-    }
-    let mut tx = state.db.begin_write().await?;
-    let added = registry::add_version(
-        &mut tx,
-        id,
-        &NewVersion {
-            version,
-            wit_version: loaded.info.wit_version.to_string(),
-            sha256: loaded.info.sha256.clone(),
-            bytes: &body,
-            uploaded_by: Some(caller.key_id),
-            notes: params.notes,
-        },
+    let release = NewRelease {
+        version,
+        notes: params.notes,
+        bytes: body.to_vec(),
+    };
+    let added = catalogue::publish_version(
+        &state.db,
+        state.plugins.runtime(),
+        Publisher::Key(&caller),
+        &plugin,
+        release,
     )
     .await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("upload", "plugin", id, plugin.owner_org_id).with_detail(serde_json::json!({
-            "version": added.version, "sha256": added.sha256,
-        })),
-    )
-    .await?;
-    tx.commit().await?;
     state.plugins.invalidate();
     Ok(created(
         format!("/api/v1/plugins/{id}/versions/{}", added.version),
@@ -500,12 +480,6 @@ async fn bind(
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(extract::tagged(&binding))
-}
-
-impl extract::Versioned for Binding {
-    fn version(&self) -> i64 {
-        self.version
-    }
 }
 
 async fn audit_binding(

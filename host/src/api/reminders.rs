@@ -6,9 +6,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{Json, Path};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::clock;
-use crate::error::{Problem, Result};
+use crate::error::Result;
 use crate::reminders::{self, PlannedReminder, RunReport};
 
 pub fn routes() -> OpenApiRouter<AppState> {

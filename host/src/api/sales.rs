@@ -13,8 +13,9 @@ use super::AppState;
 use super::extract::{self, IdempotencyKey, IfMatch, Json, Path, Query};
 use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Result};
 use crate::network;
 use crate::sales::funnel::{self, Funnel, FunnelQuery};
 use crate::sales::leads::{

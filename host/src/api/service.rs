@@ -11,10 +11,10 @@ use super::AppState;
 use super::extract::{self, IdempotencyKey, IfMatch, Json, Path, Query};
 use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::attachments::Attachment;
-use crate::error::{Problem, Result};
-use crate::follow_ups;
+use crate::error::Result;
 use crate::service::Period;
 use crate::service::appointments::{
     self, Appointment, AppointmentFilter, AppointmentStatus, Conversion, NewAppointment,
@@ -379,10 +379,7 @@ async fn settle(
     IfMatch(expected): IfMatch,
 ) -> Result<Response> {
     caller.require(Permission::WriteRecords)?;
-    let mut tx = state.db.begin_write().await?;
-    let order = repair_orders::settle(&mut tx, &caller, id, expected).await?;
-    tx.commit().await?;
-    follow_ups::settled(&state, &order).await;
+    let order = repair_orders::settle(&state.db, &state.plugins, &caller, id, expected).await?;
     Ok(extract::tagged(&order))
 }
 

@@ -8,9 +8,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::extract::{Json, Path};
-use crate::audit::{self, Entry};
-use crate::error::{Problem, Result};
-use crate::follow_ups;
+use super::problem::Problem;
+use crate::error::Result;
 use crate::surveys::{self, Answer, Survey, SurveyForm};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -41,15 +40,6 @@ async fn answer(
     Path(token): Path<String>,
     Json(given): Json<Answer>,
 ) -> Result<(StatusCode, Json<Survey>)> {
-    let mut tx = state.db.begin_write().await?;
-    let (survey, link) = surveys::answer(&mut tx, &token, &given).await?;
-    audit::record_owner(
-        &mut tx,
-        link.id,
-        Entry::ok("answer", "survey", survey.id, link.dealer_id),
-    )
-    .await?;
-    tx.commit().await?;
-    follow_ups::survey_answered(&state, link.dealer_id, survey.id).await;
+    let survey = surveys::answer(&state.db, &state.plugins, &token, &given).await?;
     Ok((StatusCode::CREATED, Json(survey)))
 }

@@ -10,8 +10,9 @@ use super::AppState;
 use super::extract::{IdempotencyKey, IfMatch, Json, Path, Query, tagged};
 use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
+use super::problem::Problem;
 use crate::access::{Caller, Permission};
-use crate::error::{Problem, Result};
+use crate::error::Result;
 use crate::network;
 use crate::vehicles::mileage::{self, MileageHistory, NewReading, Reading};
 use crate::vehicles::{

@@ -39,7 +39,7 @@ pub struct Interaction {
 }
 
 /// Interactions are never edited: each keeps version 1.
-impl crate::api::extract::Versioned for Interaction {
+impl crate::model::Versioned for Interaction {
     fn version(&self) -> i64 {
         1
     }

@@ -119,7 +119,7 @@ pub struct Customer {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl crate::api::extract::Versioned for Customer {
+impl crate::model::Versioned for Customer {
     fn version(&self) -> i64 {
         self.version
     }
@@ -171,18 +171,18 @@ pub struct NewCustomer {
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub gender: Option<Option<Gender>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub birthday: Option<Option<NaiveDate>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub id_number: Option<Option<String>>,
     pub phones: Option<Vec<PhoneInput>>,
     pub tags: Option<Vec<String>>,
     pub member_tier: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub source_channel: Option<Option<SourceChannel>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub referrer_id: Option<Option<i64>>,
     pub marketing_consent: Option<bool>,
     pub household: Option<Vec<HouseholdInput>>,

@@ -1,16 +1,87 @@
-//! Publishing plugins from the operator's command line: HQ's catalogue filled from built
-//! components (the demo does this for the first-party plugins), and a dealer's hook enabled.
-//! The API does the same for keys over HTTP (`api::plugins`).
+//! Publishing plugin versions, whoever publishes: [`publish_version`] is the one place a
+//! version is validated, stored and audited, for a key over the API (`api::plugins`) and for
+//! the operator's command line. The command line also fills HQ's catalogue from built
+//! components ([`publish`]; the demo does this for the first-party plugins) and enables a
+//! dealer's hook ([`enable`]).
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::registry::{self, Binding, FailurePolicy, NewBinding, NewPlugin, NewVersion, Plugin};
+use super::registry::{
+    self, Binding, FailurePolicy, NewBinding, NewPlugin, NewVersion, Plugin, PluginVersion,
+};
 use super::runtime::Runtime;
 use super::{Hook, config_schema};
 use crate::Db;
+use crate::access::Caller;
+use crate::audit::{self, Entry};
 use crate::error::{Error, Result};
+
+/// Who publishes a version.
+#[derive(Clone, Copy)]
+pub enum Publisher<'a> {
+    /// A staff member's key, over the API.
+    Key(&'a Caller),
+    /// The operator, on the host's command line (`dealer-host plugins publish`).
+    Operator,
+}
+
+/// A version of an existing plugin to publish.
+pub struct NewRelease {
+    pub version: semver::Version,
+    pub notes: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Validates `release` (a component exporting `plugin`'s extension point at a supported WIT
+/// version, importing only what the host provides: compiled and cached) and stores it as a
+/// version of `plugin`, with its audit entry, in one transaction. A refused component is 422
+/// and nothing is stored.
+pub async fn publish_version(
+    db: &Db,
+    runtime: &Arc<Runtime>,
+    publisher: Publisher<'_>,
+    plugin: &Plugin,
+    release: NewRelease,
+) -> Result<PluginVersion> {
+    let loaded = runtime.inspect_async(release.bytes.clone()).await?;
+    if loaded.info.hook != plugin.hook {
+        return Err(Error::invalid(
+            "body",
+            "wrong_hook",
+            format!(
+                "the component implements the {} extension point; plugin {} is for {}",
+                loaded.info.hook, plugin.name, plugin.hook
+            ),
+        ));
+    }
+    let mut tx = db.begin_write().await?;
+    let added = registry::add_version(
+        &mut tx,
+        plugin.id,
+        &NewVersion {
+            version: release.version,
+            wit_version: loaded.info.wit_version.to_string(),
+            sha256: loaded.info.sha256.clone(),
+            bytes: &release.bytes,
+            uploaded_by: match publisher {
+                Publisher::Key(caller) => Some(caller.key_id),
+                Publisher::Operator => None,
+            },
+            notes: release.notes,
+        },
+    )
+    .await?;
+    let entry = Entry::ok("upload", "plugin", plugin.id, plugin.owner_org_id)
+        .with_detail(serde_json::json!({ "version": added.version, "sha256": added.sha256 }));
+    match publisher {
+        Publisher::Key(caller) => audit::record(&mut tx, caller, entry).await?,
+        Publisher::Operator => audit::record_system(&mut tx, "command-line", entry).await?,
+    }
+    tx.commit().await?;
+    Ok(added)
+}
 
 /// A built component to publish into HQ's catalogue.
 pub struct Publish<'a> {
@@ -88,20 +159,13 @@ pub async fn publish(db: &Db, runtime: &Arc<Runtime>, new: Publish<'_>) -> Resul
         }
         _ => plugin,
     };
-    registry::add_version(
-        &mut tx,
-        plugin.id,
-        &NewVersion {
-            version: new.version,
-            wit_version: loaded.info.wit_version.to_string(),
-            sha256: loaded.info.sha256.clone(),
-            bytes: &new.bytes,
-            uploaded_by: None,
-            notes: String::new(),
-        },
-    )
-    .await?;
     tx.commit().await?;
+    let release = NewRelease {
+        version: new.version,
+        notes: String::new(),
+        bytes: new.bytes,
+    };
+    publish_version(db, runtime, Publisher::Operator, &plugin, release).await?;
     Ok(Published::Added(plugin, loaded.info.hook))
 }
 

@@ -20,7 +20,7 @@ use super::Hook;
 use super::hooks::{
     ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
 };
-use super::host_api::{CallContext, Effects, Mode, Services};
+use super::host_api::{CallContext, Effects, Mode, Records, Services};
 use super::registry::{self, Active, FailurePolicy};
 use super::runs::{self, NewRun, Outcome, Source};
 use super::runtime::{HookSpec, Loaded, RunReport, Runtime};
@@ -80,9 +80,15 @@ struct Cache {
     entries: HashMap<(i64, Hook), Resolved>,
 }
 
+/// Makes the record look-ups of one run: dealer id, the dealer's path in the network tree,
+/// plugin name. The domain implements them ([`crate::lookups`]); the host hands them over when
+/// it starts ([`crate::state::AppState`]).
+pub type RecordsFor = Arc<dyn Fn(i64, &str, &str) -> Arc<dyn Records> + Send + Sync>;
+
 pub struct Plugins {
     runtime: Arc<Runtime>,
     db: Db,
+    records: RecordsFor,
     http: reqwest::Client,
     /// Where granted private directories live: `<files>/dealer-<id>/plugin-<id>`.
     files_dir: Option<PathBuf>,
@@ -96,10 +102,16 @@ pub struct Plugins {
 const SLOTS_PER_DEALER: usize = 16;
 
 impl Plugins {
-    pub fn new(runtime: Arc<Runtime>, db: Db, files_dir: Option<PathBuf>) -> Plugins {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        db: Db,
+        records: RecordsFor,
+        files_dir: Option<PathBuf>,
+    ) -> Plugins {
         Plugins {
             runtime,
             db,
+            records,
             // Redirects are not followed: a redirect from an allowlisted host to one off the
             // list would bypass the allowlist. The plugin sees the 3xx and decides.
             http: reqwest::Client::builder()
@@ -361,7 +373,6 @@ impl Plugins {
         let loaded = self.load(&active.artifact_sha256).await?;
         let ctx = CallContext {
             dealer_id,
-            dealer_path: dealer_path.to_owned(),
             plugin_id: active.plugin.id,
             plugin_name: active.plugin.name.clone(),
             version: active.binding.pinned_version.clone(),
@@ -372,10 +383,14 @@ impl Plugins {
             private_dir: self.private_dir(dealer_id, active),
         };
         let services = Services {
-            db: Some(self.db.clone()),
+            records: Some((self.records)(dealer_id, dealer_path, &active.plugin.name)),
+            data: Some(Arc::new(registry::StoredData::new(
+                self.db.clone(),
+                dealer_id,
+                active.plugin.id,
+            ))),
             tokio: tokio::runtime::Handle::current(),
             http: self.http.clone(),
-            secrets: Default::default(),
         };
         let dealer_slots = self
             .dealer_slots

@@ -1,78 +1,51 @@
-//! The plugin platform: every dealer-specific rule runs as a sandboxed wasm component
-//! against the WIT contract in `wit/platform` (`dealer:platform@0.1.0`).
+//! The plugin platform on the host's side. The runtime itself (engine, bindings, hooks, the
+//! host API) is the crate `dealer-plugin-runtime`, re-exported here; this module keeps what
+//! needs the database and the dealer model:
 //!
-//! - [`runtime`] compiles, caches and runs components: a fresh instance per call, bounded in
-//!   time (epoch deadline and fuel), memory and output, with WASI linked but granting nothing.
-//! - [`host_api`] is what a plugin may import: logging, its configuration, a private store,
-//!   read-only look-ups of the calling dealer's records, the clock, events, outbound HTTP.
-//! - [`registry`] stores plugins, versions, artifacts and each dealer's bindings.
+//! - [`registry`] stores plugins, versions, artifacts and each dealer's bindings (and
+//!   implements the runtime's `PluginData`: a plugin's store and the dealer's secrets).
 //! - [`runs`] is the run log, with the masked inputs kept for replay.
-//! - [`hooks`] is what the domain calls: the dealer's plugin for a hook, its failure policy,
-//!   and the built-in default when no plugin is enabled.
+//! - [`dispatch`] is what the domain calls: the dealer's plugin for a hook, its failure
+//!   policy, and the built-in default when no plugin is enabled.
+//! - [`config_schema`] is the schema a dealer's configuration is checked against.
+//! - [`catalogue`] publishes built components from the operator's command line.
+//!
+//! Record look-ups for a run are the domain's ([`crate::lookups`]), handed to [`dispatch`]
+//! when the host starts, so this module never reads customers, vehicles or orders.
 
-pub mod bindings;
 pub mod catalogue;
 pub mod config_schema;
 pub mod dispatch;
-pub mod hooks;
-pub mod host_api;
 pub mod registry;
 pub mod runs;
-pub mod runtime;
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+pub use dealer_plugin_runtime::{Hook, WIT_VERSION, bindings, hooks, host_api, runtime};
 
-/// The WIT package version this host implements. Components must target a version that is
-/// semver-compatible with it.
-pub const WIT_VERSION: &str = "0.1.0";
+use dealer_plugin_runtime::runtime::RuntimeError;
 
-/// An extension point: one WIT world, exporting one hook interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Hook {
-    Commission,
-    Approval,
-    Loyalty,
-    TicketRouting,
-    Reminders,
-    Integration,
-}
+use crate::error::Error;
 
-impl Hook {
-    pub const ALL: [Hook; 6] = [
-        Hook::Commission,
-        Hook::Approval,
-        Hook::Loyalty,
-        Hook::TicketRouting,
-        Hook::Reminders,
-        Hook::Integration,
-    ];
-
-    /// The world's name, as stored and as written in URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::Commission => "commission",
-            Hook::Approval => "approval",
-            Hook::Loyalty => "loyalty",
-            Hook::TicketRouting => "ticket-routing",
-            Hook::Reminders => "reminders",
-            Hook::Integration => "integration",
+impl From<RuntimeError> for Error {
+    /// A refused upload is the uploader's error (422, with a code per reason); a cache that
+    /// cannot be written is the host's.
+    fn from(error: RuntimeError) -> Error {
+        match error {
+            RuntimeError::TooLarge { limit, .. } => Error::PayloadTooLarge { limit },
+            RuntimeError::Cache(e) => {
+                tracing::error!(error = %e, "cannot write the plugin cache");
+                Error::PluginUnavailable("the host could not cache the compiled component".into())
+            }
+            other => {
+                let code = match &other {
+                    RuntimeError::CoreModule => "not_a_component",
+                    RuntimeError::NotWasm(_) => "not_wasm",
+                    RuntimeError::UnsupportedVersion { .. } => "unsupported_wit_version",
+                    RuntimeError::NoHook | RuntimeError::SeveralHooks(_) => "unknown_world",
+                    RuntimeError::Link(_) => "unsatisfied_imports",
+                    _ => "invalid_component",
+                };
+                Error::invalid("body", code, other.to_string())
+            }
         }
-    }
-
-    pub fn parse(text: &str) -> Option<Hook> {
-        Hook::ALL.into_iter().find(|hook| hook.as_str() == text)
-    }
-
-    /// The interface the world exports, without its version: `dealer:platform/commission-hook`.
-    pub fn export_interface(self) -> String {
-        format!("dealer:platform/{}-hook", self.as_str())
-    }
-}
-
-impl std::fmt::Display for Hook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }

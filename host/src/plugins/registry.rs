@@ -23,9 +23,11 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
+use dealer_plugin_runtime::host_api::{HostFuture, LookupError, PluginData};
+
 use super::Hook;
 use crate::clock;
-use crate::db::{Param, Sql};
+use crate::db::{Db, Param, Sql};
 use crate::error::{Error, FieldError, Result};
 
 /// The PostgreSQL channel [`announce_change`] notifies when the registry changes.
@@ -36,17 +38,7 @@ pub const DESCRIPTION_MAX: usize = 2000;
 /// Longest secret or credential handle, in characters.
 pub const HANDLE_MAX: usize = 64;
 
-/// What HQ allows a plugin beyond computing on its input. Absent fields grant nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct Grants {
-    /// A private scratch directory (WASI preopen) for each run.
-    pub private_dir: bool,
-    /// Host names the plugin may send HTTPS requests to, e.g. `api.insurer.example`.
-    pub outbound_hosts: Vec<String>,
-    /// Secret handles the host may attach to those requests, e.g. `insurer-api-key`.
-    pub credentials: Vec<String>,
-}
+pub use dealer_plugin_runtime::Grants;
 
 /// What a hook does when the dealer's plugin fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -159,6 +151,12 @@ pub struct Binding {
     pub updated_at: DateTime<Utc>,
     /// The API key of the last change.
     pub updated_by: Option<i64>,
+}
+
+impl crate::model::Versioned for Binding {
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 /// A binding to create or replace with [`bind`].
@@ -1192,6 +1190,59 @@ pub async fn store_usage(
     .fetch_one(&mut *conn)
     .await?;
     Ok(usage)
+}
+
+/// A plugin's own data in one dealer's runs, for the runtime: its store and the dealer's
+/// secrets, read from the tables this module owns.
+pub struct StoredData {
+    db: Db,
+    dealer_id: i64,
+    plugin_id: i64,
+}
+
+impl StoredData {
+    pub fn new(db: Db, dealer_id: i64, plugin_id: i64) -> StoredData {
+        StoredData {
+            db,
+            dealer_id,
+            plugin_id,
+        }
+    }
+
+    async fn read<T>(
+        &self,
+        what: &str,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T>,
+    ) -> Result<T, LookupError> {
+        let read = async {
+            let mut conn = self.db.pool().acquire().await?;
+            work(&mut conn).await
+        };
+        read.await.map_err(|error| {
+            tracing::warn!(%error, dealer = self.dealer_id, plugin = self.plugin_id, "cannot read a plugin's {what}");
+            LookupError::Unavailable
+        })
+    }
+}
+
+impl PluginData for StoredData {
+    fn store_get(&self, key: String) -> HostFuture<'_, Option<Vec<u8>>> {
+        Box::pin(self.read("store", async move |conn| {
+            store_get(conn, self.dealer_id, self.plugin_id, &key).await
+        }))
+    }
+
+    fn store_usage(&self) -> HostFuture<'_, (i64, i64)> {
+        Box::pin(self.read("store", async |conn| {
+            store_usage(conn, self.dealer_id, self.plugin_id).await
+        }))
+    }
+
+    fn secret(&self, handle: String) -> HostFuture<'_, Option<String>> {
+        Box::pin(self.read("secret", async move |conn| {
+            secret(conn, self.dealer_id, &handle).await
+        }))
+    }
 }
 
 #[cfg(test)]

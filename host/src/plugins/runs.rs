@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
+pub use dealer_plugin_runtime::Outcome;
+
 use super::Hook;
 use crate::access::masking;
 use crate::clock;
@@ -24,57 +26,6 @@ use crate::error::{Error, Result};
 
 /// How many runs of each (dealer, hook, source) keep their input and output.
 pub const RECENT_INPUTS: i64 = 500;
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Ok,
-    /// The plugin returned its own error.
-    PluginError,
-    /// The component trapped.
-    Trap,
-    /// The run used up its time or fuel.
-    Timeout,
-    /// The run hit its memory limit.
-    OutOfMemory,
-    /// The plugin's answer broke the hook's rules.
-    InvalidOutput,
-    /// A kill switch or a refused capability stopped the run.
-    Denied,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Ok,
-        Outcome::PluginError,
-        Outcome::Trap,
-        Outcome::Timeout,
-        Outcome::OutOfMemory,
-        Outcome::InvalidOutput,
-        Outcome::Denied,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::PluginError => "plugin_error",
-            Outcome::Trap => "trap",
-            Outcome::Timeout => "timeout",
-            Outcome::OutOfMemory => "out_of_memory",
-            Outcome::InvalidOutput => "invalid_output",
-            Outcome::Denied => "denied",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
-    }
-
-    pub fn is_error(self) -> bool {
-        self != Outcome::Ok
-    }
-}
 
 /// Why a run happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

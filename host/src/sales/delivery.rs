@@ -3,9 +3,11 @@
 //! and an initial mileage reading, and the dealer's commission plugin computes the commission
 //! lines. Writes through [`super::orders`], [`super::commission`] and [`crate::vehicles`].
 //!
-//! [`deliver`] is the one place a delivery happens. What a delivery sets off beyond the order
-//! (loyalty points, the owner's care plan, partners) runs once it committed:
-//! [`crate::follow_ups::delivered`].
+//! [`deliver`] is the one place a delivery happens, whoever calls it. What a delivery sets off
+//! beyond the order (loyalty points, the owner's care plan, partners) runs once it committed
+//! ([`after_delivery`]): each calls a plugin, which never runs inside a write transaction, and
+//! none may undo the sale. Each is keyed by its cause, so running one again changes nothing
+//! twice; a failure is logged with its cause and the sale stands.
 
 use chrono::{Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,11 +22,12 @@ use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::loyalty::{self, Cause, EventKind, LoyaltyEvent};
 use crate::plugins::dispatch::{Decision, Plugins};
 use crate::plugins::hooks::{CommissionHook, commission as hook};
 use crate::plugins::runs;
 use crate::vehicles::{self, NewLink, NewVehicle, PersonRole, VehiclePatch, mileage};
-use crate::{network, outbox};
+use crate::{integrations, network, outbox, reminders};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -261,7 +264,60 @@ pub async fn deliver(
     .await?;
     let order = orders::load(&mut tx, id).await?;
     tx.commit().await?;
+    after_delivery(db, plugins, &order).await;
     Ok(order)
+}
+
+/// What a committed delivery sets off: points for the purchase, the owner's care plan (first
+/// service and anniversary reminders), and the `vehicle-delivered` event for partners (an
+/// insurer's quote).
+async fn after_delivery(db: &Db, plugins: &Plugins, order: &Order) {
+    let cause = format!("sales_order:{}", order.id);
+    let failed = |what: &str, error: &Error| {
+        tracing::error!(%error, cause, "follow-up {what} of a delivery failed; the sale stands");
+    };
+    let event = LoyaltyEvent {
+        dealer_id: order.dealer_id,
+        customer_id: order.customer_id,
+        kind: EventKind::VehicleDelivered,
+        amount_fen: order.final_price_fen,
+        cause: Cause::new("sales_order", order.id),
+        attributes: vec![("model".into(), order.model.clone())],
+    };
+    if let Err(e) = loyalty::award(db, plugins, event).await {
+        failed("loyalty points", &e);
+    }
+    if let Some(vehicle_id) = order.vehicle_id {
+        let now = clock::now_ms();
+        let today = clock::to_datetime(now).date_naive();
+        if let Err(e) = reminders::plan_vehicle(db, plugins, vehicle_id, today, now).await {
+            failed("care plan", &e);
+        }
+    }
+    let event = integrations::DomainEvent {
+        dealer_id: order.dealer_id,
+        kind: "vehicle-delivered",
+        cause: cause.clone(),
+        customer_id: Some(order.customer_id),
+        vehicle_id: order.vehicle_id,
+        order_id: Some(order.id),
+        repair_order_id: None,
+        payload: serde_json::json!({
+            "vin": order.vin,
+            "brand": order.brand,
+            "model": order.model,
+            "trim": order.trim,
+            "final_price_fen": order.final_price_fen,
+            "finance_plan": order.finance_plan,
+            "insurance_product": order.insurance_product,
+        }),
+        occurred_at: order
+            .delivered_at
+            .map_or_else(clock::now_ms, |t| t.timestamp_millis()),
+    };
+    if let Err(e) = integrations::emit(db, plugins, event).await {
+        failed("partner integrations", &e);
+    }
 }
 
 #[cfg(test)]

@@ -19,12 +19,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{checked_text, decode, is_active_staff, optional_text, owning_dealer, text_enum};
 use crate::access::{Caller, masking};
-use crate::api::extract::Versioned;
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::customers::{self, NewCustomer, PhoneInput, SourceChannel, identity};
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::model::Versioned;
 
 pub const NAME_MAX: usize = 100;
 pub const TAG_MAX: usize = 40;

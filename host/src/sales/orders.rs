@@ -24,12 +24,12 @@ use super::commission::{self, CommissionLine};
 use super::leads::{self, Stage};
 use super::{checked_text, decode, is_active_staff, optional_text, owning_dealer, text_enum};
 use crate::access::Caller;
-use crate::api::extract::Versioned;
 use crate::approvals::{self, ApprovalRequest, ApprovalStatus, NewRequest, RequestKind, Subject};
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Db, Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::model::Versioned;
 use crate::plugins::dispatch::Plugins;
 use crate::{customers, network, vehicles};
 
@@ -207,11 +207,11 @@ pub struct NewOrder {
 pub struct OrderPatch {
     pub discount_fen: Option<i64>,
     /// `null` removes the finance plan.
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub finance_plan: Option<Option<String>>,
     pub financed_fen: Option<i64>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub insurance_product: Option<Option<String>>,
     pub colour: Option<String>,

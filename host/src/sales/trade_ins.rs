@@ -11,11 +11,11 @@ use utoipa::ToSchema;
 use super::orders::{self, LineKind, Order, OrderStatus};
 use super::{checked_text, decode, optional_text, owning_dealer, text_enum};
 use crate::access::Caller;
-use crate::api::extract::Versioned;
 use crate::attachments::{self, Attachment, Store};
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::error::{Error, FieldError, Result};
+use crate::model::Versioned;
 use crate::{customers, vehicles};
 
 pub const CHECKLIST_MAX: usize = 100;

@@ -12,11 +12,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Period, campaigns};
 use crate::access::Caller;
-use crate::api::extract::Versioned;
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::model::Versioned;
 use crate::network;
 
 /// Longest `note`, in characters.

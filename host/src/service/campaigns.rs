@@ -13,11 +13,11 @@ use utoipa::ToSchema;
 
 use super::{appointments, checked_text};
 use crate::access::Caller;
-use crate::api::extract::Versioned;
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::Sql;
 use crate::error::{Error, FieldError, Result};
+use crate::model::Versioned;
 use crate::vehicles::{self, PersonRole, mileage};
 use crate::{network, outbox};
 

@@ -18,15 +18,17 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Period, appointments, checked_text};
 use crate::access::Caller;
-use crate::api::extract::Versioned;
 use crate::attachments::{self, Attachment};
 use crate::audit::{self, Entry};
 use crate::clock;
-use crate::db::{Param, Sql};
+use crate::db::{Db, Param, Sql};
 use crate::error::{Error, FieldError, Result};
-use crate::integrations::DomainEvent;
+use crate::integrations::{self, DomainEvent};
+use crate::loyalty::{self, Cause, EventKind, LoyaltyEvent};
+use crate::model::Versioned;
 use crate::network;
 use crate::owner_links::{self, Purpose};
+use crate::plugins::dispatch::Plugins;
 use crate::vehicles::{self, mileage};
 
 /// A repair order for the same issue within this long after a settlement is a comeback.
@@ -1446,9 +1448,58 @@ pub async fn quality_check(
 }
 
 /// Settles repair order `id`: `ready → settled`, its totals computed from its lines and
-/// frozen. An order with nothing to pay is paid at once. Once committed, the caller hands
-/// [`settled_event`] to the integrations.
+/// frozen; an order with nothing to pay is paid at once. The one place a settlement happens,
+/// whoever calls it: once committed, it sets off what follows ([`after_settlement`]).
 pub async fn settle(
+    db: &Db,
+    plugins: &Plugins,
+    caller: &Caller,
+    id: i64,
+    expected: i64,
+) -> Result<RepairOrder> {
+    let mut tx = db.begin_write().await?;
+    let order = settle_in(&mut tx, caller, id, expected).await?;
+    tx.commit().await?;
+    after_settlement(db, plugins, &order).await;
+    Ok(order)
+}
+
+/// What a committed settlement sets off: points for what the owner spent, and the
+/// `repair-settled` event for partners (the upload to the provincial maintenance-record
+/// platform, JT/T 1132). Each calls a plugin outside any transaction and is keyed by its
+/// cause; a failure is logged and the settlement stands.
+async fn after_settlement(db: &Db, plugins: &Plugins, order: &RepairOrder) {
+    let cause = format!("repair_order:{}", order.id);
+    let failed = |what: &str, error: &Error| {
+        tracing::error!(%error, cause, "follow-up {what} of a settlement failed; it stands");
+    };
+    if order.total_fen > 0 {
+        let event = LoyaltyEvent {
+            dealer_id: order.dealer_id,
+            customer_id: order.customer_id,
+            kind: EventKind::Spend,
+            amount_fen: order.total_fen,
+            cause: Cause::new("repair_order", order.id),
+            attributes: Vec::new(),
+        };
+        if let Err(e) = loyalty::award(db, plugins, event).await {
+            failed("loyalty points", &e);
+        }
+    }
+    let event = match db.pool().acquire().await {
+        Ok(mut conn) => settled_event(&mut conn, order).await,
+        Err(e) => Err(e.into()),
+    };
+    let handed = match event {
+        Ok(event) => integrations::emit(db, plugins, event).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = handed {
+        failed("partner integrations", &e);
+    }
+}
+
+async fn settle_in(
     conn: &mut AnyConnection,
     caller: &Caller,
     id: i64,

@@ -92,7 +92,7 @@ pub struct Vehicle {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-impl crate::api::extract::Versioned for Vehicle {
+impl crate::model::Versioned for Vehicle {
     fn version(&self) -> i64 {
         self.version
     }
@@ -128,21 +128,21 @@ pub struct NewVehicle {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VehiclePatch {
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub plate: Option<Option<String>>,
     pub brand: Option<String>,
     pub model: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub trim: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub color: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub model_year: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub purchase_date: Option<Option<NaiveDate>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub insurer: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::extract::nullable")]
+    #[serde(default, deserialize_with = "crate::model::nullable")]
     pub insurance_expiry: Option<Option<NaiveDate>>,
     pub components: Option<Vec<Component>>,
     pub custom_fields: Option<Map<String, Value>>,

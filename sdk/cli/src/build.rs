@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use dealer_host::plugins::runtime::{Limits, Loaded, Runtime};
+use dealer_plugin_runtime::runtime::{Limits, Loaded, Runtime};
 use serde::Deserialize;
 
 /// The target every plugin is built for.

@@ -19,14 +19,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use dealer_host::plugins::Hook;
-use dealer_host::plugins::hooks::{
+use dealer_plugin_runtime::Grants;
+use dealer_plugin_runtime::Hook;
+use dealer_plugin_runtime::Outcome;
+use dealer_plugin_runtime::hooks::{
     ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
 };
-use dealer_host::plugins::host_api::{CallContext, Mode, Services};
-use dealer_host::plugins::registry::Grants;
-use dealer_host::plugins::runs::Outcome;
-use dealer_host::plugins::runtime::{HookSpec, Loaded, Runtime};
+use dealer_plugin_runtime::host_api::{
+    CallContext, HostFuture, LookupError, Mode, PluginData, Services,
+};
+use dealer_plugin_runtime::runtime::{HookSpec, Loaded, Runtime};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -193,7 +195,6 @@ impl Harness {
         })?;
         let ctx = CallContext {
             dealer_id: 1,
-            dealer_path: "/1/".to_owned(),
             plugin_id: 1,
             plugin_name: "fixture".to_owned(),
             version: "0.0.0".to_owned(),
@@ -204,13 +205,15 @@ impl Harness {
             private_dir: None,
         };
         let services = Services {
-            db: None,
+            records: None,
+            data: Some(Arc::new(FixtureData {
+                secrets: fixture.secrets.clone(),
+            })),
             tokio: self.io.get().handle().clone(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .context("cannot build an HTTP client")?,
-            secrets: fixture.secrets.clone(),
         };
         let report = self
             .runtime
@@ -227,6 +230,27 @@ impl Harness {
             fuel_used: report.fuel_used,
             duration: report.duration,
         })
+    }
+}
+
+/// A fixture's plugin data: no store (it answers `unavailable`, as there is no host), and the
+/// fixture's test values of the credential handles.
+struct FixtureData {
+    secrets: BTreeMap<String, String>,
+}
+
+impl PluginData for FixtureData {
+    fn store_get(&self, _key: String) -> HostFuture<'_, Option<Vec<u8>>> {
+        Box::pin(async { Err(LookupError::Unavailable) })
+    }
+
+    fn store_usage(&self) -> HostFuture<'_, (i64, i64)> {
+        Box::pin(async { Err(LookupError::Unavailable) })
+    }
+
+    fn secret(&self, handle: String) -> HostFuture<'_, Option<String>> {
+        let secret = self.secrets.get(&handle).cloned();
+        Box::pin(async move { Ok(secret) })
     }
 }
 

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use dealer_host::plugins::Hook;
 use dealer_plugin::harness::{Harness, Verdict};
 use dealer_plugin::publish::{Binding, Client};
 use dealer_plugin::{build, harness, scaffold};
+use dealer_plugin_runtime::Hook;
 use serde_json::Value;
 
 #[derive(Parser)]

@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::http::{HeaderMap, Method, StatusCode, Uri};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -71,9 +74,13 @@ impl StandIn {
             .context("cannot bind a local port for the partner stand-in")?;
         let authority = listener.local_addr()?.to_string();
         let script = Shared::default();
-        let app = Router::new().fallback(answer).with_state(script.clone());
+        let shared = script.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
+            while let Ok((stream, _)) = listener.accept().await {
+                let script = shared.clone();
+                let service = service_fn(move |request| serve(script.clone(), request));
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
         });
         Ok(StandIn {
             authority,
@@ -108,12 +115,25 @@ impl Drop for StandIn {
     }
 }
 
-async fn answer(
-    State(script): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+/// Answers one request from the script.
+async fn serve(
+    script: Shared,
+    request: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let (status, text) = answer(&script, &parts.method, &parts.uri, &parts.headers, &body);
+    let mut response = hyper::Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+fn answer(
+    script: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
 ) -> (StatusCode, String) {
     let mut script = script.lock().expect("the stand-in's script");
     let position = script.pending.iter().position(|e| {
@@ -139,7 +159,7 @@ async fn answer(
         }
     }
     if let Some(expected) = &request.json {
-        match serde_json::from_slice::<Value>(&body) {
+        match serde_json::from_slice::<Value>(body) {
             Ok(sent) if &sent == expected => {}
             Ok(sent) => script.problems.push(format!(
                 "{method} {}: the body was {sent}, the fixture expects {expected}",

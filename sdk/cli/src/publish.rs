@@ -1,7 +1,7 @@
 //! `push`, `enable`, `pin` and `rollback`: the host's HTTP API (`/api/v1`).
 
 use anyhow::{Context, Result, anyhow, bail};
-use dealer_host::plugins::Hook;
+use dealer_plugin_runtime::Hook;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, IF_MATCH};
 use reqwest::{Method, RequestBuilder, Response};
 use serde::Deserialize;

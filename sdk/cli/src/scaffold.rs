@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use dealer_host::plugins::Hook;
+use dealer_plugin_runtime::Hook;
 use serde_json::Value;
 
 use crate::templates::template;

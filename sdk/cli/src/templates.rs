@@ -2,9 +2,9 @@
 //! `fixtures/example.json`, whose input and expected output are built from the host's own
 //! types, so they are in the host's JSON format.
 
-use dealer_host::plugins::Hook;
-use dealer_host::plugins::bindings::types::{OrderLine, StaffMember, Vehicle};
-use dealer_host::plugins::hooks::{
+use dealer_plugin_runtime::Hook;
+use dealer_plugin_runtime::bindings::types::{OrderLine, StaffMember, Vehicle};
+use dealer_plugin_runtime::hooks::{
     approval, commission, integration, loyalty, reminders, ticket_routing,
 };
 use serde_json::{Value, json};

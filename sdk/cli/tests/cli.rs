@@ -4,9 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use dealer_host::Backend;
 use dealer_plugin::harness::{Verdict, run_fixture};
-use dealer_tests::{TestApp, call, scratch_dir};
+use dealer_tests::{Backend, TestApp, call, scratch_dir};
 use serde_json::{Value, json};
 
 /// Runs the CLI with `args` in `dir`; the scaffold builds into this test's `CARGO_TARGET_DIR`

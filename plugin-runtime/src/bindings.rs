@@ -13,14 +13,14 @@ macro_rules! hook_world {
                 path: "../wit/platform",
                 additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
                 with: {
-                    "dealer:platform/types": crate::plugins::bindings::imports::dealer::platform::types,
-                    "dealer:platform/log": crate::plugins::bindings::imports::dealer::platform::log,
-                    "dealer:platform/config": crate::plugins::bindings::imports::dealer::platform::config,
-                    "dealer:platform/store": crate::plugins::bindings::imports::dealer::platform::store,
-                    "dealer:platform/records": crate::plugins::bindings::imports::dealer::platform::records,
-                    "dealer:platform/clock": crate::plugins::bindings::imports::dealer::platform::clock,
-                    "dealer:platform/events": crate::plugins::bindings::imports::dealer::platform::events,
-                    "dealer:platform/outbound": crate::plugins::bindings::imports::dealer::platform::outbound,
+                    "dealer:platform/types": crate::bindings::imports::dealer::platform::types,
+                    "dealer:platform/log": crate::bindings::imports::dealer::platform::log,
+                    "dealer:platform/config": crate::bindings::imports::dealer::platform::config,
+                    "dealer:platform/store": crate::bindings::imports::dealer::platform::store,
+                    "dealer:platform/records": crate::bindings::imports::dealer::platform::records,
+                    "dealer:platform/clock": crate::bindings::imports::dealer::platform::clock,
+                    "dealer:platform/events": crate::bindings::imports::dealer::platform::events,
+                    "dealer:platform/outbound": crate::bindings::imports::dealer::platform::outbound,
                 },
             });
         }

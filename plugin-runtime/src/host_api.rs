@@ -2,14 +2,18 @@
 //!
 //! A plugin call owns one [`HostState`]. Nothing a plugin does takes effect during the run:
 //! logs, events, notifications and store writes are collected in [`Effects`], which the caller
-//! applies only when the run succeeded (and never for a replay). Look-ups see only the calling
-//! dealer's records; a look-up of another dealer's record answers `not-found`, exactly like a
-//! missing one, and is audited as a denial. WASI is linked so that components from any
-//! toolchain instantiate, but grants nothing: no arguments, environment, sockets or files,
-//! except a private directory when HQ granted one.
+//! applies only when the run succeeded (and never for a replay). Records and plugin data come
+//! from the embedding host through [`Records`] and [`PluginData`], each bound to the calling
+//! dealer (and plugin): a look-up of another dealer's record answers `not-found`, exactly like
+//! a missing one, and is reported as a [`Denial`] for the host to audit. WASI is linked so that
+//! components from any toolchain instantiate, but grants nothing: no arguments, environment,
+//! sockets or files, except a private directory when HQ granted one.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{FixedOffset, TimeZone, Utc};
@@ -18,13 +22,10 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::outbound::{CredentialPlacement, Method, Request, Response};
-use super::bindings::types::{Customer, HostError, Level, Notification, Order, Vehicle};
-use super::bindings::{clock, config, events, log, outbound, records, store, types};
-use super::registry::{self, Grants};
-use super::runtime::Limits;
-use crate::Db;
-use crate::access::{Caller, Role};
+use crate::Grants;
+use crate::bindings::outbound::{CredentialPlacement, Method, Request, Response};
+use crate::bindings::types::{Customer, HostError, Level, Notification, Order, Vehicle};
+use crate::bindings::{clock, config, events, log, outbound, records, store, types};
 
 /// Per-run caps on what a plugin may ask of the host.
 const MAX_LOG_LINES: usize = 200;
@@ -54,8 +55,6 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct CallContext {
     pub dealer_id: i64,
-    /// The dealer's materialised path in the network tree.
-    pub dealer_path: String,
     pub plugin_id: i64,
     pub plugin_name: String,
     pub version: String,
@@ -68,18 +67,52 @@ pub struct CallContext {
     pub private_dir: Option<PathBuf>,
 }
 
-/// What the host reaches for a plugin: the database and partners. `None` in a run without
-/// them (a benchmark): look-ups and partner calls then answer `unavailable`.
+/// What a host call waits for: an answer of the embedding host, bounded by the run's deadline.
+pub type HostFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LookupError>> + Send + 'a>>;
+
+/// Why the embedding host could not answer a look-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// No such record.
+    NotFound,
+    /// The record belongs to another dealer: the guest is told `not-found`, and the attempt
+    /// is kept in [`Effects::denials`] for the host to audit.
+    Denied(Denial),
+    /// The host could not answer (its own failure, logged by the host).
+    Unavailable,
+}
+
+/// The calling dealer's records, as plugins see them, bound to one run's dealer. The host
+/// implements it with its domain (scope, masking); an author's harness has none.
+pub trait Records: Send + Sync {
+    fn customer(&self, id: i64) -> HostFuture<'_, Customer>;
+    fn vehicle(&self, id: i64) -> HostFuture<'_, Vehicle>;
+    /// The customer's vehicles at the calling dealer.
+    fn vehicles_of(&self, customer_id: i64) -> HostFuture<'_, Vec<Vehicle>>;
+    fn order(&self, id: i64) -> HostFuture<'_, Order>;
+}
+
+/// The plugin's own data, bound to one run's dealer and plugin: its key-value store (read
+/// here, written by the host after a successful run) and the dealer's secrets behind the
+/// credential handles HQ granted.
+pub trait PluginData: Send + Sync {
+    fn store_get(&self, key: String) -> HostFuture<'_, Option<Vec<u8>>>;
+    /// The keys and bytes the store holds now.
+    fn store_usage(&self) -> HostFuture<'_, (i64, i64)>;
+    /// The dealer's secret behind `handle`, if configured.
+    fn secret(&self, handle: String) -> HostFuture<'_, Option<String>>;
+}
+
+/// What the host reaches for a plugin: records, plugin data and partners. `None` in a run
+/// without them (a benchmark): look-ups and partner calls then answer `unavailable`.
 #[derive(Clone)]
 pub struct Services {
-    /// The database, for record look-ups, the store and the dealer's secrets. `None` in an
-    /// author's local harness, where look-ups answer `unavailable` and secrets come from
-    /// `secrets`.
-    pub db: Option<Db>,
+    /// Record look-ups; `None` (an author's local harness): they answer `unavailable`.
+    pub records: Option<Arc<dyn Records>>,
+    /// The store and the secrets; `None`: the store answers `unavailable`.
+    pub data: Option<Arc<dyn PluginData>>,
     pub tokio: tokio::runtime::Handle,
     pub http: reqwest::Client,
-    /// Secrets by handle when there is no database (a fixture's test secrets).
-    pub secrets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,7 +128,7 @@ pub struct EmittedEvent {
 }
 
 /// A record of another dealer the plugin asked for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Denial {
     pub entity: &'static str,
     pub id: i64,
@@ -176,7 +209,7 @@ impl HostState {
     pub fn new(
         ctx: CallContext,
         services: Option<Services>,
-        limits: &Limits,
+        memory_bytes: usize,
         deadline: Instant,
     ) -> std::io::Result<HostState> {
         let mut wasi = WasiCtxBuilder::new();
@@ -199,7 +232,7 @@ impl HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
-                max: limits.memory_bytes,
+                max: memory_bytes,
                 total: 0,
                 peak: 0,
                 hit: false,
@@ -227,16 +260,9 @@ impl HostState {
         self.effects
     }
 
-    /// Runs a database query for a host call, bounded by the run's deadline.
-    fn query<T>(
-        &self,
-        work: impl AsyncFnOnce(&Db) -> crate::error::Result<T>,
-    ) -> Result<crate::error::Result<T>, HostError> {
-        let Some((services, db)) = self
-            .services
-            .as_ref()
-            .and_then(|s| Some((s, s.db.as_ref()?)))
-        else {
+    /// Waits for the host's answer to a host call, at most until the run's deadline.
+    fn wait<T>(&self, answer: HostFuture<'_, T>) -> Result<Result<T, LookupError>, HostError> {
+        let Some(services) = self.services.as_ref() else {
             return Err(HostError::Unavailable(
                 "records are not available in this run".into(),
             ));
@@ -244,50 +270,40 @@ impl HostState {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         services
             .tokio
-            .block_on(async { tokio::time::timeout(remaining, work(db)).await })
+            .block_on(async { tokio::time::timeout(remaining, answer).await })
             .map_err(|_| HostError::Unavailable("the run's deadline passed".into()))
     }
 
-    /// The plugin, as a caller of the domain layer: the dealer's scope, phones masked.
-    fn caller(&self) -> Caller {
-        Caller {
-            key_id: 0,
-            role: Role::Partner,
-            org_id: self.ctx.dealer_id,
-            org_kind: "dealer".into(),
-            org_path: self.ctx.dealer_path.clone(),
-            staff_id: None,
-        }
-    }
-
-    /// Maps a domain error to what the guest sees, noting denials for the audit log.
-    fn host_error(&mut self, error: crate::error::Error) -> HostError {
-        match error {
-            crate::error::Error::Denied(denial) => {
-                self.effects.denials.push(Denial {
-                    entity: denial.entity,
-                    id: denial.id,
-                    owner_dealer_id: denial.dealer_id,
-                });
-                HostError::NotFound
-            }
-            crate::error::Error::NotFound { .. } => HostError::NotFound,
-            other => {
-                tracing::warn!(error = %other, plugin = %self.ctx.plugin_name, "a plugin look-up failed");
-                HostError::Unavailable("the host could not read the record".into())
-            }
-        }
-    }
-
+    /// Looks a record up through the host's [`Records`], noting denials for the audit log.
     fn lookup<T>(
         &mut self,
-        work: impl AsyncFnOnce(&Db, &Caller) -> crate::error::Result<T>,
+        ask: impl FnOnce(&dyn Records) -> HostFuture<'_, T>,
     ) -> Result<T, HostError> {
-        let caller = self.caller();
-        match self.query(async |db| work(db, &caller).await)? {
+        let Some(records) = self.services.as_ref().and_then(|s| s.records.clone()) else {
+            return Err(HostError::Unavailable(
+                "records are not available in this run".into(),
+            ));
+        };
+        match self.wait(ask(records.as_ref()))? {
             Ok(value) => Ok(value),
-            Err(error) => Err(self.host_error(error)),
+            Err(LookupError::Denied(denial)) => {
+                self.effects.denials.push(denial);
+                Err(HostError::NotFound)
+            }
+            Err(LookupError::NotFound) => Err(HostError::NotFound),
+            Err(LookupError::Unavailable) => Err(HostError::Unavailable(
+                "the host could not read the record".into(),
+            )),
         }
+    }
+
+    /// Asks the host's [`PluginData`]; `None` when this run has none.
+    fn data<T>(
+        &self,
+        ask: impl FnOnce(&dyn PluginData) -> HostFuture<'_, T>,
+    ) -> Option<Result<Result<T, LookupError>, HostError>> {
+        let data = self.services.as_ref()?.data.clone()?;
+        Some(self.wait(ask(data.as_ref())))
     }
 }
 
@@ -366,14 +382,10 @@ impl store::Host for HostState {
         if let Some(written) = self.effects.store_writes.get(&key) {
             return written.clone();
         }
-        let (dealer, plugin) = (self.ctx.dealer_id, self.ctx.plugin_id);
-        self.query(async |db| {
-            let mut conn = db.pool().acquire().await?;
-            registry::store_get(&mut conn, dealer, plugin, &key).await
-        })
-        .ok()
-        .and_then(Result::ok)
-        .flatten()
+        self.data(|data| data.store_get(key))
+            .and_then(Result::ok)
+            .and_then(Result::ok)
+            .flatten()
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
@@ -383,11 +395,12 @@ impl store::Host for HostState {
                 "a value may hold {STORE_MAX_VALUE_BYTES} bytes"
             )));
         }
-        let (dealer, plugin) = (self.ctx.dealer_id, self.ctx.plugin_id);
         let (keys, bytes) = self
-            .query(async |db| {
-                let mut conn = db.pool().acquire().await?;
-                registry::store_usage(&mut conn, dealer, plugin).await
+            .data(|data| data.store_usage())
+            .unwrap_or_else(|| {
+                Err(HostError::Unavailable(
+                    "records are not available in this run".into(),
+                ))
             })?
             .map_err(|_| HostError::Unavailable("the store could not be read".into()))?;
         let pending: i64 = self
@@ -425,102 +438,19 @@ fn check_store_key(key: &str) -> Result<(), HostError> {
 
 impl records::Host for HostState {
     fn customer(&mut self, id: i64) -> Result<Customer, HostError> {
-        let customer = self.lookup(async |db, caller| {
-            let mut conn = db.pool().acquire().await?;
-            crate::customers::get(&mut conn, caller, id).await
-        })?;
-        Ok(customer_view(customer))
+        self.lookup(|records| records.customer(id))
     }
 
     fn vehicle(&mut self, id: i64) -> Result<Vehicle, HostError> {
-        let vehicle = self.lookup(async |db, caller| {
-            let mut conn = db.pool().acquire().await?;
-            crate::vehicles::get(&mut conn, caller, id).await
-        })?;
-        Ok(vehicle_view(vehicle))
+        self.lookup(|records| records.vehicle(id))
     }
 
     fn vehicles_of(&mut self, customer_id: i64) -> Result<Vec<Vehicle>, HostError> {
-        let dealer = self.ctx.dealer_id;
-        let vehicles = self.lookup(async |db, caller| {
-            let mut conn = db.pool().acquire().await?;
-            crate::customers::dealer_of(&mut conn, caller, customer_id).await?;
-            crate::vehicles::for_customers(&mut conn, &[customer_id]).await
-        })?;
-        Ok(vehicles
-            .into_iter()
-            .filter(|v| v.dealer_id == dealer)
-            .map(vehicle_view)
-            .collect())
+        self.lookup(|records| records.vehicles_of(customer_id))
     }
 
     fn order(&mut self, id: i64) -> Result<Order, HostError> {
-        let order = self.lookup(async |db, caller| {
-            let mut conn = db.pool().acquire().await?;
-            crate::sales::orders::get(&mut conn, caller, id).await
-        })?;
-        Ok(order_view(order))
-    }
-}
-
-fn order_view(o: crate::sales::orders::Order) -> Order {
-    Order {
-        id: o.id,
-        dealer_id: o.dealer_id,
-        customer_id: o.customer_id,
-        consultant_id: o.consultant_id,
-        model: o.model,
-        status: o.status.as_str().to_owned(),
-        list_price: o.list_price_fen,
-        discount: o.discount_fen,
-        final_price: o.final_price_fen,
-        finance_plan: o.finance_plan,
-        lines: crate::sales::orders::contract_lines(&o.lines),
-        created_at: o.created_at.timestamp_millis(),
-        delivered_at: o.delivered_at.map(|t| t.timestamp_millis()),
-    }
-}
-
-/// A customer as plugins see it (phone masked when the reading caller masks it).
-pub(crate) fn customer_view(c: crate::customers::Customer) -> Customer {
-    Customer {
-        id: c.id,
-        dealer_id: c.dealer_id,
-        name: c.name,
-        phone_masked: c.phones.first().map(|p| p.number.clone()),
-        tier: Some(c.member_tier),
-        tags: c.tags,
-        birthday: c.birthday.map(|d| d.to_string()),
-        source_channel: c
-            .source_channel
-            .and_then(|s| serde_json::to_value(s).ok())
-            .and_then(|v| v.as_str().map(str::to_owned)),
-        referrer_id: c.referrer_id,
-        marketing_consent: c.marketing_consent,
-    }
-}
-
-/// A vehicle as plugins see it, with its current owner, latest mileage and daily mileage.
-pub(crate) fn vehicle_view(v: crate::vehicles::Vehicle) -> Vehicle {
-    let owner_id = v
-        .people
-        .iter()
-        .find(|p| p.until.is_none() && matches!(p.role, crate::vehicles::PersonRole::Owner))
-        .map(|p| p.customer_id);
-    Vehicle {
-        id: v.id,
-        dealer_id: v.dealer_id,
-        vin: v.vin,
-        plate: v.plate,
-        brand: v.brand,
-        model: v.model,
-        trim: v.trim,
-        purchase_date: v.purchase_date.map(|d| d.to_string()),
-        insurer: v.insurer,
-        insurance_expiry: v.insurance_expiry.map(|d| d.to_string()),
-        mileage_km: v.latest_mileage_km,
-        daily_km_tenths: v.estimated_daily_km.map(|km| (km * 10.0).round() as i64),
-        owner_id,
+        self.lookup(|records| records.order(id))
     }
 }
 
@@ -747,25 +677,18 @@ impl HostState {
                 "this plugin was not granted the credential `{handle}`"
             )));
         }
-        if let Some(services) = self.services.as_ref().filter(|s| s.db.is_none()) {
-            return services.secrets.get(handle).cloned().ok_or_else(|| {
-                HostError::Denied(format!(
-                    "the fixture gives no secret for the credential `{handle}`"
+        self.data(|data| data.secret(handle.to_owned()))
+            .unwrap_or_else(|| {
+                Err(HostError::Unavailable(
+                    "records are not available in this run".into(),
                 ))
-            });
-        }
-        let dealer = self.ctx.dealer_id;
-        let handle_owned = handle.to_owned();
-        self.query(async |db| {
-            let mut conn = db.pool().acquire().await?;
-            registry::secret(&mut conn, dealer, &handle_owned).await
-        })?
-        .map_err(|_| HostError::Unavailable("the credential could not be read".into()))?
-        .ok_or_else(|| {
-            HostError::Denied(format!(
-                "this dealer has not configured the credential `{handle}`"
-            ))
-        })
+            })?
+            .map_err(|_| HostError::Unavailable("the credential could not be read".into()))?
+            .ok_or_else(|| {
+                HostError::Denied(format!(
+                    "this dealer has not configured the credential `{handle}`"
+                ))
+            })
     }
 }
 

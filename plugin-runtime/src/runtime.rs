@@ -14,18 +14,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sha2::Digest;
 use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
 };
 
-use super::Hook;
-use super::host_api::{CallContext, Effects, HostState, Services};
-use super::runs::Outcome;
-use crate::error::Error;
+pub use crate::hooks::HookSpec;
+use crate::host_api::{CallContext, Effects, HostState, Services};
+use crate::{Hook, Outcome};
+
+/// What setting up the engine may fail with (wasmtime's error type).
+pub type EngineResult<T> = wasmtime::Result<T>;
 
 /// Resource limits of one plugin call.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ pub enum RuntimeError {
     Compile(String),
     #[error(
         "the component exports no extension point; it must export one of: {}",
-        Hook::ALL.map(|h| format!("{}@{}", h.export_interface(), super::WIT_VERSION)).join(", ")
+        Hook::ALL.map(|h| format!("{}@{}", h.export_interface(), crate::WIT_VERSION)).join(", ")
     )]
     NoHook,
     #[error("the component exports several extension points ({0}); a plugin serves exactly one")]
@@ -87,31 +87,6 @@ pub enum RuntimeError {
     Link(String),
     #[error("the plugin cache could not be written: {0}")]
     Cache(#[from] std::io::Error),
-}
-
-impl From<RuntimeError> for Error {
-    /// A refused upload is the uploader's error (422, with a code per reason); a cache that
-    /// cannot be written is the host's.
-    fn from(error: RuntimeError) -> Error {
-        match error {
-            RuntimeError::TooLarge { limit, .. } => Error::PayloadTooLarge { limit },
-            RuntimeError::Cache(e) => {
-                tracing::error!(error = %e, "cannot write the plugin cache");
-                Error::PluginUnavailable("the host could not cache the compiled component".into())
-            }
-            other => {
-                let code = match &other {
-                    RuntimeError::CoreModule => "not_a_component",
-                    RuntimeError::NotWasm(_) => "not_wasm",
-                    RuntimeError::UnsupportedVersion { .. } => "unsupported_wit_version",
-                    RuntimeError::NoHook | RuntimeError::SeveralHooks(_) => "unknown_world",
-                    RuntimeError::Link(_) => "unsatisfied_imports",
-                    _ => "invalid_component",
-                };
-                Error::invalid("body", code, other.to_string())
-            }
-        }
-    }
 }
 
 /// What validation found in an uploaded component.
@@ -145,30 +120,6 @@ pub struct RunReport<T> {
     pub effects: Effects,
 }
 
-/// One extension point as the runtime calls it.
-pub trait HookSpec: 'static {
-    const HOOK: Hook;
-    type Input: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
-    type Output: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
-    type Pre: Send + Sync + 'static;
-
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
-
-    fn call(
-        pre: &Self::Pre,
-        store: &mut Store<HostState>,
-        input: &Self::Input,
-    ) -> wasmtime::Result<Result<Self::Output, String>>;
-
-    /// Checks a decision the host is about to act on, field by field (every count and length is
-    /// bounded, so a decision is small); an `Err` makes the run `invalid_output`.
-    fn check(input: &Self::Input, output: &Self::Output) -> Result<(), String>;
-
-    /// The built-in decision, used when no plugin is enabled or the plugin failed and the
-    /// dealer's policy is to fall back.
-    fn default(input: &Self::Input) -> Self::Output;
-}
-
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
@@ -180,7 +131,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime caching compiled artifacts under `cache_dir` (none: compile on every load).
-    pub fn new(cache_dir: Option<&Path>, limits: Limits) -> wasmtime::Result<Runtime> {
+    pub fn new(cache_dir: Option<&Path>, limits: Limits) -> EngineResult<Runtime> {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
             .total_core_instances(MAX_CONCURRENT_INSTANCES * 8)
@@ -206,7 +157,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        super::bindings::imports::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        crate::bindings::imports::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |state: &mut HostState| state,
         )?;
@@ -375,7 +326,7 @@ impl Runtime {
             );
         };
         let deadline = started + self.limits.deadline;
-        let state = match HostState::new(ctx, services, &self.limits, deadline) {
+        let state = match HostState::new(ctx, services, self.limits.memory_bytes, deadline) {
             Ok(state) => state,
             Err(error) => {
                 return failed_report(Outcome::Denied, format!("{error:#}"), started);
@@ -419,9 +370,9 @@ impl Runtime {
     }
 }
 
-/// A plugin's own error message, cut to [`super::hooks::MAX_ERROR`] bytes.
+/// A plugin's own error message, cut to [`crate::hooks::MAX_ERROR`] bytes.
 fn truncated(mut message: String) -> String {
-    let max = super::hooks::MAX_ERROR;
+    let max = crate::hooks::MAX_ERROR;
     if message.len() > max {
         let mut end = max;
         while !message.is_char_boundary(end) {
@@ -505,7 +456,7 @@ fn exported_hook(
     engine: &Engine,
     component: &Component,
 ) -> Result<(Hook, semver::Version), RuntimeError> {
-    let supported = semver::Version::parse(super::WIT_VERSION).expect("a valid version");
+    let supported = semver::Version::parse(crate::WIT_VERSION).expect("a valid version");
     let mut found = Vec::new();
     for (name, item) in component.component_type().exports(engine) {
         if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
@@ -523,7 +474,7 @@ fn exported_hook(
         let version =
             semver::Version::parse(version).map_err(|_| RuntimeError::UnsupportedVersion {
                 found: version.to_owned(),
-                supported: super::WIT_VERSION.to_owned(),
+                supported: crate::WIT_VERSION.to_owned(),
             })?;
         found.push((hook, version));
     }
@@ -557,7 +508,7 @@ fn typed_pre(
     hook: Hook,
     pre: InstancePre<HostState>,
 ) -> wasmtime::Result<Box<dyn Any + Send + Sync>> {
-    use super::hooks::{
+    use crate::hooks::{
         ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook,
         TicketRoutingHook,
     };

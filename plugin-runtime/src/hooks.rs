@@ -2,13 +2,14 @@
 //! host applies to a decision before acting on it, and the built-in default a dealer without
 //! a plugin gets.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
-use super::Hook;
-use super::bindings;
-use super::host_api::{HostState, check_notification};
-use super::runtime::HookSpec;
+use crate::Hook;
+use crate::bindings;
+use crate::host_api::{HostState, check_notification};
 
 pub use bindings::approval::exports::dealer::platform::approval_hook as approval;
 pub use bindings::commission::exports::dealer::platform::commission_hook as commission;
@@ -36,6 +37,30 @@ fn text(what: &str, value: &str) -> Result<(), String> {
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const MAX_LINES: usize = 1000;
+
+/// One extension point as the runtime calls it.
+pub trait HookSpec: 'static {
+    const HOOK: Hook;
+    type Input: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
+    type Output: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
+    type Pre: Send + Sync + 'static;
+
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+
+    fn call(
+        pre: &Self::Pre,
+        store: &mut Store<HostState>,
+        input: &Self::Input,
+    ) -> wasmtime::Result<Result<Self::Output, String>>;
+
+    /// Checks a decision the host is about to act on, field by field (every count and length is
+    /// bounded, so a decision is small); an `Err` makes the run `invalid_output`.
+    fn check(input: &Self::Input, output: &Self::Output) -> Result<(), String>;
+
+    /// The built-in decision, used when no plugin is enabled or the plugin failed and the
+    /// dealer's policy is to fall back.
+    fn default(input: &Self::Input) -> Self::Output;
+}
 
 pub struct CommissionHook;
 
@@ -402,7 +427,7 @@ impl HookSpec for RemindersHook {
             if reminder.dedupe_key.trim().is_empty() || reminder.dedupe_key.len() > 128 {
                 return Err("a dedupe key is 1 to 128 bytes".into());
             }
-            if !super::host_api::CHANNELS.contains(&reminder.channel.as_str()) {
+            if !crate::host_api::CHANNELS.contains(&reminder.channel.as_str()) {
                 return Err(format!("unknown channel `{}`", reminder.channel));
             }
             text("a reminder's message", &reminder.message)?;

@@ -1,0 +1,142 @@
+//! The plugin runtime: every dealer-specific rule runs as a sandboxed wasm component against
+//! the WIT contract in `wit/platform` (`dealer:platform@0.1.0`). This crate knows the WIT, not
+//! the dealer model: the host (and an author's local harness) give it records and plugin data
+//! through the traits of [`host_api`].
+//!
+//! - [`bindings`]: wasmtime's `bindgen!` of the WIT, one world per extension point.
+//! - [`runtime`]: one engine (pooling allocator, fuel, epoch deadline), validation of uploads,
+//!   the on-disk artifact cache, and [`runtime::Runtime::invoke`], a fresh instance per call.
+//! - [`hooks`]: the six extension points: typed call, the checks a decision passes before the
+//!   host acts on it, and the built-in default.
+//! - [`host_api`]: what a plugin may import, with WASI linked but granting nothing, effects
+//!   collected (never applied here), record look-ups and plugin data behind
+//!   [`host_api::Records`] and [`host_api::PluginData`].
+//!
+//! It depends on no web framework and no database driver: `cargo tree -p dealer-plugin-runtime`.
+
+pub mod bindings;
+pub mod hooks;
+pub mod host_api;
+pub mod runtime;
+
+use serde::{Deserialize, Serialize};
+
+/// The WIT package version this runtime implements. Components must target a version that is
+/// semver-compatible with it.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// An extension point: one WIT world, exporting one hook interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum Hook {
+    Commission,
+    Approval,
+    Loyalty,
+    TicketRouting,
+    Reminders,
+    Integration,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 6] = [
+        Hook::Commission,
+        Hook::Approval,
+        Hook::Loyalty,
+        Hook::TicketRouting,
+        Hook::Reminders,
+        Hook::Integration,
+    ];
+
+    /// The world's name, as stored and as written in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::Commission => "commission",
+            Hook::Approval => "approval",
+            Hook::Loyalty => "loyalty",
+            Hook::TicketRouting => "ticket-routing",
+            Hook::Reminders => "reminders",
+            Hook::Integration => "integration",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|hook| hook.as_str() == text)
+    }
+
+    /// The interface the world exports, without its version: `dealer:platform/commission-hook`.
+    pub fn export_interface(self) -> String {
+        format!("dealer:platform/{}-hook", self.as_str())
+    }
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// The plugin returned its own error.
+    PluginError,
+    /// The component trapped.
+    Trap,
+    /// The run used up its time or fuel.
+    Timeout,
+    /// The run hit its memory limit.
+    OutOfMemory,
+    /// The plugin's answer broke the hook's rules.
+    InvalidOutput,
+    /// A kill switch or a refused capability stopped the run.
+    Denied,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Ok,
+        Outcome::PluginError,
+        Outcome::Trap,
+        Outcome::Timeout,
+        Outcome::OutOfMemory,
+        Outcome::InvalidOutput,
+        Outcome::Denied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::PluginError => "plugin_error",
+            Outcome::Trap => "trap",
+            Outcome::Timeout => "timeout",
+            Outcome::OutOfMemory => "out_of_memory",
+            Outcome::InvalidOutput => "invalid_output",
+            Outcome::Denied => "denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    pub fn is_error(self) -> bool {
+        self != Outcome::Ok
+    }
+}
+
+/// What HQ allows a plugin beyond computing on its input. Absent fields grant nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct Grants {
+    /// A private scratch directory (WASI preopen) for each run.
+    pub private_dir: bool,
+    /// Host names the plugin may send HTTPS requests to, e.g. `api.insurer.example`.
+    pub outbound_hosts: Vec<String>,
+    /// Secret handles the host may attach to those requests, e.g. `insurer-api-key`.
+    pub credentials: Vec<String>,
+}
