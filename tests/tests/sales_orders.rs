@@ -14,6 +14,7 @@ on_both_backends!(
     a_rejected_discount_blocks_the_order_until_it_is_revised,
     refused_transitions_name_the_allowed_states,
     another_dealer_cannot_see_or_move_an_order,
+    a_delivery_through_any_caller_gets_its_points_care_plan_and_partner_event,
 );
 
 const LIST_PRICE: i64 = 20_000_000;
@@ -640,4 +641,62 @@ async fn another_dealer_cannot_see_or_move_an_order(backend: Backend) {
         app.read(&app.keys.north_manager, &path).await["id"],
         order["id"]
     );
+}
+
+/// A delivery made by calling the domain directly (as the CLI, a worker or a console action
+/// would), not through the HTTP handler, sets off the same follow-ups: the owner's points, the
+/// car's care plan and the partners' `vehicle-delivered` event.
+async fn a_delivery_through_any_caller_gets_its_points_care_plan_and_partner_event(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let customer_id = customer(&app, "13900139031").await;
+    let order = ready_order(&app, customer_id, 31).await;
+    let caller = app.caller(&app.keys.a_sales).await;
+    let version = order["version"].as_i64().expect("a version");
+    let delivered = dealer_host::sales::delivery::deliver(
+        &app.state.db,
+        &app.state.plugins,
+        &caller,
+        order["id"].as_i64().expect("an order id"),
+        version,
+        &dealer_host::sales::delivery::NewDelivery::default(),
+    )
+    .await
+    .expect("the order is delivered");
+    let vehicle_id = delivered.vehicle_id.expect("the car became a vehicle");
+
+    let points = app
+        .read(
+            &app.keys.a_sales,
+            &format!("/customers/{customer_id}/points"),
+        )
+        .await;
+    assert_eq!(
+        points["account"]["balance"],
+        delivered.final_price_fen / 100,
+        "{points}"
+    );
+    assert_eq!(points["ledger"]["items"][0]["cause"]["kind"], "sales_order");
+    let reminders = app
+        .read(
+            &app.keys.a_sales,
+            &format!("/vehicles/{vehicle_id}/reminders"),
+        )
+        .await;
+    assert!(
+        reminders
+            .as_array()
+            .expect("reminders")
+            .iter()
+            .any(|r| r["kind"] == "maintenance"),
+        "{reminders}"
+    );
+    let events = app
+        .read(
+            &app.keys.a_sales,
+            &format!("/integration-events?order_id={}", order["id"]),
+        )
+        .await;
+    assert_eq!(events[0]["kind"], "vehicle-delivered", "{events}");
 }
