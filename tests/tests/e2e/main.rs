@@ -23,9 +23,10 @@ mod service_campaigns;
 mod service_repair_orders;
 mod ticket_service;
 
-// What the lifecycles share, care and the demo data.
+// What the lifecycles share, care, the demo data and the schema.
 mod care;
 mod foundations;
+mod schema_parity;
 mod seed;
 
 // The plugin platform, the plugins and the author's CLI.
