@@ -47,24 +47,40 @@ fn build_dir() -> &'static Path {
     DIR.get_or_init(build)
 }
 
-fn build() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The workspace's root directory.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("the tests crate is inside the workspace");
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+        .expect("the tests crate is inside the workspace")
+}
+
+/// The target directory the tests' builds use: `CARGO_TARGET_DIR` (relative to the workspace)
+/// when set, else the workspace's `target`.
+pub fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
+}
+
+/// A `cargo` command (the cargo running the tests, when it is) in the workspace's root,
+/// building into [`target_dir`].
+pub fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
+    let mut command = Command::new(cargo);
     command
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "--target", TARGET, "--profile", PROFILE]);
+        .current_dir(workspace_root())
+        .env("CARGO_TARGET_DIR", target_dir());
+    command
+}
+
+fn build() -> PathBuf {
+    let mut command = cargo();
+    command.args(["build", "--target", TARGET, "--profile", PROFILE]);
     for guest in GUESTS {
         command.args(["-p", guest]);
     }
     let output = command
         .output()
-        .unwrap_or_else(|error| panic!("running {}: {error}", cargo.to_string_lossy()));
+        .unwrap_or_else(|error| panic!("running cargo: {error}"));
     assert!(
         output.status.success(),
         "building the plugins for {TARGET} failed ({}); if the target is missing, install \
@@ -72,5 +88,5 @@ fn build() -> PathBuf {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    target_dir.join(TARGET).join(PROFILE)
+    target_dir().join(TARGET).join(PROFILE)
 }

@@ -1,17 +1,65 @@
 //! The CLI end to end: scaffold a commission plugin, build it once, run its fixture, then
 //! publish, enable, re-pin and roll it back on a real host, checking the dealer's commission.
+//!
+//! The `dealer-plugin` binary is built by cargo once per process (`CARGO_BIN_EXE_*` only
+//! exists in the tests of the crate that owns a binary); each run is a process of its own,
+//! with its own current directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use dealer_plugin::harness::{Verdict, run_fixture};
+use dealer_tests::guests::cargo;
 use dealer_tests::{Backend, TestApp, call, scratch_dir};
 use serde_json::{Value, json};
+
+/// The `dealer-plugin` executable, as cargo reports it, built on the first call in this process.
+///
+/// The build names this test binary too (fresh, so nothing is done for it): the dependencies'
+/// features are then unified as for this binary, and the CLI links the host already built for
+/// the tests instead of a second build of it with other features.
+fn cli_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let output = cargo()
+            .args([
+                "build",
+                "-p",
+                "dealer-plugin",
+                "--bin",
+                "dealer-plugin",
+                "-p",
+                "dealer-tests",
+                "--test",
+                "e2e",
+                "--message-format=json-render-diagnostics",
+            ])
+            .output()
+            .unwrap_or_else(|error| panic!("running cargo: {error}"));
+        assert!(
+            output.status.success(),
+            "building dealer-plugin failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|message| {
+                message["reason"] == "compiler-artifact"
+                    && message["target"]["name"] == "dealer-plugin"
+                    && message["executable"].is_string()
+            })
+            .and_then(|artifact| artifact["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reports the dealer-plugin executable")
+    })
+}
 
 /// Runs the CLI with `args` in `dir`; the scaffold builds into this test's `CARGO_TARGET_DIR`
 /// when one is set.
 fn cli(dir: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_dealer-plugin"))
+    let output = Command::new(cli_binary())
         .args(args)
         .current_dir(dir)
         .output()

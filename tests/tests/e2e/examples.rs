@@ -229,7 +229,7 @@ async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend:
     let id = publish(
         &app,
         "insurance",
-        include_str!("../../examples/insurance/config.schema.json"),
+        include_str!("../../../examples/insurance/config.schema.json"),
     )
     .await;
     connect(&app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
@@ -293,7 +293,7 @@ async fn insurance_quotes_a_delivered_vehicle_with_the_dealers_bearer_secret(bac
     let id = publish(
         &app,
         "insurance",
-        include_str!("../../examples/insurance/config.schema.json"),
+        include_str!("../../../examples/insurance/config.schema.json"),
     )
     .await;
     connect(&app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
@@ -347,7 +347,7 @@ async fn insurance_falls_back_when_the_insurer_fails(backend: Backend) {
     let id = publish(
         &app,
         "insurance",
-        include_str!("../../examples/insurance/config.schema.json"),
+        include_str!("../../../examples/insurance/config.schema.json"),
     )
     .await;
     connect(&app, id, &insurer, "pingan-key", INSURER_SECRET).await;
@@ -387,7 +387,7 @@ async fn ev_charging_awards_points_for_the_energy_charged(backend: Backend) {
     let id = publish(
         &app,
         "ev-charging",
-        include_str!("../../examples/ev-charging/config.schema.json"),
+        include_str!("../../../examples/ev-charging/config.schema.json"),
     )
     .await;
     bind(&app, id, json!({})).await;
@@ -443,7 +443,7 @@ async fn ev_charging_falls_back_on_a_session_without_a_customer(backend: Backend
     let id = publish(
         &app,
         "ev-charging",
-        include_str!("../../examples/ev-charging/config.schema.json"),
+        include_str!("../../../examples/ev-charging/config.schema.json"),
     )
     .await;
     bind(&app, id, json!({"points_per_kwh": 2})).await;
@@ -478,7 +478,7 @@ async fn maintenance_records_upload_a_settled_repair_with_the_api_key_header(bac
     let id = publish(
         &app,
         "maintenance-records",
-        include_str!("../../examples/maintenance-records/config.schema.json"),
+        include_str!("../../../examples/maintenance-records/config.schema.json"),
     )
     .await;
     connect(
@@ -542,7 +542,7 @@ async fn maintenance_records_fall_back_when_the_platform_fails_or_the_order_is_i
     let id = publish(
         &app,
         "maintenance-records",
-        include_str!("../../examples/maintenance-records/config.schema.json"),
+        include_str!("../../../examples/maintenance-records/config.schema.json"),
     )
     .await;
     connect(

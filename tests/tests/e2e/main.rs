@@ -1,0 +1,40 @@
+//! The end-to-end tests, in one binary: the real host (and the plugin author's CLI) against a
+//! fresh SQLite file and a fresh PostgreSQL database per test, one module per area.
+//!
+//! One binary links the host and wasmtime once instead of once per file. Its tests share one
+//! process: the plugin runtime (`dealer_tests::shared_runtime`) and the guest builds
+//! (`dealer_tests::guests`) are made once for all of them, and nothing here may change the
+//! process's environment or current directory. Run one area with
+//! `cargo test -p dealer-tests --test e2e <module>::`.
+
+// The API, area by area.
+mod access;
+mod api_customers;
+mod api_foundation;
+mod api_tickets;
+mod api_vehicles;
+
+// Sales and after-sales.
+mod sales_leads;
+mod sales_orders;
+mod sales_test_drives;
+mod service_appointments;
+mod service_campaigns;
+mod service_repair_orders;
+mod ticket_service;
+
+// What the lifecycles share, care, the demo data and the schema.
+mod care;
+mod foundations;
+mod schema_parity;
+mod seed;
+
+// The plugin platform, the plugins and the author's CLI.
+mod cli;
+mod examples;
+mod first_party;
+mod fixtures;
+mod js_plugin;
+mod plugin_platform;
+mod plugin_runtime;
+mod plugin_storage;
