@@ -39,7 +39,9 @@ pub async fn delivered(state: &AppState, order: &Order) {
     }
     if let Some(vehicle_id) = order.vehicle_id {
         let now = crate::clock::now_ms();
-        let today = crate::clock::to_datetime(now).date_naive();
+        let today = crate::network::business_date(&state.db, order.dealer_id, now)
+            .await
+            .unwrap_or_else(|_| crate::clock::business_date(now, crate::clock::CST_MINUTES));
         if let Err(e) =
             reminders::plan_vehicle(&state.db, &state.plugins, vehicle_id, today, now).await
         {

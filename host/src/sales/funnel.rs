@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::leads::Stage;
 use super::text_enum;
 use crate::access::Caller;
+use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, Result};
 
@@ -125,7 +126,7 @@ pub async fn funnel(
     caller: &Caller,
     query: &FunnelQuery,
 ) -> Result<Funnel> {
-    let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let to = query.to.unwrap_or_else(clock::today_cst);
     let from = query
         .from
         .unwrap_or_else(|| to.checked_sub_days(Days::new(30)).unwrap_or(to));

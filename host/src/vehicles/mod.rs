@@ -221,7 +221,7 @@ impl Draft {
                 checked_text(errors, field, v, max);
             }
         }
-        let this_year = i64::from(chrono::Datelike::year(&chrono::Utc::now()));
+        let this_year = i64::from(chrono::Datelike::year(&clock::today_cst()));
         if let Some(y) = self.model_year
             && !(1950..=this_year + 1).contains(&y)
         {
@@ -231,10 +231,7 @@ impl Draft {
                 format!("a model year is between 1950 and {}", this_year + 1),
             ));
         }
-        if self
-            .purchase_date
-            .is_some_and(|d| d > chrono::Utc::now().date_naive())
-        {
+        if self.purchase_date.is_some_and(|d| d > clock::today_cst()) {
             errors.push(FieldError::new(
                 "purchase_date",
                 "invalid_date",
@@ -337,7 +334,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<VehicleRow>) -> Result<Vec<
         });
     }
     let mut readings = mileage::readings_for(conn, &ids).await?;
-    let today = chrono::Utc::now().date_naive();
+    let today = clock::today_cst();
     Ok(rows
         .into_iter()
         .map(|r| {
