@@ -3,6 +3,8 @@
 //! write of such an entity validates its values against the dealer's definitions. Owns
 //! `custom_field_defs`.
 
+pub mod text;
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -57,6 +57,24 @@ impl std::fmt::Debug for Db {
 
 pub type Tx = Transaction<'static, Any>;
 
+/// A stored enum read back: `parse` of what column `column` holds. A value the host wrote
+/// itself but cannot read is a bug or a hand edit: a decode error, never a guess.
+pub fn decode<T>(
+    column: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+) -> crate::error::Result<T> {
+    parse(value).ok_or_else(|| {
+        crate::error::Error::Database(sqlx::Error::Decode(
+            format!(
+                "bad {column} {value:?} for {}",
+                std::any::type_name::<T>().rsplit("::").next().unwrap_or("")
+            )
+            .into(),
+        ))
+    })
+}
+
 impl Db {
     pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
         install_default_drivers();

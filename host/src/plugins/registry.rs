@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 
 use super::Hook;
 use crate::clock;
+use crate::db::decode;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 
@@ -293,10 +294,6 @@ fn corrupt(column: &str, value: &str) -> Error {
     Error::Database(sqlx::Error::Decode(
         format!("plugin registry: bad {column} {value:?}").into(),
     ))
-}
-
-fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(value).ok_or_else(|| corrupt(column, value))
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {

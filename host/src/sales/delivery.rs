@@ -13,11 +13,11 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use super::commission;
-use super::optional_text;
 use super::orders::{self, Order, OrderRow, OrderStatus};
 use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::custom_fields::text;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::plugins::dispatch::{Decision, Plugins};
@@ -165,7 +165,7 @@ pub async fn deliver(
     delivery: &NewDelivery,
 ) -> Result<Order> {
     let mut errors = Vec::new();
-    let note = optional_text(
+    let note = text::optional(
         &mut errors,
         "note",
         delivery.note.as_deref(),

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::custom_fields::text;
 use crate::custom_fields::{self, Entity};
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
@@ -185,17 +186,6 @@ struct Draft {
     custom_fields: Map<String, Value>,
 }
 
-fn checked_text(errors: &mut Vec<FieldError>, field: &str, value: &mut String, max: usize) {
-    *value = value.trim().to_owned();
-    if value.is_empty() || value.chars().count() > max {
-        errors.push(FieldError::new(
-            field,
-            "invalid_text",
-            format!("{field} has 1 to {max} characters"),
-        ));
-    }
-}
-
 impl Draft {
     /// Pushes every problem onto `errors` and returns the parsed plate, if any.
     async fn validate(
@@ -210,15 +200,15 @@ impl Draft {
                 .map_err(|message| errors.push(FieldError::new("plate", "invalid_plate", message)))
                 .ok(),
         };
-        checked_text(errors, "brand", &mut self.brand, 40);
-        checked_text(errors, "model", &mut self.model, 60);
+        text::trim_or_invalid(errors, "brand", &mut self.brand, 40);
+        text::trim_or_invalid(errors, "model", &mut self.model, 60);
         for (field, value, max) in [
             ("trim", &mut self.trim, 60),
             ("color", &mut self.color, 30),
             ("insurer", &mut self.insurer, 60),
         ] {
             if let Some(v) = value {
-                checked_text(errors, field, v, max);
+                text::trim_or_invalid(errors, field, v, max);
             }
         }
         let this_year = i64::from(chrono::Datelike::year(&clock::today_cst()));
