@@ -492,7 +492,7 @@ pub async fn list(
     if !filter.mine {
         return Ok(all);
     }
-    let mine = Actor::of(conn, caller).await?;
+    let mine = Approver::of(conn, caller).await?;
     Ok(all
         .into_iter()
         .filter(|r| r.current_step().is_some_and(|s| mine.holds(&s.role)))
@@ -500,18 +500,18 @@ pub async fn list(
 }
 
 /// What the caller may approve as.
-struct Actor {
+struct Approver {
     hq: bool,
     position: Option<Position>,
 }
 
-impl Actor {
-    async fn of(conn: &mut AnyConnection, caller: &Caller) -> Result<Actor> {
+impl Approver {
+    async fn of(conn: &mut AnyConnection, caller: &Caller) -> Result<Approver> {
         let position = match caller.staff_id {
             Some(id) => network::staff_member(conn, id).await?.position,
             None => None,
         };
-        Ok(Actor {
+        Ok(Approver {
             hq: caller.role == Role::HqAdmin,
             position,
         })
@@ -550,7 +550,7 @@ pub async fn act(
             "this step is the vehicle owner's, who approves it through their link".into(),
         ));
     }
-    let actor = Actor::of(conn, caller).await?;
+    let actor = Approver::of(conn, caller).await?;
     if !actor.holds(&step.role) {
         let yours = actor.position.map_or("no position".to_owned(), |p| {
             format!("position {}", p.as_str())

@@ -47,14 +47,56 @@ impl<'a> Entry<'a> {
 }
 
 /// Who acted, as the log records it.
-struct Actor<'a> {
+/// Who acted: staff through their key, a vehicle owner through a link (they have no key), or
+/// a background job of the host (named: `scheduler`, `loyalty`, ...). A plugin's attempt on
+/// another dealer's record is recorded by [`record_plugin_denial`].
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    Staff(&'a Caller),
+    Owner { link_id: i64 },
+    System(&'a str),
+}
+
+impl Actor<'_> {
+    /// The key the actor used, if any (staff only).
+    pub fn key_id(&self) -> Option<i64> {
+        match self {
+            Actor::Staff(caller) => Some(caller.key_id),
+            Actor::Owner { .. } | Actor::System(_) => None,
+        }
+    }
+
+    /// The owner link the actor used, if any (owners only).
+    pub fn link_id(&self) -> Option<i64> {
+        match self {
+            Actor::Owner { link_id } => Some(*link_id),
+            Actor::Staff(_) | Actor::System(_) => None,
+        }
+    }
+}
+
+/// Records what `actor` did: [`record`], [`record_owner`] or [`record_system`].
+pub async fn record_as(
+    conn: &mut AnyConnection,
+    actor: &Actor<'_>,
+    entry: Entry<'_>,
+) -> Result<()> {
+    match actor {
+        Actor::Staff(caller) => record(conn, caller, entry).await,
+        Actor::Owner { link_id } => record_owner(conn, *link_id, entry).await,
+        Actor::System(worker) => record_system(conn, worker, entry).await,
+    }
+}
+
+/// The actor columns of an audit entry.
+struct ActorColumns<'a> {
     key_id: Option<i64>,
     role: &'a str,
     org_id: Option<i64>,
 }
 
 pub async fn record(conn: &mut AnyConnection, caller: &Caller, entry: Entry<'_>) -> Result<()> {
-    let actor = Actor {
+    let actor = ActorColumns {
         key_id: Some(caller.key_id),
         role: caller.role.as_str(),
         org_id: Some(caller.org_id),
@@ -72,7 +114,7 @@ pub async fn record_owner(
     if let Some(detail) = entry.detail.as_object_mut() {
         detail.insert("link_id".to_owned(), link_id.into());
     }
-    let actor = Actor {
+    let actor = ActorColumns {
         key_id: None,
         role: "owner",
         org_id: None,
@@ -89,7 +131,7 @@ pub async fn record_system(
     if let Some(detail) = entry.detail.as_object_mut() {
         detail.insert("worker".to_owned(), worker.into());
     }
-    let actor = Actor {
+    let actor = ActorColumns {
         key_id: None,
         role: "system",
         org_id: None,
@@ -97,7 +139,7 @@ pub async fn record_system(
     insert(conn, actor, entry).await
 }
 
-async fn insert(conn: &mut AnyConnection, actor: Actor<'_>, entry: Entry<'_>) -> Result<()> {
+async fn insert(conn: &mut AnyConnection, actor: ActorColumns<'_>, entry: Entry<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (at, actor_key_id, actor_role, actor_org_id, action, entity, entity_id, \
          dealer_id, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -126,7 +168,7 @@ pub async fn record_denial(conn: &mut AnyConnection, denial: &crate::error::Deni
         outcome: Outcome::Denied,
         ..Entry::ok("access", denial.entity, denial.id, denial.dealer_id)
     };
-    let actor = Actor {
+    let actor = ActorColumns {
         key_id: Some(denial.key_id),
         role: denial.role,
         org_id: Some(denial.org_id),

@@ -42,6 +42,9 @@ pub struct Db {
     /// The connection URL, for connections outside the pool (PostgreSQL LISTEN). It may hold
     /// a password: never log it.
     url: std::sync::Arc<str>,
+    /// Milliseconds added to [`clock::now_ms`](crate::clock::now_ms) by [`Db::now_ms`]: 0 but
+    /// in a test that set this database's clock ([`Db::set_now_for_tests`]).
+    clock_shift_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -53,6 +56,24 @@ impl std::fmt::Debug for Db {
 }
 
 pub type Tx = Transaction<'static, Any>;
+
+/// A stored enum read back: `parse` of what column `column` holds. A value the host wrote
+/// itself but cannot read is a bug or a hand edit: a decode error, never a guess.
+pub fn decode<T>(
+    column: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+) -> crate::error::Result<T> {
+    parse(value).ok_or_else(|| {
+        crate::error::Error::Database(sqlx::Error::Decode(
+            format!(
+                "bad {column} {value:?} for {}",
+                std::any::type_name::<T>().rsplit("::").next().unwrap_or("")
+            )
+            .into(),
+        ))
+    })
+}
 
 impl Db {
     pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
@@ -83,7 +104,29 @@ impl Db {
             pool,
             backend,
             url: url.into(),
+            clock_shift_ms: std::sync::Arc::default(),
         })
+    }
+
+    /// Now, in UTC ms, as the records of this database see it: the system clock, unless a
+    /// test set this database's clock. Domain code that dates a record by a business date
+    /// (a delivery's commission month) reads it here.
+    pub fn now_ms(&self) -> i64 {
+        crate::clock::now_ms().saturating_add(
+            self.clock_shift_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Sets this database's clock ([`Db::now_ms`], shared by its clones) to `at_ms`; it keeps
+    /// running from there. For end-to-end tests that need a delivery at a given hour; the
+    /// host never calls it.
+    #[doc(hidden)]
+    pub fn set_now_for_tests(&self, at_ms: i64) {
+        self.clock_shift_ms.store(
+            at_ms - crate::clock::now_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {

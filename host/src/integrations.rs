@@ -277,9 +277,9 @@ async fn apply(
             )
         }
         Action::CreateTask(task) => {
-            let due = clock::to_datetime(task.due.unwrap_or(event.occurred_at))
-                .date_naive()
-                .to_string();
+            let due =
+                clock::business_date(task.due.unwrap_or(event.occurred_at), clock::CST_MINUTES)
+                    .to_string();
             let dedupe = format!("integration:{key}:{seq}");
             let new = NewTask {
                 dealer_id: event.dealer_id,

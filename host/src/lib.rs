@@ -28,6 +28,7 @@ pub mod service;
 pub mod state;
 pub mod surveys;
 pub mod tasks;
+pub mod text;
 pub mod tickets;
 pub mod vehicles;
 pub mod workers;

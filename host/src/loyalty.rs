@@ -19,7 +19,7 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Caller;
-use crate::audit::{self, Entry};
+use crate::audit::{self, Actor, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
@@ -584,19 +584,6 @@ async fn expire_lots(
     Ok((lots.len() as u64, points))
 }
 
-/// Who reported an event or moved points, for the audit log.
-enum Actor<'a> {
-    Caller(&'a Caller),
-    System(&'a str),
-}
-
-async fn audit_as(conn: &mut AnyConnection, actor: &Actor<'_>, entry: Entry<'_>) -> Result<()> {
-    match actor {
-        Actor::Caller(caller) => audit::record(conn, caller, entry).await,
-        Actor::System(worker) => audit::record_system(conn, worker, entry).await,
-    }
-}
-
 fn check_event(event: &LoyaltyEvent) -> Result<()> {
     let mut errors = Vec::new();
     event.cause.check("cause", &mut errors);
@@ -698,7 +685,7 @@ pub async fn award_by(
     caller: &Caller,
     event: LoyaltyEvent,
 ) -> Result<Award> {
-    apply_event(db, plugins, event, Actor::Caller(caller)).await
+    apply_event(db, plugins, event, Actor::Staff(caller)).await
 }
 
 async fn apply_event(
@@ -834,7 +821,7 @@ async fn apply_event(
         )
         .await?;
     }
-    audit_as(
+    audit::record_as(
         &mut tx,
         &actor,
         Entry::ok(
@@ -934,7 +921,7 @@ pub async fn grant(
         .bind(event_id)
         .execute(&mut *conn)
         .await?;
-    audit_as(
+    audit::record_as(
         conn,
         &Actor::System("integrations"),
         Entry::ok("award_points", "customer", customer_id, dealer_id).with_detail(

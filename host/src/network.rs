@@ -2,6 +2,7 @@
 //! who work in them, and the network-wide policy HQ sets. Owns `org_units`, `staff` and
 //! `network_policy`.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
@@ -263,6 +264,27 @@ pub async fn unit_name(conn: &mut AnyConnection, id: i64) -> Result<String> {
         .await?;
     row.map(|(name,)| name)
         .ok_or(Error::NotFound { entity: "unit" })
+}
+
+/// The offset from UTC, in minutes east, that unit `id` keeps its business dates in (the
+/// `utc_offset_minutes` it names; China Standard Time, +480, when it names none or is unknown).
+pub async fn utc_offset_minutes(conn: &mut AnyConnection, id: i64) -> Result<i32> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT utc_offset_minutes FROM org_units WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row
+        .and_then(|(minutes,)| minutes)
+        .and_then(|m| i32::try_from(m).ok())
+        .unwrap_or(clock::CST_MINUTES))
+}
+
+/// The business date at `at_ms` of dealer `id` ([`clock::business_date`] at its offset).
+pub async fn business_date(db: &crate::db::Db, id: i64, at_ms: i64) -> Result<NaiveDate> {
+    let mut conn = db.pool().acquire().await?;
+    let offset = utc_offset_minutes(&mut conn, id).await?;
+    Ok(clock::business_date(at_ms, offset))
 }
 
 /// The dealer a record created by `caller` belongs to.

@@ -549,7 +549,7 @@ pub async fn for_vehicle(
         .collect())
 }
 
-/// Today in China (UTC+8), the date reminders fall due against.
+/// Today in China (UTC+8), the date reminders fall due against ([`clock::business_date`]).
 pub fn today_in_china(now: i64) -> NaiveDate {
-    (clock::to_datetime(now) + chrono::Duration::hours(8)).date_naive()
+    clock::business_date(now, clock::CST_MINUTES)
 }

@@ -101,7 +101,8 @@ pub const DAY_MS: i64 = 86_400_000;
 
 /// Today's date in UTC, `YYYY-MM-DD`, shifted by `days`.
 pub fn day(days: i64) -> String {
-    clock::to_datetime(clock::now_ms() + days * DAY_MS)
+    // Reporting periods are days in the dealer's time (China Standard Time in the fixture).
+    clock::business_date(clock::now_ms() + days * DAY_MS, clock::CST_MINUTES)
         .format("%Y-%m-%d")
         .to_string()
 }

@@ -198,6 +198,14 @@ pub enum Record {
     Ticket,
     Attachment,
     ApprovalRequest,
+    Lead,
+    LeadTask,
+    SalesOrder,
+    TradeIn,
+    DemoVehicle,
+    TestDrive,
+    Appointment,
+    RepairOrder,
 }
 
 impl Record {
@@ -208,6 +216,14 @@ impl Record {
             Record::Ticket => "tickets",
             Record::Attachment => "attachments",
             Record::ApprovalRequest => "approval_requests",
+            Record::Lead => "leads",
+            Record::LeadTask => "lead_tasks",
+            Record::SalesOrder => "sales_orders",
+            Record::TradeIn => "trade_ins",
+            Record::DemoVehicle => "demo_vehicles",
+            Record::TestDrive => "test_drives",
+            Record::Appointment => "appointments",
+            Record::RepairOrder => "repair_orders",
         }
     }
 
@@ -218,6 +234,14 @@ impl Record {
             Record::Ticket => "ticket",
             Record::Attachment => "attachment",
             Record::ApprovalRequest => "approval request",
+            Record::Lead => "lead",
+            Record::LeadTask => "lead_task",
+            Record::SalesOrder => "sales_order",
+            Record::TradeIn => "trade_in",
+            Record::DemoVehicle => "demo_vehicle",
+            Record::TestDrive => "test_drive",
+            Record::Appointment => "appointment",
+            Record::RepairOrder => "repair_order",
         }
     }
 }
@@ -237,12 +261,22 @@ pub async fn owning_dealer(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    match row {
+    in_scope(caller, record.entity(), id, row)
+}
+
+/// The one scope decision on `entity` `id`, given what its module found of it (its dealer, or
+/// owning unit, and that unit's path): in the caller's subtree, the dealer; outside it, an
+/// [`Error::Denied`] (answered as not found, audited by the API layer); nothing, not found.
+pub fn in_scope(
+    caller: &Caller,
+    entity: &'static str,
+    id: i64,
+    found: Option<(i64, String)>,
+) -> Result<i64> {
+    match found {
         Some((dealer, path)) if caller.sees_path(&path) => Ok(dealer),
-        Some((dealer, _)) => Err(Error::denied(caller, record.entity(), id, dealer)),
-        None => Err(Error::NotFound {
-            entity: record.entity(),
-        }),
+        Some((dealer, _)) => Err(Error::denied(caller, entity, id, dealer)),
+        None => Err(Error::NotFound { entity }),
     }
 }
 

@@ -247,7 +247,7 @@ impl Draft {
             ));
         }
         if let Some(b) = self.birthday
-            && (b > chrono::Utc::now().date_naive() || b.to_string().as_str() < "1900-01-01")
+            && (b > crate::clock::today_cst() || b.to_string().as_str() < "1900-01-01")
         {
             errors.push(FieldError::new(
                 "birthday",

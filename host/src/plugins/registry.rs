@@ -27,7 +27,7 @@ use dealer_plugin_runtime::host_api::{HostFuture, LookupError, PluginData};
 
 use super::Hook;
 use crate::clock;
-use crate::db::{Db, Param, Sql};
+use crate::db::{Db, Param, Sql, decode};
 use crate::error::{Error, FieldError, Result};
 
 /// The PostgreSQL channel [`announce_change`] notifies when the registry changes.
@@ -291,10 +291,6 @@ fn corrupt(column: &str, value: &str) -> Error {
     Error::Database(sqlx::Error::Decode(
         format!("plugin registry: bad {column} {value:?}").into(),
     ))
-}
-
-fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(value).ok_or_else(|| corrupt(column, value))
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T> {

@@ -21,6 +21,7 @@ pub use dealer_plugin_runtime::Outcome;
 use super::Hook;
 use crate::access::masking;
 use crate::clock;
+use crate::db::decode;
 use crate::db::{Param, Sql};
 use crate::error::{Error, Result};
 
@@ -217,10 +218,6 @@ fn corrupt(column: &str, value: &str) -> Error {
     Error::Database(sqlx::Error::Decode(
         format!("plugin runs: bad {column} {value:?}").into(),
     ))
-}
-
-fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(value).ok_or_else(|| corrupt(column, value))
 }
 
 fn decode_json(column: &str, text: &str) -> Result<Value> {

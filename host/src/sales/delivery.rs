@@ -9,13 +9,12 @@
 //! none may undo the sale. Each is keyed by its cause, so running one again changes nothing
 //! twice; a failure is logged with its cause and the sale stands.
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use super::commission;
-use super::optional_text;
 use super::orders::{self, Order, OrderRow, OrderStatus};
 use crate::access::Caller;
 use crate::audit::{self, Entry};
@@ -26,6 +25,7 @@ use crate::loyalty::{self, Cause, EventKind, LoyaltyEvent};
 use crate::plugins::dispatch::{Decision, Plugins};
 use crate::plugins::hooks::{CommissionHook, commission as hook};
 use crate::plugins::runs;
+use crate::text;
 use crate::vehicles::{self, NewLink, NewVehicle, PersonRole, VehiclePatch, mileage};
 use crate::{integrations, network, outbox, reminders};
 
@@ -40,19 +40,6 @@ pub struct NewDelivery {
     pub note: Option<String>,
 }
 
-/// The first and the following month's first day (UTC) around `day`, in milliseconds.
-fn month_bounds(day: NaiveDate) -> (i64, i64) {
-    let first = day.with_day(1).unwrap_or(day);
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .unwrap_or(first);
-    let ms = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map_or(0, |t| t.and_utc().timestamp_millis())
-    };
-    (ms(first), ms(next))
-}
-
 /// What the commission plugin decides on: the order, its lines, its gross profit, and the
 /// staff credited with the sale (its consultant) with their units delivered this month,
 /// this one included.
@@ -61,10 +48,11 @@ async fn sale_of(
     row: &OrderRow,
     delivered_at: i64,
     today: NaiveDate,
+    offset_minutes: i32,
 ) -> Result<hook::Sale> {
     let lines = orders::lines_of(conn, row.id).await?;
     let totals = orders::totals(row.discount_fen, &lines);
-    let (month_start, month_end) = month_bounds(today);
+    let (month_start, month_end) = clock::month_bounds_ms(today, offset_minutes);
     let credited: Vec<i64> = row.consultant_id.into_iter().collect();
     let delivered = orders::delivered_in_month(conn, &credited, month_start, month_end).await?;
     let mut staff = Vec::new();
@@ -180,7 +168,7 @@ pub async fn deliver(
     delivery: &NewDelivery,
 ) -> Result<Order> {
     let mut errors = Vec::new();
-    let note = optional_text(
+    let note = text::optional(
         &mut errors,
         "note",
         delivery.note.as_deref(),
@@ -206,9 +194,11 @@ pub async fn deliver(
             "allocate a vehicle (its VIN) to the order before delivering it",
         ));
     };
-    let delivered_at = clock::now_ms();
-    let today = Utc::now().date_naive();
-    let sale = sale_of(&mut conn, &row, delivered_at, today).await?;
+    // The delivery's date (its commission month, the car's purchase date) is the dealer's.
+    let offset = network::utc_offset_minutes(&mut conn, dealer_id).await?;
+    let delivered_at = db.now_ms();
+    let today = clock::business_date(delivered_at, offset);
+    let sale = sale_of(&mut conn, &row, delivered_at, today, offset).await?;
     drop(conn);
     let Decision {
         output: lines,
@@ -289,7 +279,9 @@ async fn after_delivery(db: &Db, plugins: &Plugins, order: &Order) {
     }
     if let Some(vehicle_id) = order.vehicle_id {
         let now = clock::now_ms();
-        let today = clock::to_datetime(now).date_naive();
+        let today = network::business_date(db, order.dealer_id, now)
+            .await
+            .unwrap_or_else(|_| clock::business_date(now, clock::CST_MINUTES));
         if let Err(e) = reminders::plan_vehicle(db, plugins, vehicle_id, today, now).await {
             failed("care plan", &e);
         }
@@ -317,24 +309,5 @@ async fn after_delivery(db: &Db, plugins: &Plugins, order: &Order) {
     };
     if let Err(e) = integrations::emit(db, plugins, event).await {
         failed("partner integrations", &e);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_month_runs_from_its_first_day_to_the_next_months() {
-        let day = NaiveDate::from_ymd_opt(2026, 12, 15).unwrap();
-        let (start, end) = month_bounds(day);
-        assert_eq!(
-            clock::to_datetime(start).date_naive(),
-            NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
-        );
-        assert_eq!(
-            clock::to_datetime(end).date_naive(),
-            NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()
-        );
     }
 }

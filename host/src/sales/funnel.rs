@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::{IntoParams, ToSchema};
@@ -15,8 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::leads::Stage;
 use super::text_enum;
 use crate::access::Caller;
+use crate::clock::{self, Period};
 use crate::db::{Param, Sql};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::network;
 
 text_enum!(
     GroupBy {
@@ -28,10 +30,11 @@ text_enum!(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FunnelQuery {
-    /// First day of the period (leads captured from then on, UTC); default 30 days before `to`.
-    pub from: Option<NaiveDate>,
-    /// Last day of the period, included; default today.
-    pub to: Option<NaiveDate>,
+    /// First day of the period (leads captured from its local midnight on), or an RFC 3339
+    /// time; default 30 days before `to`.
+    pub from: Option<String>,
+    /// Last day of the period, included (or an RFC 3339 time, excluded); default today.
+    pub to: Option<String>,
     /// Default `channel`.
     pub group_by: Option<GroupBy>,
 }
@@ -114,10 +117,8 @@ impl Tally {
     }
 }
 
-fn day_start_ms(day: NaiveDate) -> i64 {
-    day.and_hms_opt(0, 0, 0)
-        .map_or(0, |t| t.and_utc().timestamp_millis())
-}
+/// Days in the period when `from` is left out: `to`'s and the 30 before.
+const DEFAULT_DAYS: i64 = 31;
 
 /// The funnel of the leads captured from `from` to `to` (days, UTC) in the caller's scope.
 pub async fn funnel(
@@ -125,26 +126,31 @@ pub async fn funnel(
     caller: &Caller,
     query: &FunnelQuery,
 ) -> Result<Funnel> {
-    let to = query.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let from = query
-        .from
-        .unwrap_or_else(|| to.checked_sub_days(Days::new(30)).unwrap_or(to));
-    if from > to {
-        return Err(Error::invalid(
-            "from",
-            "after_to",
-            "the period starts before it ends",
-        ));
-    }
+    let offset = network::utc_offset_minutes(conn, caller.org_id).await?;
+    let to = query
+        .to
+        .clone()
+        .unwrap_or_else(|| clock::today(offset).to_string());
+    let (start, end) = match &query.from {
+        Some(from) => Period {
+            from: from.clone(),
+            to,
+        }
+        .bounds_ms(offset)?,
+        // The 30 days before `to`'s day, and that day.
+        None => {
+            let end = clock::bound_ms("to", &to, true, offset)?;
+            (end - DEFAULT_DAYS * 86_400_000, end)
+        }
+    };
     let group_by = query.group_by.unwrap_or(GroupBy::Channel);
-    let end = to.checked_add_days(Days::new(1)).unwrap_or(to);
     let mut sql = Sql::new(
         "SELECT l.id, l.channel, l.consultant_id, e.to_stage FROM leads l \
          JOIN lead_stage_events e ON e.lead_id = l.id WHERE l.created_at >= ",
     );
-    sql.bind(Param::Int(day_start_ms(from)))
+    sql.bind(Param::Int(start))
         .push(" AND l.created_at < ")
-        .bind(Param::Int(day_start_ms(end)));
+        .bind(Param::Int(end));
     caller.scope(&mut sql, "l.dealer_id");
     let rows: Vec<(i64, String, Option<i64>, String)> =
         sqlx::query_as_with(sql.text(), sql.arguments())
@@ -173,8 +179,8 @@ pub async fn funnel(
         total.add(furthest, lost);
     }
     Ok(Funnel {
-        from,
-        to,
+        from: clock::business_date(start, offset),
+        to: clock::business_date(end - 1, offset),
         group_by,
         groups: groups
             .into_iter()

@@ -17,14 +17,16 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{checked_text, decode, is_active_staff, optional_text, owning_dealer, text_enum};
+use super::{is_active_staff, text_enum};
 use crate::access::{Caller, masking};
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::customers::{self, NewCustomer, PhoneInput, SourceChannel, identity};
+use crate::db::decode;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
+use crate::text;
 
 pub const NAME_MAX: usize = 100;
 pub const TAG_MAX: usize = 40;
@@ -288,7 +290,7 @@ fn check_tags(errors: &mut Vec<FieldError>, tags: &[String]) -> Vec<String> {
     }
     let mut out: Vec<String> = Vec::new();
     for tag in tags {
-        if let Some(tag) = checked_text(errors, "tags", tag, TAG_MAX)
+        if let Some(tag) = text::required(errors, "tags", tag, TAG_MAX)
             && !out.contains(&tag)
         {
             out.push(tag);
@@ -300,14 +302,14 @@ fn check_tags(errors: &mut Vec<FieldError>, tags: &[String]) -> Vec<String> {
 /// The checks of a new lead that need no database.
 fn check_fields(new: &NewLead) -> (Vec<FieldError>, Option<Checked>) {
     let mut errors = Vec::new();
-    let name = checked_text(&mut errors, "name", &new.name, NAME_MAX);
+    let name = text::required(&mut errors, "name", &new.name, NAME_MAX);
     let phone = identity::parse_phone(&new.phone)
         .map_err(|m| errors.push(FieldError::new("phone", "invalid_phone", m)))
         .ok();
     let score = new.score.unwrap_or(0);
     check_score(&mut errors, score);
     let tags = check_tags(&mut errors, &new.tags);
-    let interest = optional_text(&mut errors, "interest", new.interest.as_deref(), TEXT_MAX);
+    let interest = text::optional(&mut errors, "interest", new.interest.as_deref(), TEXT_MAX);
     match (name, phone) {
         (Some(name), Some(phone)) if errors.is_empty() => (
             errors,
@@ -700,7 +702,7 @@ pub async fn import_csv(
 
 /// The dealer of lead `id` if the caller can see it (else not found, audited by the API).
 pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
-    owning_dealer(conn, caller, "leads", "lead", id).await
+    crate::access::owning_dealer(conn, caller, crate::access::Record::Lead, id).await
 }
 
 pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Lead> {
@@ -934,8 +936,8 @@ pub async fn update(
         check_score(&mut errors, s);
     }
     let tags = patch.tags.as_deref().map(|t| check_tags(&mut errors, t));
-    let note = optional_text(&mut errors, "note", patch.note.as_deref(), TEXT_MAX);
-    let lost_reason = optional_text(
+    let note = text::optional(&mut errors, "note", patch.note.as_deref(), TEXT_MAX);
+    let lost_reason = text::optional(
         &mut errors,
         "lost_reason",
         patch.lost_reason.as_deref(),
@@ -1076,7 +1078,7 @@ pub async fn add_task(
     let dealer_id = dealer_of(conn, caller, lead_id).await?;
     let row = fetch_row(conn, lead_id).await?;
     let mut errors = Vec::new();
-    let title = checked_text(&mut errors, "title", &new.title, 200);
+    let title = text::required(&mut errors, "title", &new.title, 200);
     if let Some(a) = new.assignee_id
         && !is_active_staff(conn, dealer_id, a).await?
     {
@@ -1112,7 +1114,8 @@ pub async fn add_task(
 
 /// Marks task `id` done (once; doing it again changes nothing). Audited.
 pub async fn complete_task(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Task> {
-    let dealer_id = owning_dealer(conn, caller, "lead_tasks", "lead_task", id).await?;
+    let dealer_id =
+        crate::access::owning_dealer(conn, caller, crate::access::Record::LeadTask, id).await?;
     let updated =
         sqlx::query("UPDATE lead_tasks SET done_at = $1 WHERE id = $2 AND done_at IS NULL")
             .bind(clock::now_ms())

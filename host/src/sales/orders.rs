@@ -22,15 +22,17 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::commission::{self, CommissionLine};
 use super::leads::{self, Stage};
-use super::{checked_text, decode, is_active_staff, optional_text, owning_dealer, text_enum};
+use super::{is_active_staff, text_enum};
 use crate::access::Caller;
 use crate::approvals::{self, ApprovalRequest, ApprovalStatus, NewRequest, RequestKind, Subject};
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::db::decode;
 use crate::db::{Db, Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
 use crate::plugins::dispatch::Plugins;
+use crate::text;
 use crate::{customers, network, vehicles};
 
 pub const TEXT_MAX: usize = 200;
@@ -321,7 +323,7 @@ fn check_lines(errors: &mut Vec<FieldError>, lines: &[NewLine]) {
                 "vehicle and trade-in lines are made by the host",
             ));
         }
-        checked_text(
+        text::required(
             errors,
             &format!("lines[{i}].description"),
             &line.description,
@@ -388,10 +390,10 @@ pub(crate) async fn record_event(
 /// Audited.
 pub async fn create(conn: &mut AnyConnection, caller: &Caller, new: &NewOrder) -> Result<Order> {
     let mut errors = Vec::new();
-    let brand = checked_text(&mut errors, "brand", &new.brand, 50);
-    let model = checked_text(&mut errors, "model", &new.model, 100);
-    let trim = optional_text(&mut errors, "trim", new.trim.as_deref(), 100);
-    let colour = optional_text(&mut errors, "colour", new.colour.as_deref(), 50);
+    let brand = text::required(&mut errors, "brand", &new.brand, 50);
+    let model = text::required(&mut errors, "model", &new.model, 100);
+    let trim = text::optional(&mut errors, "trim", new.trim.as_deref(), 100);
+    let colour = text::optional(&mut errors, "colour", new.colour.as_deref(), 50);
     let vin = check_vin(&mut errors, new.vin.as_deref());
     check_amount(&mut errors, "list_price_fen", new.list_price_fen);
     check_amount(&mut errors, "vehicle_cost_fen", new.vehicle_cost_fen);
@@ -499,7 +501,7 @@ pub async fn create(conn: &mut AnyConnection, caller: &Caller, new: &NewOrder) -
 
 /// The dealer of order `id` if the caller can see it (else not found, audited by the API).
 pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
-    owning_dealer(conn, caller, "sales_orders", "sales_order", id).await
+    crate::access::owning_dealer(conn, caller, crate::access::Record::SalesOrder, id).await
 }
 
 /// Order `id` with its lines, approvals, timeline and commission lines.
@@ -728,15 +730,15 @@ pub async fn revise(
     let finance_plan = patch
         .finance_plan
         .as_ref()
-        .map(|p| optional_text(&mut errors, "finance_plan", p.as_deref(), TEXT_MAX));
+        .map(|p| text::optional(&mut errors, "finance_plan", p.as_deref(), TEXT_MAX));
     let insurance = patch
         .insurance_product
         .as_ref()
-        .map(|p| optional_text(&mut errors, "insurance_product", p.as_deref(), TEXT_MAX));
+        .map(|p| text::optional(&mut errors, "insurance_product", p.as_deref(), TEXT_MAX));
     let colour = patch
         .colour
         .as_deref()
-        .map(|c| checked_text(&mut errors, "colour", c, 50));
+        .map(|c| text::required(&mut errors, "colour", c, 50));
     let vin = check_vin(&mut errors, patch.vin.as_deref());
     if let Some(lines) = &patch.lines {
         check_lines(&mut errors, lines);
@@ -974,7 +976,7 @@ pub async fn move_status(
 ) -> Result<Order> {
     let dealer_id = dealer_of(conn, caller, id).await?;
     let mut errors = Vec::new();
-    let note = optional_text(&mut errors, "note", step.note.as_deref(), TEXT_MAX);
+    let note = text::optional(&mut errors, "note", step.note.as_deref(), TEXT_MAX);
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }

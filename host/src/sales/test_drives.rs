@@ -14,12 +14,14 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
 use super::leads::{self, Stage};
-use super::{checked_text, decode, is_active_staff, owning_dealer, text_enum};
-use crate::access::Caller;
+use super::{is_active_staff, text_enum};
+use crate::access::{self, Caller, Record};
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::db::decode;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::text;
 use crate::vehicles::identity;
 
 /// Bookings start and end on multiples of this (15 minutes).
@@ -90,7 +92,7 @@ pub async fn add_demo_vehicle(
     let vin = identity::parse_vin(&new.vin)
         .map_err(|m| errors.push(FieldError::new("vin", "invalid_vin", m)))
         .ok();
-    let model = checked_text(&mut errors, "model", &new.model, 100);
+    let model = text::required(&mut errors, "model", &new.model, 100);
     let (Some(vin), Some(model)) = (vin, model) else {
         return Err(Error::Invalid(errors));
     };
@@ -132,7 +134,7 @@ pub async fn set_demo_vehicle_active(
     id: i64,
     patch: &DemoVehiclePatch,
 ) -> Result<DemoVehicle> {
-    let dealer_id = owning_dealer(conn, caller, "demo_vehicles", "demo_vehicle", id).await?;
+    let dealer_id = access::owning_dealer(conn, caller, Record::DemoVehicle, id).await?;
     let row: DemoRow = sqlx::query_as(&format!(
         "UPDATE demo_vehicles SET active = $1 WHERE id = $2 RETURNING {DEMO_COLUMNS}"
     ))
@@ -397,7 +399,7 @@ pub async fn book(
 
 /// Cancels a booking and frees its slots (cancelling twice changes nothing). Audited.
 pub async fn cancel(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<TestDrive> {
-    let dealer_id = owning_dealer(conn, caller, "test_drives", "test_drive", id).await?;
+    let dealer_id = access::owning_dealer(conn, caller, Record::TestDrive, id).await?;
     let updated = sqlx::query("UPDATE test_drives SET status = $1 WHERE id = $2 AND status = $3")
         .bind(TestDriveStatus::Cancelled.as_str())
         .bind(id)

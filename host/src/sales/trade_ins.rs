@@ -9,13 +9,15 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
 use super::orders::{self, LineKind, Order, OrderStatus};
-use super::{checked_text, decode, optional_text, owning_dealer, text_enum};
-use crate::access::Caller;
+use super::text_enum;
+use crate::access::{self, Caller, Record};
 use crate::attachments::{self, Attachment, Store};
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::db::decode;
 use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
+use crate::text;
 use crate::{customers, vehicles};
 
 pub const CHECKLIST_MAX: usize = 100;
@@ -156,7 +158,7 @@ pub async fn create(
             .map_err(|m| errors.push(FieldError::new("plate", "invalid_plate", m)))
             .ok()
     });
-    let model = checked_text(&mut errors, "model", &new.model, 100);
+    let model = text::required(&mut errors, "model", &new.model, 100);
     if !(0..=3_000_000).contains(&new.mileage_km) {
         errors.push(FieldError::new(
             "mileage_km",
@@ -179,13 +181,13 @@ pub async fn create(
         ));
     }
     for (i, item) in new.checklist.iter().enumerate() {
-        checked_text(
+        text::required(
             &mut errors,
             &format!("checklist[{i}].item"),
             &item.item,
             100,
         );
-        optional_text(
+        text::optional(
             &mut errors,
             &format!("checklist[{i}].note"),
             item.note.as_deref(),
@@ -226,7 +228,7 @@ pub async fn create(
 
 /// The dealer of trade-in `id` if the caller can see it (else not found, audited by the API).
 pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
-    owning_dealer(conn, caller, "trade_ins", "trade_in", id).await
+    access::owning_dealer(conn, caller, Record::TradeIn, id).await
 }
 
 async fn fetch(conn: &mut AnyConnection, id: i64) -> Result<TradeIn> {

@@ -2,7 +2,7 @@
 //! mileage series. Identifiers are derived from sequence numbers through bijections, so two
 //! generated people never share a phone and two generated cars never share a VIN or a plate.
 
-use chrono::{Datelike, NaiveDate, NaiveTime};
+use chrono::{Datelike, NaiveDate};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -13,7 +13,7 @@ use crate::vehicles::identity::{Plate, parse_plate, vin_check_digit};
 
 pub const DAY_MS: i64 = 86_400_000;
 /// China Standard Time, UTC+8: people's dates and office hours are local.
-const CST_MS: i64 = 8 * 3_600_000;
+const CST: i32 = clock::CST_MINUTES;
 
 /// Today, for one seeding run. Generated history ends at `end_ms`, the local midnight that
 /// started today, so the demo comes out the same however late in the day it is loaded.
@@ -38,12 +38,12 @@ impl Today {
 }
 
 pub fn local_date(ms: i64) -> NaiveDate {
-    clock::to_datetime(ms + CST_MS).date_naive()
+    clock::business_date(ms, CST)
 }
 
 /// The UTC milliseconds of `minute` minutes after local midnight of `date`.
 pub fn at(date: NaiveDate, minute: i64) -> i64 {
-    date.and_time(NaiveTime::MIN).and_utc().timestamp_millis() - CST_MS + minute * 60_000
+    clock::day_start_ms(date, CST) + minute * 60_000
 }
 
 /// A moment during office hours (09:00 to 18:00 local) of `date`.

@@ -14,6 +14,7 @@ use super::{Period, campaigns};
 use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::db::decode;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
@@ -191,8 +192,10 @@ pub struct AppointmentFilter {
 /// them arrived.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Conversion {
-    pub from: chrono::NaiveDate,
-    pub to: chrono::NaiveDate,
+    /// The period's `from`, as asked.
+    pub from: String,
+    /// The period's `to`, as asked.
+    pub to: String,
     /// Appointments made (every one whose slot starts in the period, cancelled included).
     pub made: i64,
     pub arrived: i64,
@@ -225,14 +228,6 @@ struct Row {
 
 const COLUMNS: &str = "id, dealer_id, customer_id, vehicle_id, channel, service_type, campaign_id, slot_start, \
      slot_end, status, note, arrived_at, cancelled_at, repair_order_id, version, created_at, updated_at";
-
-fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(value).ok_or_else(|| {
-        Error::Database(sqlx::Error::Decode(
-            format!("appointments: bad {column} {value:?}").into(),
-        ))
-    })
-}
 
 fn parse_stored_status(s: &str) -> Option<AppointmentStatus> {
     match s {
@@ -404,7 +399,7 @@ pub async fn create(
 
 /// The dealer of appointment `id` if the caller can see it.
 pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
-    super::owning_dealer(conn, caller, "appointments", "appointment", id).await
+    crate::access::owning_dealer(conn, caller, crate::access::Record::Appointment, id).await
 }
 
 pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Appointment> {
@@ -585,7 +580,8 @@ pub async fn conversion(
     caller: &Caller,
     period: &Period,
 ) -> Result<Conversion> {
-    let (start, end) = period.bounds_ms()?;
+    let offset = network::utc_offset_minutes(conn, caller.org_id).await?;
+    let (start, end) = period.bounds_ms(offset)?;
     let mut sql = Sql::new("SELECT status, slot_end FROM appointments WHERE slot_start >= ");
     sql.bind(Param::Int(start))
         .push(" AND slot_start < ")
@@ -600,8 +596,8 @@ pub async fn conversion(
     let made = rows.len() as i64;
     let arrived = count(&|s, _| s == "arrived");
     Ok(Conversion {
-        from: period.from,
-        to: period.to,
+        from: period.from.trim().to_owned(),
+        to: period.to.trim().to_owned(),
         made,
         arrived,
         cancelled: count(&|s, _| s == "cancelled"),

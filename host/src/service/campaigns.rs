@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
-use super::{appointments, checked_text};
+use super::appointments;
 use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::Sql;
 use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
+use crate::text;
 use crate::vehicles::{self, PersonRole, mileage};
 use crate::{network, outbox};
 
@@ -105,12 +106,12 @@ pub async fn create(
     new: &NewCampaign,
 ) -> Result<Campaign> {
     let mut errors = Vec::new();
-    let name = checked_text(&mut errors, "name", &new.name, NAME_MAX);
-    let batch = checked_text(&mut errors, "batch", &new.batch, BATCH_MAX);
+    let name = text::required(&mut errors, "name", &new.name, NAME_MAX).unwrap_or_default();
+    let batch = text::required(&mut errors, "batch", &new.batch, BATCH_MAX).unwrap_or_default();
     let component = new
         .component
         .as_deref()
-        .map(|c| checked_text(&mut errors, "component", c, BATCH_MAX));
+        .map(|c| text::required(&mut errors, "component", c, BATCH_MAX).unwrap_or_default());
     if new.min_km < 0 || new.max_km < new.min_km {
         errors.push(FieldError::new(
             "max_km",
@@ -161,9 +162,12 @@ async fn visible(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<(
         .await?
         .map(|(_, p)| p)
         .unwrap_or_default();
-    if !caller.sees_path(&path) {
-        return Err(Error::denied(caller, "campaign", id, row.org_unit_id));
-    }
+    crate::access::in_scope(
+        caller,
+        "campaign",
+        id,
+        Some((row.org_unit_id, path.clone())),
+    )?;
     Ok((row, path))
 }
 

@@ -11,16 +11,17 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
-use super::checked_text;
-use super::repair_orders::{self, AMOUNT_MAX_FEN, Actor, LineKind, RepairOrder, RoStatus};
+use super::repair_orders::{self, AMOUNT_MAX_FEN, LineKind, RepairOrder, RoStatus};
 use crate::access::Caller;
 use crate::approvals::{self, ApprovalStatus, NewRequest, RequestKind, Subject};
-use crate::audit::{self, Entry};
+use crate::audit::{self, Actor, Entry};
 use crate::clock;
 use crate::db::Db;
+use crate::db::decode;
 use crate::error::{Error, FieldError, Result};
 use crate::owner_links::{self, Purpose};
 use crate::plugins::dispatch::Plugins;
+use crate::text;
 use crate::vehicles;
 
 /// How long the owner's link works: three days.
@@ -185,14 +186,6 @@ const COLUMNS: &str = "id, repair_order_id, approval_request_id, status, total_f
      approved_fen, decided_at, applied_at, \
      (SELECT l.expires_at FROM owner_links l WHERE l.id = owner_link_id) AS link_expires_at, created_at";
 
-fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(value).ok_or_else(|| {
-        Error::Database(sqlx::Error::Decode(
-            format!("extra work: bad {column} {value:?}").into(),
-        ))
-    })
-}
-
 async fn items_of(conn: &mut AnyConnection, proposal_id: i64) -> Result<Vec<ExtraWorkItem>> {
     let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT id, kind, description, amount_fen, approved FROM extra_work_items WHERE proposal_id = $1 ORDER BY id",
@@ -270,12 +263,13 @@ fn check_items(new: &NewExtraWork) -> Result<Vec<(LineKind, String, i64)>> {
     }
     let mut items = Vec::new();
     for (i, item) in new.items.iter().enumerate() {
-        let description = checked_text(
+        let description = text::required(
             &mut errors,
             &format!("items[{i}].description"),
             &item.description,
             DESCRIPTION_MAX,
-        );
+        )
+        .unwrap_or_default();
         if !(1..=AMOUNT_MAX_FEN).contains(&item.amount_fen) {
             errors.push(FieldError::new(
                 format!("items[{i}].amount_fen"),

@@ -7,98 +7,17 @@ pub mod campaigns;
 pub mod extra_work;
 pub mod repair_orders;
 
-use chrono::NaiveDate;
-use serde::Deserialize;
 use sqlx::AnyConnection;
-use utoipa::IntoParams;
 
 use crate::access::Caller;
 use crate::error::{Error, FieldError, Result};
 
-/// A reporting period: whole UTC days `from ..= to`.
-#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Period {
-    /// First day, `YYYY-MM-DD`.
-    pub from: NaiveDate,
-    /// Last day (included), `YYYY-MM-DD`.
-    pub to: NaiveDate,
-}
-
-impl Period {
-    /// `[start, end)` in UTC milliseconds; refuses a period that ends before it starts.
-    pub fn bounds_ms(&self) -> Result<(i64, i64)> {
-        if self.to < self.from {
-            return Err(Error::invalid(
-                "to",
-                "before_from",
-                "the period ends before it starts",
-            ));
-        }
-        let start = self.from.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
-        let end = self
-            .to
-            .succ_opt()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|d| d.and_utc());
-        match (start, end) {
-            (Some(s), Some(e)) => Ok((s.timestamp_millis(), e.timestamp_millis())),
-            _ => Err(Error::invalid("to", "invalid_date", "a date out of range")),
-        }
-    }
-}
+/// The reporting period of the service reports ([`crate::clock::Period`]).
+pub use crate::clock::Period;
 
 /// `numerator / denominator`, or `None` when nothing was counted.
 pub fn ratio(numerator: i64, denominator: i64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
-}
-
-/// Trims `value` and checks it has 1 to `max` characters; pushes an error otherwise.
-pub(crate) fn checked_text(
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    value: &str,
-    max: usize,
-) -> String {
-    let value = value.trim();
-    let len = value.chars().count();
-    if len == 0 {
-        errors.push(FieldError::new(
-            field,
-            "required",
-            format!("{field} must not be empty"),
-        ));
-    } else if len > max {
-        errors.push(FieldError::new(
-            field,
-            "too_long",
-            format!("{field} is at most {max} characters"),
-        ));
-    }
-    value.to_owned()
-}
-
-/// The dealer owning row `id` of `table` (one of this module's tables with a `dealer_id`) if
-/// the caller can see it; a row outside the caller's scope is not found ([`Error::Denied`],
-/// audited by the API layer).
-pub(crate) async fn owning_dealer(
-    conn: &mut AnyConnection,
-    caller: &Caller,
-    table: &'static str,
-    entity: &'static str,
-    id: i64,
-) -> Result<i64> {
-    let row: Option<(i64, String)> = sqlx::query_as(&format!(
-        "SELECT r.dealer_id, o.path FROM {table} r JOIN org_units o ON o.id = r.dealer_id WHERE r.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some((dealer, path)) if caller.sees_path(&path) => Ok(dealer),
-        Some((dealer, _)) => Err(Error::denied(caller, entity, id, dealer)),
-        None => Err(Error::NotFound { entity }),
-    }
 }
 
 /// Checks that `customer_id` and `vehicle_id` are visible to the caller and belong to

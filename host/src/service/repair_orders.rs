@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Period, appointments, checked_text};
+use super::{Period, appointments};
 use crate::access::Caller;
 use crate::attachments::{self, Attachment};
-use crate::audit::{self, Entry};
+use crate::audit::{self, Actor, Entry};
 use crate::clock;
-use crate::db::{Db, Param, Sql};
+use crate::db::{Db, Param, Sql, decode};
 use crate::error::{Error, FieldError, Result};
 use crate::integrations::{self, DomainEvent};
 use crate::loyalty::{self, Cause, EventKind, LoyaltyEvent};
@@ -29,6 +29,7 @@ use crate::model::Versioned;
 use crate::network;
 use crate::owner_links::{self, Purpose};
 use crate::plugins::dispatch::Plugins;
+use crate::text;
 use crate::vehicles::{self, mileage};
 
 /// A repair order for the same issue within this long after a settlement is a comeback.
@@ -360,36 +361,15 @@ pub struct RoFilter {
 /// First-time-fix of a period: repair orders settled in it, and those with no comeback.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FirstTimeFix {
-    pub from: chrono::NaiveDate,
-    pub to: chrono::NaiveDate,
+    /// The period's `from`, as asked.
+    pub from: String,
+    /// The period's `to`, as asked.
+    pub to: String,
     pub settled: i64,
     /// Settled in the period and came back for the same issue within 30 days.
     pub with_comeback: i64,
     /// `(settled - with_comeback) / settled`; absent when nothing was settled.
     pub rate: Option<f64>,
-}
-
-/// Who acts on a repair order: a staff key, or the owner through a link.
-#[derive(Clone, Copy)]
-pub enum Actor<'a> {
-    Staff(&'a Caller),
-    Owner { link_id: i64 },
-}
-
-impl Actor<'_> {
-    fn key_id(&self) -> Option<i64> {
-        match self {
-            Actor::Staff(c) => Some(c.key_id),
-            Actor::Owner { .. } => None,
-        }
-    }
-
-    fn link_id(&self) -> Option<i64> {
-        match self {
-            Actor::Staff(_) => None,
-            Actor::Owner { link_id } => Some(*link_id),
-        }
-    }
 }
 
 #[derive(FromRow)]
@@ -416,14 +396,6 @@ pub(crate) struct Row {
 const COLUMNS: &str = "id, dealer_id, customer_id, vehicle_id, appointment_id, complaint_code, complaint, status, \
      technician_staff_id, mileage_km, comeback_of_id, paid_fen, settled_at, paid_at, version, created_at, updated_at";
 
-fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(value).ok_or_else(|| {
-        Error::Database(sqlx::Error::Decode(
-            format!("repair orders: bad {column} {value:?}").into(),
-        ))
-    })
-}
-
 impl Row {
     pub(crate) fn status(&self) -> Result<RoStatus> {
         decode("status", &self.status, RoStatus::parse)
@@ -448,7 +420,9 @@ pub async fn check_new(
     new: &NewRepairOrder,
 ) -> Result<ValidRepairOrder> {
     let mut errors = Vec::new();
-    let complaint_code = checked_text(&mut errors, "complaint_code", &new.complaint_code, CODE_MAX);
+    let complaint_code =
+        text::required(&mut errors, "complaint_code", &new.complaint_code, CODE_MAX)
+            .unwrap_or_default();
     let complaint = new.complaint.as_deref().unwrap_or("").trim().to_owned();
     if complaint.chars().count() > TEXT_MAX {
         errors.push(FieldError::new(
@@ -668,7 +642,7 @@ pub async fn for_owner(conn: &mut AnyConnection, token: &str) -> Result<OwnerRep
 
 /// The dealer of repair order `id` if the caller can see it.
 pub async fn dealer_of(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<i64> {
-    super::owning_dealer(conn, caller, "repair_orders", "repair_order", id).await
+    crate::access::owning_dealer(conn, caller, crate::access::Record::RepairOrder, id).await
 }
 
 pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<RepairOrder> {
@@ -970,7 +944,7 @@ pub(crate) async fn advance(
 }
 
 fn optional_note(errors: &mut Vec<FieldError>, note: Option<&str>) -> Option<String> {
-    note.map(|n| checked_text(errors, "note", n, TEXT_MAX))
+    note.map(|n| text::required(errors, "note", n, TEXT_MAX).unwrap_or_default())
 }
 
 fn invalid_if_any(errors: Vec<FieldError>) -> Result<()> {
@@ -995,16 +969,17 @@ pub async fn check_in(
     let mut errors = Vec::new();
     let mut items = Vec::new();
     for (i, item) in check_in.items.iter().enumerate() {
-        let name = checked_text(
+        let name = text::required(
             &mut errors,
             &format!("items[{i}].item"),
             &item.item,
             ITEM_MAX,
-        );
-        let note = item
-            .note
-            .as_deref()
-            .map(|n| checked_text(&mut errors, &format!("items[{i}].note"), n, TEXT_MAX));
+        )
+        .unwrap_or_default();
+        let note = item.note.as_deref().map(|n| {
+            text::required(&mut errors, &format!("items[{i}].note"), n, TEXT_MAX)
+                .unwrap_or_default()
+        });
         items.push((name, item.grade, note));
     }
     invalid_if_any(errors)?;
@@ -1175,7 +1150,8 @@ pub async fn add_line(
         return Err(closed(status));
     }
     let mut errors = Vec::new();
-    let description = checked_text(&mut errors, "description", &new.description, ITEM_MAX * 2);
+    let description = text::required(&mut errors, "description", &new.description, ITEM_MAX * 2)
+        .unwrap_or_default();
     let centi = quantity_centi(new.quantity);
     if centi.is_none() {
         errors.push(FieldError::new(
@@ -1247,7 +1223,7 @@ pub async fn add_progress(
         });
     }
     let mut errors = Vec::new();
-    let note = checked_text(&mut errors, "note", &progress.note, TEXT_MAX);
+    let note = text::required(&mut errors, "note", &progress.note, TEXT_MAX).unwrap_or_default();
     invalid_if_any(errors)?;
     let event = append_event(
         conn,
@@ -1650,7 +1626,8 @@ pub async fn pay(
         .await?;
     let outstanding = total - row.paid_fen;
     let mut errors = Vec::new();
-    let method = checked_text(&mut errors, "method", &payment.method, METHOD_MAX);
+    let method =
+        text::required(&mut errors, "method", &payment.method, METHOD_MAX).unwrap_or_default();
     if payment.amount_fen <= 0 || payment.amount_fen > outstanding {
         errors.push(FieldError::new(
             "amount_fen",
@@ -1704,7 +1681,8 @@ pub async fn first_time_fix(
     caller: &Caller,
     period: &Period,
 ) -> Result<FirstTimeFix> {
-    let (start, end) = period.bounds_ms()?;
+    let offset = network::utc_offset_minutes(conn, caller.org_id).await?;
+    let (start, end) = period.bounds_ms(offset)?;
     let mut sql = Sql::new(
         "SELECT COUNT(*), COUNT(CASE WHEN EXISTS (SELECT 1 FROM repair_orders c WHERE c.comeback_of_id = r.id) THEN 1 END) \
          FROM repair_orders r WHERE r.settled_at >= ",
@@ -1717,8 +1695,8 @@ pub async fn first_time_fix(
         .fetch_one(&mut *conn)
         .await?;
     Ok(FirstTimeFix {
-        from: period.from,
-        to: period.to,
+        from: period.from.trim().to_owned(),
+        to: period.to.trim().to_owned(),
         settled,
         with_comeback,
         rate: super::ratio(settled - with_comeback, settled),

@@ -12,28 +12,20 @@
 //!
 //! A rate is absent when there is nothing to divide by.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::AnyConnection;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::TicketStatus;
 use crate::access::Caller;
 use crate::clock;
 use crate::db::{Param, Sql};
-use crate::error::{Error, FieldError, Result};
+use crate::error::Result;
 use crate::surveys;
 
-/// The period: `from` inclusive, `to` exclusive for times; a date `YYYY-MM-DD` means its whole
-/// day (UTC), so `from=2026-11-01&to=2026-11-30` is all of November.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Period {
-    /// A date `YYYY-MM-DD` or an RFC 3339 time.
-    pub from: String,
-    /// A date `YYYY-MM-DD` (that day included) or an RFC 3339 time (excluded).
-    pub to: String,
-}
+/// The period of the KPIs ([`crate::clock::Period`]): dates are whole local days, times exact.
+pub use crate::clock::Period;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Kpis {
@@ -80,42 +72,10 @@ pub fn rate(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// The start of a period bound: a date's midnight (`end`: the next midnight), or a time.
-fn bound(field: &str, value: &str, end: bool) -> Result<i64> {
-    if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        let day = if end { date.succ_opt() } else { Some(date) };
-        if let Some(midnight) = day.and_then(|d| d.and_hms_opt(0, 0, 0)) {
-            return Ok(midnight.and_utc().timestamp_millis());
-        }
-    }
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            Error::Invalid(vec![FieldError::new(
-                field,
-                "invalid_time",
-                format!("{field} is a date YYYY-MM-DD or an RFC 3339 time"),
-            )])
-        })
-}
-
-/// The period in milliseconds, `from < to`.
-fn period(p: &Period) -> Result<(i64, i64)> {
-    let from = bound("from", p.from.trim(), false)?;
-    let to = bound("to", p.to.trim(), true)?;
-    if from >= to {
-        return Err(Error::Invalid(vec![FieldError::new(
-            "to",
-            "empty_period",
-            "to must be after from",
-        )]));
-    }
-    Ok((from, to))
-}
-
 /// The KPIs of the tickets in the caller's scope for `period`.
 pub async fn compute(conn: &mut AnyConnection, caller: &Caller, period: &Period) -> Result<Kpis> {
-    let (from, to) = self::period(period)?;
+    let offset = crate::network::utc_offset_minutes(conn, caller.org_id).await?;
+    let (from, to) = period.bounds_ms(offset)?;
     let closed = TicketStatus::Closed.as_str().to_owned();
 
     let mut sql = Sql::new(
@@ -173,41 +133,6 @@ pub async fn compute(conn: &mut AnyConnection, caller: &Caller, period: &Period)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn p(from: &str, to: &str) -> Period {
-        Period {
-            from: from.to_owned(),
-            to: to.to_owned(),
-        }
-    }
-
-    #[test]
-    fn a_date_period_covers_whole_days() {
-        let (from, to) = period(&p("2026-11-01", "2026-11-30")).unwrap();
-        assert_eq!(to - from, 30 * 24 * 3600 * 1000);
-        assert_eq!(
-            clock::to_datetime(from).to_rfc3339(),
-            "2026-11-01T00:00:00+00:00"
-        );
-    }
-
-    #[test]
-    fn times_are_exact_and_periods_must_not_be_empty() {
-        let (from, to) = period(&p("2026-11-01T08:00:00Z", "2026-11-01T09:00:00+00:00")).unwrap();
-        assert_eq!(to - from, 3600 * 1000);
-        let field = |e: Error| match e {
-            Error::Invalid(errors) => errors[0].field.clone(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            field(period(&p("2026-11-02", "2026-11-01")).unwrap_err()),
-            "to"
-        );
-        assert_eq!(
-            field(period(&p("yesterday", "2026-11-01")).unwrap_err()),
-            "from"
-        );
-    }
 
     #[test]
     fn a_rate_needs_a_whole() {

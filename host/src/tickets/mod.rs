@@ -37,9 +37,11 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access::Caller;
 use crate::audit;
 use crate::clock;
+use crate::db::decode;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
+use crate::text;
 use crate::{customers, network, outbox, owner_links, surveys, vehicles};
 
 /// Longest `category`, in characters.
@@ -459,15 +461,6 @@ struct EventRow {
 const EVENT_COLUMNS: &str = "ticket_id, kind, at, from_status, to_status, note, owner_visible, \
      actor_key_id, actor_staff_id, from_team, to_team, clock, escalation_level";
 
-/// A stored value this module wrote itself but cannot read back: a bug or a hand edit.
-fn decode<T>(column: &str, value: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(value).ok_or_else(|| {
-        Error::Database(sqlx::Error::Decode(
-            format!("tickets: bad {column} {value:?}").into(),
-        ))
-    })
-}
-
 impl TicketRow {
     fn status(&self) -> Result<TicketStatus> {
         decode("status", &self.status, TicketStatus::parse)
@@ -548,35 +541,6 @@ impl EventRow {
     }
 }
 
-/// Trims `value` and checks its length in characters; pushes an error and returns `None` if
-/// it is out of `1..=max`.
-fn checked_text(
-    errors: &mut Vec<FieldError>,
-    field: &str,
-    value: &str,
-    max: usize,
-) -> Option<String> {
-    let value = value.trim();
-    let len = value.chars().count();
-    if len == 0 {
-        errors.push(FieldError::new(
-            field,
-            "required",
-            format!("{field} must not be empty"),
-        ));
-        None
-    } else if len > max {
-        errors.push(FieldError::new(
-            field,
-            "too_long",
-            format!("{field} is at most {max} characters"),
-        ));
-        None
-    } else {
-        Some(value.to_owned())
-    }
-}
-
 fn check_description(errors: &mut Vec<FieldError>, value: &str) {
     if value.chars().count() > TEXT_MAX {
         errors.push(FieldError::new(
@@ -590,13 +554,13 @@ fn check_description(errors: &mut Vec<FieldError>, value: &str) {
 /// The field checks of a new ticket that need no database.
 fn field_errors(new: &NewTicket) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    checked_text(&mut errors, "category", &new.category, CATEGORY_MAX);
-    checked_text(&mut errors, "subject", &new.subject, SUBJECT_MAX);
+    text::required(&mut errors, "category", &new.category, CATEGORY_MAX);
+    text::required(&mut errors, "subject", &new.subject, SUBJECT_MAX);
     if let Some(d) = &new.description {
         check_description(&mut errors, d);
     }
     if let Some(t) = &new.team {
-        checked_text(&mut errors, "team", t, TEAM_MAX);
+        text::required(&mut errors, "team", t, TEAM_MAX);
     }
     errors
 }
@@ -978,16 +942,16 @@ pub async fn list_for_customers(
 fn patch_errors(patch: &TicketPatch) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if let Some(s) = &patch.subject {
-        checked_text(&mut errors, "subject", s, SUBJECT_MAX);
+        text::required(&mut errors, "subject", s, SUBJECT_MAX);
     }
     if let Some(d) = &patch.description {
         check_description(&mut errors, d);
     }
     if let Some(Some(t)) = &patch.team {
-        checked_text(&mut errors, "team", t, TEAM_MAX);
+        text::required(&mut errors, "team", t, TEAM_MAX);
     }
     if let Some(n) = &patch.note {
-        checked_text(&mut errors, "note", n, TEXT_MAX);
+        text::required(&mut errors, "note", n, TEXT_MAX);
     }
     errors
 }
@@ -1169,11 +1133,11 @@ pub async fn hand_off(
 ) -> Result<Ticket> {
     dealer_of(conn, caller, id).await?;
     let mut errors = Vec::new();
-    let to_team = checked_text(&mut errors, "to_team", &handoff.to_team, TEAM_MAX);
+    let to_team = text::required(&mut errors, "to_team", &handoff.to_team, TEAM_MAX);
     let note = handoff
         .note
         .as_deref()
-        .and_then(|n| checked_text(&mut errors, "note", n, TEXT_MAX));
+        .and_then(|n| text::required(&mut errors, "note", n, TEXT_MAX));
     let current = fetch_row(conn, caller, id).await?;
     if to_team.is_some() && current.team == to_team {
         errors.push(FieldError::new(

@@ -20,6 +20,7 @@ use crate::clock;
 use crate::custom_fields::{self, Entity};
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::text;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -185,17 +186,6 @@ struct Draft {
     custom_fields: Map<String, Value>,
 }
 
-fn checked_text(errors: &mut Vec<FieldError>, field: &str, value: &mut String, max: usize) {
-    *value = value.trim().to_owned();
-    if value.is_empty() || value.chars().count() > max {
-        errors.push(FieldError::new(
-            field,
-            "invalid_text",
-            format!("{field} has 1 to {max} characters"),
-        ));
-    }
-}
-
 impl Draft {
     /// Pushes every problem onto `errors` and returns the parsed plate, if any.
     async fn validate(
@@ -210,18 +200,18 @@ impl Draft {
                 .map_err(|message| errors.push(FieldError::new("plate", "invalid_plate", message)))
                 .ok(),
         };
-        checked_text(errors, "brand", &mut self.brand, 40);
-        checked_text(errors, "model", &mut self.model, 60);
+        text::trim_or_invalid(errors, "brand", &mut self.brand, 40);
+        text::trim_or_invalid(errors, "model", &mut self.model, 60);
         for (field, value, max) in [
             ("trim", &mut self.trim, 60),
             ("color", &mut self.color, 30),
             ("insurer", &mut self.insurer, 60),
         ] {
             if let Some(v) = value {
-                checked_text(errors, field, v, max);
+                text::trim_or_invalid(errors, field, v, max);
             }
         }
-        let this_year = i64::from(chrono::Datelike::year(&chrono::Utc::now()));
+        let this_year = i64::from(chrono::Datelike::year(&clock::today_cst()));
         if let Some(y) = self.model_year
             && !(1950..=this_year + 1).contains(&y)
         {
@@ -231,10 +221,7 @@ impl Draft {
                 format!("a model year is between 1950 and {}", this_year + 1),
             ));
         }
-        if self
-            .purchase_date
-            .is_some_and(|d| d > chrono::Utc::now().date_naive())
-        {
+        if self.purchase_date.is_some_and(|d| d > clock::today_cst()) {
             errors.push(FieldError::new(
                 "purchase_date",
                 "invalid_date",
@@ -337,7 +324,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<VehicleRow>) -> Result<Vec<
         });
     }
     let mut readings = mileage::readings_for(conn, &ids).await?;
-    let today = chrono::Utc::now().date_naive();
+    let today = clock::today_cst();
     Ok(rows
         .into_iter()
         .map(|r| {

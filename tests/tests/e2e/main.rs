@@ -15,6 +15,7 @@ mod api_tickets;
 mod api_vehicles;
 
 // Sales and after-sales.
+mod business_dates;
 mod sales_leads;
 mod sales_orders;
 mod sales_test_drives;

@@ -406,11 +406,13 @@ async fn the_funnel_counts_stages_reached_and_conversions_per_group(backend: Bac
     assert_eq!(earlier["total"]["leads"], 0);
 }
 
+/// Today in the fixture dealer's time (China Standard Time, UTC+8), the days a funnel counts.
 fn chrono_today() -> String {
-    let days = std::time::SystemTime::now()
+    let days = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after the epoch")
         .as_secs()
+        + 8 * 3600)
         / 86_400;
     civil_date(i64::try_from(days).expect("a day count"))
 }

@@ -112,8 +112,9 @@ fn ids(page: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// Today in the fixture dealer's time (China Standard Time), the days a period counts.
 fn today() -> String {
-    Utc::now().format("%Y-%m-%d").to_string()
+    dealer_host::clock::today_cst().to_string()
 }
 
 async fn a_brake_complaint_is_routed_escalated_handed_off_closed_and_surveyed(backend: Backend) {
