@@ -10,6 +10,7 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
 use crate::access::Caller;
+use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
@@ -225,8 +226,11 @@ fn check_definition(def: &FieldDef) -> Vec<FieldError> {
     errors
 }
 
+/// Defines a field for `dealer_id` (the caller has checked they may write for it), with its
+/// audit entry on `conn`.
 pub async fn create(
     conn: &mut AnyConnection,
+    caller: &Caller,
     dealer_id: i64,
     new: NewFieldDef,
 ) -> Result<FieldDef> {
@@ -265,7 +269,14 @@ pub async fn create(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.into())
+    let def = FieldDef::from(row);
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("create", "custom_field", def.id, dealer_id),
+    )
+    .await?;
+    Ok(def)
 }
 
 /// Definitions of the dealers in the caller's scope.
@@ -304,7 +315,8 @@ async fn definitions(
     Ok(rows.into_iter().map(FieldDef::from).collect())
 }
 
-/// Updates a definition in the caller's scope, if it is still at `expected_version`.
+/// Updates a definition in the caller's scope, if it is still at `expected_version`, with its
+/// audit entry on `conn`.
 pub async fn update(
     conn: &mut AnyConnection,
     caller: &Caller,
@@ -361,9 +373,16 @@ pub async fn update(
     .bind(expected_version)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(FieldDef::from).ok_or(Error::StaleVersion {
+    let def = row.map(FieldDef::from).ok_or(Error::StaleVersion {
         current: expected_version + 1,
-    })
+    })?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("update", "custom_field", id, def.dealer_id),
+    )
+    .await?;
+    Ok(def)
 }
 
 /// Applies a patch to stored values: a key set to `null` is removed, others replaced.

@@ -323,13 +323,14 @@ fn describe(error: &dealer_host::error::Error) -> String {
 }
 
 async fn keys_command(db: &Db, command: KeysCommand) -> anyhow::Result<()> {
-    let mut conn = db.pool().acquire().await?;
     match command {
         KeysCommand::Create { role, org, label } => {
-            let Some(unit) = network::find_by_code(&mut conn, &org).await? else {
+            let mut tx = db.begin_write().await?;
+            let Some(unit) = network::find_by_code(&mut tx, &org).await? else {
                 bail!("no network unit with code {org:?} (see GET /api/v1/network/units)");
             };
-            let created = keys::create(&mut conn, role, unit.id, None, &label).await?;
+            let created = network::create_key(&mut tx, None, role, unit.id, None, &label).await?;
+            tx.commit().await?;
             println!("{}", created.key);
             eprintln!(
                 "key {} ({} at {}); store it now, it is not shown again",
@@ -339,10 +340,13 @@ async fn keys_command(db: &Db, command: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::Revoke { key } => {
-            let revoked = keys::revoke(&mut conn, &key, None).await?;
+            let mut tx = db.begin_write().await?;
+            let revoked = network::revoke_key(&mut tx, None, &key).await?;
+            tx.commit().await?;
             println!("revoked key {} ({})", revoked.prefix, revoked.role.as_str());
         }
         KeysCommand::List => {
+            let mut conn = db.pool().acquire().await?;
             for k in keys::list_all(&mut conn).await? {
                 let state = if k.revoked_at.is_some() {
                     "revoked"

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
+use crate::access::keys::{self, ApiKeyInfo, NewApiKey};
 use crate::access::{Caller, Role};
+use crate::audit::{self, Entry};
 use crate::clock;
 use crate::error::{Error, Result};
 
@@ -438,6 +440,7 @@ impl StaffRow {
 
 const STAFF_COLUMNS: &str = "id, org_unit_id, name, role, position, phone, active";
 
+/// Adds a staff member to a unit in the caller's scope, with its audit entry on `conn`.
 pub async fn create_staff(
     conn: &mut AnyConnection,
     caller: &Caller,
@@ -479,7 +482,14 @@ pub async fn create_staff(
     .bind(clock::now_ms())
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.into_staff(Some(caller)))
+    let staff = row.into_staff(Some(caller));
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("create", "staff", staff.id, staff.org_unit_id),
+    )
+    .await?;
+    Ok(staff)
 }
 
 /// One staff member, unmasked, for the domain's own checks (who may approve a step, who is
@@ -535,4 +545,83 @@ pub async fn set_policy(conn: &mut AnyConnection, policy: &Policy) -> Result<Pol
     .execute(&mut *conn)
     .await?;
     Ok(policy.clone())
+}
+
+/// Adds a unit of the network for the caller (who has checked permission), with its audit
+/// entry on `conn`. [`create_unit`] alone is for the seeder.
+pub async fn add_unit(conn: &mut AnyConnection, caller: &Caller, new: &NewUnit) -> Result<OrgUnit> {
+    let unit = create_unit(conn, new).await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("create", "org_unit", unit.id, unit.id),
+    )
+    .await?;
+    Ok(unit)
+}
+
+/// Sets the network-wide policy for the caller (who has checked permission), with its audit
+/// entry on `conn`. [`set_policy`] alone is for the seeder.
+pub async fn change_policy(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    policy: &Policy,
+) -> Result<Policy> {
+    let policy = set_policy(conn, policy).await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("update", "network_policy", 1, caller.org_id)
+            .with_detail(serde_json::to_value(&policy).unwrap_or_default()),
+    )
+    .await?;
+    Ok(policy)
+}
+
+/// Records what a key holder did, or (`None`) the operator on the host's command line.
+async fn record_by(conn: &mut AnyConnection, by: Option<&Caller>, entry: Entry<'_>) -> Result<()> {
+    match by {
+        Some(caller) => audit::record(conn, caller, entry).await,
+        None => audit::record_system(conn, "command-line", entry).await,
+    }
+}
+
+/// Issues an API key for `role` at unit `org_unit_id`, with its audit entry on `conn`. `by` is
+/// the key holder who asked (who has checked they may), or `None` for the operator's command
+/// line. [`keys::create`] alone is for the seeder.
+pub async fn create_key(
+    conn: &mut AnyConnection,
+    by: Option<&Caller>,
+    role: Role,
+    org_unit_id: i64,
+    staff_id: Option<i64>,
+    label: &str,
+) -> Result<NewApiKey> {
+    let created = keys::create(conn, role, org_unit_id, staff_id, label).await?;
+    record_by(
+        conn,
+        by,
+        Entry::ok("create", "api_key", created.info.id, org_unit_id).with_detail(
+            serde_json::json!({ "role": role.as_str(), "prefix": created.info.prefix }),
+        ),
+    )
+    .await?;
+    Ok(created)
+}
+
+/// Revokes a key by id or prefix, with its audit entry on `conn`: within the subtree of `by`,
+/// or anywhere for the operator's command line (`None`).
+pub async fn revoke_key(
+    conn: &mut AnyConnection,
+    by: Option<&Caller>,
+    id_or_prefix: &str,
+) -> Result<ApiKeyInfo> {
+    let revoked = keys::revoke(conn, id_or_prefix, by).await?;
+    record_by(
+        conn,
+        by,
+        Entry::ok("revoke", "api_key", revoked.id, revoked.org_unit_id),
+    )
+    .await?;
+    Ok(revoked)
 }

@@ -11,7 +11,6 @@ use super::AppState;
 use super::extract::{IfMatch, Json, Path, Query};
 use super::problem::Problem;
 use crate::access::{Caller, Permission};
-use crate::audit::{self, Entry};
 use crate::custom_fields::{self, Entity, FieldDef, FieldDefPatch, NewFieldDef};
 use crate::error::Result;
 use crate::network;
@@ -54,13 +53,7 @@ async fn create(
     caller.require(Permission::ManageCustomFields)?;
     let mut tx = state.db.begin_write().await?;
     let dealer_id = network::dealer_for_write(&mut tx, &caller, new.dealer_id).await?;
-    let def = custom_fields::create(&mut tx, dealer_id, new).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("create", "custom_field", def.id, dealer_id),
-    )
-    .await?;
+    let def = custom_fields::create(&mut tx, &caller, dealer_id, new).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(def)))
 }
@@ -79,12 +72,6 @@ async fn update(
     caller.require(Permission::ManageCustomFields)?;
     let mut tx = state.db.begin_write().await?;
     let def = custom_fields::update(&mut tx, &caller, id, version, patch).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("update", "custom_field", id, def.dealer_id),
-    )
-    .await?;
     tx.commit().await?;
     Ok(Json(def))
 }

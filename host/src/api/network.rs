@@ -11,7 +11,6 @@ use super::AppState;
 use super::extract::{Json, Path};
 use crate::access::keys::{self, ApiKeyInfo, NewApiKey};
 use crate::access::{Caller, Permission, Role};
-use crate::audit::{self, Entry};
 use crate::error::{Error, Result};
 use crate::network::{self, NewStaff, NewUnit, OrgUnit, Policy, Staff};
 
@@ -48,13 +47,7 @@ async fn create_unit(
 ) -> Result<(StatusCode, Json<OrgUnit>)> {
     caller.require(Permission::ManageNetwork)?;
     let mut tx = state.db.begin_write().await?;
-    let unit = network::create_unit(&mut tx, &new).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("create", "org_unit", unit.id, unit.id),
-    )
-    .await?;
+    let unit = network::add_unit(&mut tx, &caller, &new).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(unit)))
 }
@@ -78,12 +71,6 @@ async fn create_staff(
     caller.require(Permission::ManageKeys)?;
     let mut tx = state.db.begin_write().await?;
     let staff = network::create_staff(&mut tx, &caller, &new).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("create", "staff", staff.id, staff.org_unit_id),
-    )
-    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(staff)))
 }
@@ -123,13 +110,13 @@ async fn create_key(
         ));
     }
     let mut tx = state.db.begin_write().await?;
-    let created = keys::create(&mut tx, req.role, unit, req.staff_id, &req.label).await?;
-    audit::record(
+    let created = network::create_key(
         &mut tx,
-        &caller,
-        Entry::ok("create", "api_key", created.info.id, unit).with_detail(
-            serde_json::json!({ "role": req.role.as_str(), "prefix": created.info.prefix }),
-        ),
+        Some(&caller),
+        req.role,
+        unit,
+        req.staff_id,
+        &req.label,
     )
     .await?;
     tx.commit().await?;
@@ -146,13 +133,7 @@ async fn revoke_key(
 ) -> Result<Json<ApiKeyInfo>> {
     caller.require(Permission::ManageKeys)?;
     let mut tx = state.db.begin_write().await?;
-    let revoked = keys::revoke(&mut tx, &key, Some(&caller)).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("revoke", "api_key", revoked.id, revoked.org_unit_id),
-    )
-    .await?;
+    let revoked = network::revoke_key(&mut tx, Some(&caller), &key).await?;
     tx.commit().await?;
     Ok(Json(revoked))
 }
@@ -174,14 +155,7 @@ async fn set_policy(
 ) -> Result<Json<Policy>> {
     caller.require(Permission::ManageNetwork)?;
     let mut tx = state.db.begin_write().await?;
-    let policy = network::set_policy(&mut tx, &policy).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("update", "network_policy", 1, caller.org_id)
-            .with_detail(serde_json::to_value(&policy).unwrap_or_default()),
-    )
-    .await?;
+    let policy = network::change_policy(&mut tx, &caller, &policy).await?;
     tx.commit().await?;
     Ok(Json(policy))
 }

@@ -18,13 +18,13 @@ use super::extract::{self, IfMatch, Json, Path, Query};
 use super::pagination::{Page, PageParams};
 use super::problem::Problem;
 use crate::access::{Caller, Permission, Role};
-use crate::audit::{self, Entry};
 use crate::error::{Error, Result};
 use crate::plugins::catalogue::{self, NewRelease, Publisher};
 use crate::plugins::dispatch::{DecisionSource, ReplayReport};
 use crate::plugins::hooks::{
     ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
 };
+use crate::plugins::manage;
 use crate::plugins::registry::{
     self, Active, Binding, BindingPatch, Grants, NewBinding, NewPlugin, Plugin, PluginVersion,
 };
@@ -197,8 +197,9 @@ async fn create_plugin(
         }
         _ => caller.org_id,
     };
-    let plugin = registry::create_plugin(
+    let plugin = manage::create_plugin(
         &mut tx,
+        Publisher::Key(&caller),
         &NewPlugin {
             owner_org_id,
             name: new.name,
@@ -206,12 +207,6 @@ async fn create_plugin(
             description: new.description,
             config_schema: new.config_schema,
         },
-    )
-    .await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("create", "plugin", plugin.id, owner_org_id),
     )
     .await?;
     tx.commit().await?;
@@ -341,14 +336,7 @@ async fn set_grants(
     }
     let mut tx = state.db.begin_write().await?;
     visible_plugin(&mut tx, &caller, id).await?;
-    let plugin = registry::set_grants(&mut tx, id, &grants).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("grant", "plugin", id, plugin.owner_org_id)
-            .with_detail(serde_json::to_value(&grants).unwrap_or_default()),
-    )
-    .await?;
+    let plugin = manage::set_grants(&mut tx, &caller, id, &grants).await?;
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(Json(plugin))
@@ -375,26 +363,17 @@ async fn plugin_kill_switch(
 ) -> Result<Json<Plugin>> {
     let mut tx = state.db.begin_write().await?;
     managed_plugin(&mut tx, &caller, id).await?;
-    let plugin =
-        registry::set_plugin_killed(&mut tx, id, switch.killed, switch.reason.as_deref()).await?;
-    audit::record(
+    let plugin = manage::set_plugin_killed(
         &mut tx,
         &caller,
-        Entry::ok(
-            kill_action(switch.killed),
-            "plugin",
-            id,
-            plugin.owner_org_id,
-        ),
+        id,
+        switch.killed,
+        switch.reason.as_deref(),
     )
     .await?;
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(Json(plugin))
-}
-
-fn kill_action(killed: bool) -> &'static str {
-    if killed { "kill" } else { "revive" }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -475,30 +454,10 @@ async fn bind(
         Some(&new.config),
     )
     .await?;
-    let binding = registry::bind(&mut tx, dealer_id, hook, &new, Some(caller.key_id)).await?;
-    audit_binding(&mut tx, &caller, &binding, "bind").await?;
+    let binding = manage::bind(&mut tx, Publisher::Key(&caller), dealer_id, hook, &new).await?;
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(extract::tagged(&binding))
-}
-
-async fn audit_binding(
-    conn: &mut AnyConnection,
-    caller: &Caller,
-    binding: &Binding,
-    action: &str,
-) -> Result<()> {
-    audit::record(
-        conn,
-        caller,
-        Entry::ok(action, "plugin_binding", binding.id, binding.dealer_id).with_detail(
-            serde_json::json!({
-                "hook": binding.hook, "plugin_id": binding.plugin_id,
-                "pinned_version": binding.pinned_version, "killed": binding.killed,
-            }),
-        ),
-    )
-    .await
 }
 
 /// Re-pins, reconfigures or changes the failure policy of a binding. Send the ETag you read.
@@ -529,16 +488,8 @@ async fn update_binding(
         patch.config.as_ref(),
     )
     .await?;
-    let binding = registry::update_binding(
-        &mut tx,
-        dealer_id,
-        hook,
-        expected,
-        &patch,
-        Some(caller.key_id),
-    )
-    .await?;
-    audit_binding(&mut tx, &caller, &binding, "update").await?;
+    let binding =
+        manage::update_binding(&mut tx, &caller, dealer_id, hook, expected, &patch).await?;
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(extract::tagged(&binding))
@@ -556,13 +507,7 @@ async fn unbind(
     let hook = parse_hook(&hook)?;
     let mut tx = state.db.begin_write().await?;
     dealer_in_scope(&mut tx, &caller, dealer_id, true).await?;
-    let binding = registry::binding(&mut tx, dealer_id, hook)
-        .await?
-        .ok_or(Error::NotFound {
-            entity: "plugin binding",
-        })?;
-    registry::unbind(&mut tx, dealer_id, hook).await?;
-    audit_binding(&mut tx, &caller, &binding, "unbind").await?;
+    manage::unbind(&mut tx, &caller, dealer_id, hook).await?;
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(StatusCode::NO_CONTENT)
@@ -580,8 +525,7 @@ async fn rollback(
     let hook = parse_hook(&hook)?;
     let mut tx = state.db.begin_write().await?;
     dealer_in_scope(&mut tx, &caller, dealer_id, true).await?;
-    let binding = registry::rollback(&mut tx, dealer_id, hook, Some(caller.key_id)).await?;
-    audit_binding(&mut tx, &caller, &binding, "rollback").await?;
+    let binding = manage::rollback(&mut tx, &caller, dealer_id, hook).await?;
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(extract::tagged(&binding))
@@ -600,16 +544,15 @@ async fn binding_kill_switch(
     let hook = parse_hook(&hook)?;
     let mut tx = state.db.begin_write().await?;
     dealer_in_scope(&mut tx, &caller, dealer_id, true).await?;
-    let binding = registry::set_binding_killed(
+    let binding = manage::set_binding_killed(
         &mut tx,
+        &caller,
         dealer_id,
         hook,
         switch.killed,
         switch.reason.as_deref(),
-        Some(caller.key_id),
     )
     .await?;
-    audit_binding(&mut tx, &caller, &binding, kill_action(switch.killed)).await?;
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(extract::tagged(&binding))
@@ -627,17 +570,12 @@ async fn dealer_kill_switch(
 ) -> Result<Json<DealerPlugins>> {
     let mut tx = state.db.begin_write().await?;
     dealer_in_scope(&mut tx, &caller, dealer_id, true).await?;
-    registry::set_dealer_killed(&mut tx, dealer_id, switch.killed, switch.reason.as_deref())
-        .await?;
-    audit::record(
+    manage::set_dealer_killed(
         &mut tx,
         &caller,
-        Entry::ok(
-            kill_action(switch.killed),
-            "dealer_plugins",
-            dealer_id,
-            dealer_id,
-        ),
+        dealer_id,
+        switch.killed,
+        switch.reason.as_deref(),
     )
     .await?;
     let bindings = registry::bindings(&mut tx, dealer_id).await?;
@@ -852,14 +790,7 @@ async fn put_secret(
 ) -> Result<StatusCode> {
     let mut tx = state.db.begin_write().await?;
     dealer_in_scope(&mut tx, &caller, dealer_id, true).await?;
-    registry::put_secret(&mut tx, dealer_id, &handle, &value.secret).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("set_secret", "plugin_secret", dealer_id, dealer_id)
-            .with_detail(serde_json::json!({ "handle": handle })),
-    )
-    .await?;
+    manage::put_secret(&mut tx, &caller, dealer_id, &handle, &value.secret).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -875,16 +806,7 @@ async fn delete_secret(
 ) -> Result<StatusCode> {
     let mut tx = state.db.begin_write().await?;
     dealer_in_scope(&mut tx, &caller, dealer_id, true).await?;
-    if !registry::delete_secret(&mut tx, dealer_id, &handle).await? {
-        return Err(Error::NotFound { entity: "secret" });
-    }
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("delete_secret", "plugin_secret", dealer_id, dealer_id)
-            .with_detail(serde_json::json!({ "handle": handle })),
-    )
-    .await?;
+    manage::delete_secret(&mut tx, &caller, dealer_id, &handle).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,6 @@ use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
 use super::problem::Problem;
 use crate::access::{Caller, Permission};
-use crate::audit::{self, Entry};
 use crate::error::Result;
 use crate::tickets::kpis::{Kpis, Period};
 use crate::tickets::owner::OwnerTicket;
@@ -67,12 +66,6 @@ async fn create(
         Begun::Replayed(response) => return Ok(response),
     };
     let ticket = tickets::create(create.conn(), &caller, &valid, &routed).await?;
-    audit::record(
-        create.conn(),
-        &caller,
-        Entry::ok("create", "ticket", ticket.id, ticket.dealer_id),
-    )
-    .await?;
     create
         .created(format!("/api/v1/tickets/{}", ticket.id), &ticket)
         .await
@@ -110,16 +103,7 @@ async fn update(
 ) -> Result<Response> {
     caller.require(Permission::WriteRecords)?;
     let mut tx = state.db.begin_write().await?;
-    let (ticket, changed) = tickets::update(&mut tx, &caller, id, expected, &patch).await?;
-    if !changed.is_empty() {
-        audit::record(
-            &mut tx,
-            &caller,
-            Entry::ok("update", "ticket", id, ticket.dealer_id)
-                .with_detail(serde_json::json!({ "changed": changed })),
-        )
-        .await?;
-    }
+    let (ticket, _changed) = tickets::update(&mut tx, &caller, id, expected, &patch).await?;
     tx.commit().await?;
     Ok(extract::tagged(&ticket))
 }
@@ -139,13 +123,6 @@ async fn hand_off(
     caller.require(Permission::WriteRecords)?;
     let mut tx = state.db.begin_write().await?;
     let ticket = tickets::hand_off(&mut tx, &caller, id, &handoff).await?;
-    audit::record(
-        &mut tx,
-        &caller,
-        Entry::ok("handoff", "ticket", id, ticket.dealer_id)
-            .with_detail(serde_json::json!({ "changed": ["team"] })),
-    )
-    .await?;
     tx.commit().await?;
     let mut response = extract::tagged(&ticket);
     *response.status_mut() = axum::http::StatusCode::CREATED;

@@ -12,10 +12,10 @@ use super::registry::{
     self, Binding, FailurePolicy, NewBinding, NewPlugin, NewVersion, Plugin, PluginVersion,
 };
 use super::runtime::Runtime;
-use super::{Hook, config_schema};
+use super::{Hook, config_schema, manage};
 use crate::Db;
 use crate::access::Caller;
-use crate::audit::{self, Entry};
+use crate::audit::Entry;
 use crate::error::{Error, Result};
 
 /// Who publishes a version.
@@ -65,20 +65,14 @@ pub async fn publish_version(
             wit_version: loaded.info.wit_version.to_string(),
             sha256: loaded.info.sha256.clone(),
             bytes: &release.bytes,
-            uploaded_by: match publisher {
-                Publisher::Key(caller) => Some(caller.key_id),
-                Publisher::Operator => None,
-            },
+            uploaded_by: publisher.key_id(),
             notes: release.notes,
         },
     )
     .await?;
     let entry = Entry::ok("upload", "plugin", plugin.id, plugin.owner_org_id)
         .with_detail(serde_json::json!({ "version": added.version, "sha256": added.sha256 }));
-    match publisher {
-        Publisher::Key(caller) => audit::record(&mut tx, caller, entry).await?,
-        Publisher::Operator => audit::record_system(&mut tx, "command-line", entry).await?,
-    }
+    publisher.record(&mut tx, entry).await?;
     tx.commit().await?;
     Ok(added)
 }
@@ -126,8 +120,9 @@ pub async fn publish(db: &Db, runtime: &Arc<Runtime>, new: Publish<'_>) -> Resul
         }
         Some(plugin) => plugin,
         None => {
-            registry::create_plugin(
+            manage::create_plugin(
                 &mut tx,
+                Publisher::Operator,
                 &NewPlugin {
                     owner_org_id: hq,
                     name: new.name.to_owned(),
@@ -201,8 +196,9 @@ pub async fn enable(
             })?,
     };
     config_schema::check(plugin.config_schema.as_ref(), &config)?;
-    let binding = registry::bind(
+    let binding = manage::bind(
         &mut tx,
+        Publisher::Operator,
         dealer.id,
         plugin.hook,
         &NewBinding {
@@ -211,7 +207,6 @@ pub async fn enable(
             config,
             failure_policy: FailurePolicy::Fallback,
         },
-        None,
     )
     .await?;
     tx.commit().await?;

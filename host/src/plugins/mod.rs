@@ -9,6 +9,7 @@
 //!   policy, and the built-in default when no plugin is enabled.
 //! - [`config_schema`] is the schema a dealer's configuration is checked against.
 //! - [`catalogue`] publishes built components from the operator's command line.
+//! - [`manage`] is the use cases that change the registry, each with its audit entry.
 //!
 //! Record look-ups for a run are the domain's ([`crate::lookups`]), handed to [`dispatch`]
 //! when the host starts, so this module never reads customers, vehicles or orders.
@@ -16,6 +17,7 @@
 pub mod catalogue;
 pub mod config_schema;
 pub mod dispatch;
+pub mod manage;
 pub mod registry;
 pub mod runs;
 

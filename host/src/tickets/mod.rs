@@ -715,6 +715,12 @@ pub async fn create(
         token: link.token,
         expires_at: clock::to_datetime(link.expires_at),
     });
+    audit::record(
+        conn,
+        caller,
+        audit::Entry::ok("create", "ticket", ticket.id, ticket.dealer_id),
+    )
+    .await?;
     Ok(ticket)
 }
 
@@ -1103,7 +1109,15 @@ pub async fn update(
         )
         .await?;
     }
-    Ok((fetch(conn, caller, id).await?, changed))
+    let ticket = fetch(conn, caller, id).await?;
+    audit::record(
+        conn,
+        caller,
+        audit::Entry::ok("update", "ticket", id, ticket.dealer_id)
+            .with_detail(serde_json::json!({ "changed": changed })),
+    )
+    .await?;
+    Ok((ticket, changed))
 }
 
 /// The error for an update of ticket `id` that matched no row: someone else changed it first
@@ -1177,7 +1191,15 @@ pub async fn hand_off(
         .teams(current.team.as_deref(), Some(&to_team))
         .append(conn, id)
         .await?;
-    fetch(conn, caller, id).await
+    let ticket = fetch(conn, caller, id).await?;
+    audit::record(
+        conn,
+        caller,
+        audit::Entry::ok("handoff", "ticket", id, ticket.dealer_id)
+            .with_detail(serde_json::json!({ "changed": ["team"] })),
+    )
+    .await?;
+    Ok(ticket)
 }
 
 #[cfg(test)]
