@@ -25,6 +25,7 @@ mod service_repair_orders;
 mod ticket_service;
 
 // What the lifecycles share, care, the demo data and the schema.
+mod audit_use_cases;
 mod care;
 mod foundations;
 mod schema_parity;
