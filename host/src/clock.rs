@@ -47,15 +47,6 @@ pub fn day_start_ms(day: NaiveDate, offset_minutes: i32) -> i64 {
         - i64::from(offset_minutes) * 60_000
 }
 
-/// `[start, end)` of local days `from ..= to`, in UTC ms.
-pub fn days_bounds_ms(from: NaiveDate, to: NaiveDate, offset_minutes: i32) -> (i64, i64) {
-    let end = to.succ_opt().unwrap_or(to);
-    (
-        day_start_ms(from, offset_minutes),
-        day_start_ms(end, offset_minutes),
-    )
-}
-
 /// `[start, end)` of the local month holding `day`, in UTC ms.
 pub fn month_bounds_ms(day: NaiveDate, offset_minutes: i32) -> (i64, i64) {
     let first = day.with_day(1).unwrap_or(day);
@@ -178,12 +169,5 @@ mod tests {
             field_and_code(period("yesterday", "2026-11-01").bounds_ms(0).unwrap_err()),
             ("from".to_owned(), "invalid_time".to_owned())
         );
-    }
-
-    #[test]
-    fn local_days_run_from_midnight_to_midnight() {
-        let (start, end) = days_bounds_ms(date(2026, 11, 1), date(2026, 11, 30), CST_MINUTES);
-        assert_eq!(end - start, 30 * 24 * 3600 * 1000);
-        assert_eq!(to_datetime(start).to_rfc3339(), "2026-10-31T16:00:00+00:00");
     }
 }

@@ -254,14 +254,21 @@ pub async fn deliver(
     .await?;
     let order = orders::load(&mut tx, id).await?;
     tx.commit().await?;
-    after_delivery(db, plugins, &order).await;
+    after_delivery(db, plugins, &order, delivered_at, today).await;
     Ok(order)
 }
 
 /// What a committed delivery sets off: points for the purchase, the owner's care plan (first
 /// service and anniversary reminders), and the `vehicle-delivered` event for partners (an
 /// insurer's quote).
-async fn after_delivery(db: &Db, plugins: &Plugins, order: &Order) {
+/// `delivered_at` and `today` (its business date) are the delivery's own.
+async fn after_delivery(
+    db: &Db,
+    plugins: &Plugins,
+    order: &Order,
+    delivered_at: i64,
+    today: NaiveDate,
+) {
     let cause = format!("sales_order:{}", order.id);
     let failed = |what: &str, error: &Error| {
         tracing::error!(%error, cause, "follow-up {what} of a delivery failed; the sale stands");
@@ -277,14 +284,10 @@ async fn after_delivery(db: &Db, plugins: &Plugins, order: &Order) {
     if let Err(e) = loyalty::award(db, plugins, event).await {
         failed("loyalty points", &e);
     }
-    if let Some(vehicle_id) = order.vehicle_id {
-        let now = clock::now_ms();
-        let today = network::business_date(db, order.dealer_id, now)
-            .await
-            .unwrap_or_else(|_| clock::business_date(now, clock::CST_MINUTES));
-        if let Err(e) = reminders::plan_vehicle(db, plugins, vehicle_id, today, now).await {
-            failed("care plan", &e);
-        }
+    if let Some(vehicle_id) = order.vehicle_id
+        && let Err(e) = reminders::plan_vehicle(db, plugins, vehicle_id, today, delivered_at).await
+    {
+        failed("care plan", &e);
     }
     let event = integrations::DomainEvent {
         dealer_id: order.dealer_id,
@@ -303,9 +306,7 @@ async fn after_delivery(db: &Db, plugins: &Plugins, order: &Order) {
             "finance_plan": order.finance_plan,
             "insurance_product": order.insurance_product,
         }),
-        occurred_at: order
-            .delivered_at
-            .map_or_else(clock::now_ms, |t| t.timestamp_millis()),
+        occurred_at: delivered_at,
     };
     if let Err(e) = integrations::emit(db, plugins, event).await {
         failed("partner integrations", &e);
