@@ -46,7 +46,6 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// Who acted, as the log records it.
 /// Who acted: staff through their key, a vehicle owner through a link (they have no key), or
 /// a background job of the host (named: `scheduler`, `loyalty`, ...). A plugin's attempt on
 /// another dealer's record is recorded by [`record_plugin_denial`].
@@ -58,6 +57,9 @@ pub enum Actor<'a> {
 }
 
 impl Actor<'_> {
+    /// The operator, on the host's command line (`dealer-host keys|plugins ...`).
+    pub const COMMAND_LINE: Actor<'static> = Actor::System("command-line");
+
     /// The key the actor used, if any (staff only).
     pub fn key_id(&self) -> Option<i64> {
         match self {

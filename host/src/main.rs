@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use dealer_host::access::{Role, keys};
+use dealer_host::audit::Actor;
 use dealer_host::config::{LogFormat, Overrides, Settings};
 use dealer_host::plugins::catalogue;
 use dealer_host::plugins::runtime::{Limits, Runtime};
@@ -329,7 +330,9 @@ async fn keys_command(db: &Db, command: KeysCommand) -> anyhow::Result<()> {
             let Some(unit) = network::find_by_code(&mut tx, &org).await? else {
                 bail!("no network unit with code {org:?} (see GET /api/v1/network/units)");
             };
-            let created = network::create_key(&mut tx, None, role, unit.id, None, &label).await?;
+            let created =
+                network::create_key(&mut tx, Actor::COMMAND_LINE, role, unit.id, None, &label)
+                    .await?;
             tx.commit().await?;
             println!("{}", created.key);
             eprintln!(
@@ -341,7 +344,7 @@ async fn keys_command(db: &Db, command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { key } => {
             let mut tx = db.begin_write().await?;
-            let revoked = network::revoke_key(&mut tx, None, &key).await?;
+            let revoked = network::revoke_key(&mut tx, Actor::COMMAND_LINE, &key).await?;
             tx.commit().await?;
             println!("revoked key {} ({})", revoked.prefix, revoked.role.as_str());
         }

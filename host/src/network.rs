@@ -2,14 +2,13 @@
 //! who work in them, and the network-wide policy HQ sets. Owns `org_units`, `staff` and
 //! `network_policy`.
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
 use crate::access::keys::{self, ApiKeyInfo, NewApiKey};
 use crate::access::{Caller, Role};
-use crate::audit::{self, Entry};
+use crate::audit::{self, Actor, Entry};
 use crate::clock;
 use crate::error::{Error, Result};
 
@@ -280,13 +279,6 @@ pub async fn utc_offset_minutes(conn: &mut AnyConnection, id: i64) -> Result<i32
         .and_then(|(minutes,)| minutes)
         .and_then(|m| i32::try_from(m).ok())
         .unwrap_or(clock::CST_MINUTES))
-}
-
-/// The business date at `at_ms` of dealer `id` ([`clock::business_date`] at its offset).
-pub async fn business_date(db: &crate::db::Db, id: i64, at_ms: i64) -> Result<NaiveDate> {
-    let mut conn = db.pool().acquire().await?;
-    let offset = utc_offset_minutes(&mut conn, id).await?;
-    Ok(clock::business_date(at_ms, offset))
 }
 
 /// The dealer a record created by `caller` belongs to.
@@ -578,29 +570,21 @@ pub async fn change_policy(
     Ok(policy)
 }
 
-/// Records what a key holder did, or (`None`) the operator on the host's command line.
-async fn record_by(conn: &mut AnyConnection, by: Option<&Caller>, entry: Entry<'_>) -> Result<()> {
-    match by {
-        Some(caller) => audit::record(conn, caller, entry).await,
-        None => audit::record_system(conn, "command-line", entry).await,
-    }
-}
-
 /// Issues an API key for `role` at unit `org_unit_id`, with its audit entry on `conn`. `by` is
-/// the key holder who asked (who has checked they may), or `None` for the operator's command
-/// line. [`keys::create`] alone is for the seeder.
+/// the key holder who asked (who has checked they may), or [`Actor::COMMAND_LINE`].
+/// [`keys::create`] alone is for the seeder.
 pub async fn create_key(
     conn: &mut AnyConnection,
-    by: Option<&Caller>,
+    by: Actor<'_>,
     role: Role,
     org_unit_id: i64,
     staff_id: Option<i64>,
     label: &str,
 ) -> Result<NewApiKey> {
     let created = keys::create(conn, role, org_unit_id, staff_id, label).await?;
-    record_by(
+    audit::record_as(
         conn,
-        by,
+        &by,
         Entry::ok("create", "api_key", created.info.id, org_unit_id).with_detail(
             serde_json::json!({ "role": role.as_str(), "prefix": created.info.prefix }),
         ),
@@ -609,17 +593,26 @@ pub async fn create_key(
     Ok(created)
 }
 
-/// Revokes a key by id or prefix, with its audit entry on `conn`: within the subtree of `by`,
-/// or anywhere for the operator's command line (`None`).
+/// Revokes a key by id or prefix, with its audit entry on `conn`: within the subtree of a key
+/// holder `by`, or anywhere for the operator's command line.
 pub async fn revoke_key(
     conn: &mut AnyConnection,
-    by: Option<&Caller>,
+    by: Actor<'_>,
     id_or_prefix: &str,
 ) -> Result<ApiKeyInfo> {
-    let revoked = keys::revoke(conn, id_or_prefix, by).await?;
-    record_by(
+    let within = match by {
+        Actor::Staff(caller) => Some(caller),
+        Actor::System(_) => None,
+        Actor::Owner { .. } => {
+            return Err(Error::Forbidden(
+                "an owner's link cannot revoke keys".into(),
+            ));
+        }
+    };
+    let revoked = keys::revoke(conn, id_or_prefix, within).await?;
+    audit::record_as(
         conn,
-        by,
+        &by,
         Entry::ok("revoke", "api_key", revoked.id, revoked.org_unit_id),
     )
     .await?;

@@ -11,6 +11,7 @@ use super::AppState;
 use super::extract::{Json, Path};
 use crate::access::keys::{self, ApiKeyInfo, NewApiKey};
 use crate::access::{Caller, Permission, Role};
+use crate::audit::Actor;
 use crate::error::{Error, Result};
 use crate::network::{self, NewStaff, NewUnit, OrgUnit, Policy, Staff};
 
@@ -112,7 +113,7 @@ async fn create_key(
     let mut tx = state.db.begin_write().await?;
     let created = network::create_key(
         &mut tx,
-        Some(&caller),
+        Actor::Staff(&caller),
         req.role,
         unit,
         req.staff_id,
@@ -133,7 +134,7 @@ async fn revoke_key(
 ) -> Result<Json<ApiKeyInfo>> {
     caller.require(Permission::ManageKeys)?;
     let mut tx = state.db.begin_write().await?;
-    let revoked = network::revoke_key(&mut tx, Some(&caller), &key).await?;
+    let revoked = network::revoke_key(&mut tx, Actor::Staff(&caller), &key).await?;
     tx.commit().await?;
     Ok(Json(revoked))
 }

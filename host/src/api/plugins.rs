@@ -18,8 +18,9 @@ use super::extract::{self, IfMatch, Json, Path, Query};
 use super::pagination::{Page, PageParams};
 use super::problem::Problem;
 use crate::access::{Caller, Permission, Role};
+use crate::audit::Actor;
 use crate::error::{Error, Result};
-use crate::plugins::catalogue::{self, NewRelease, Publisher};
+use crate::plugins::catalogue::{self, NewRelease};
 use crate::plugins::dispatch::{DecisionSource, ReplayReport};
 use crate::plugins::hooks::{
     ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
@@ -199,7 +200,7 @@ async fn create_plugin(
     };
     let plugin = manage::create_plugin(
         &mut tx,
-        Publisher::Key(&caller),
+        Actor::Staff(&caller),
         &NewPlugin {
             owner_org_id,
             name: new.name,
@@ -306,7 +307,7 @@ async fn upload_version(
     let added = catalogue::publish_version(
         &state.db,
         state.plugins.runtime(),
-        Publisher::Key(&caller),
+        Actor::Staff(&caller),
         &plugin,
         release,
     )
@@ -454,7 +455,7 @@ async fn bind(
         Some(&new.config),
     )
     .await?;
-    let binding = manage::bind(&mut tx, Publisher::Key(&caller), dealer_id, hook, &new).await?;
+    let binding = manage::bind(&mut tx, Actor::Staff(&caller), dealer_id, hook, &new).await?;
     tx.commit().await?;
     state.plugins.invalidate();
     Ok(extract::tagged(&binding))

@@ -14,18 +14,8 @@ use super::registry::{
 use super::runtime::Runtime;
 use super::{Hook, config_schema, manage};
 use crate::Db;
-use crate::access::Caller;
-use crate::audit::Entry;
+use crate::audit::{self, Actor, Entry};
 use crate::error::{Error, Result};
-
-/// Who publishes a version.
-#[derive(Clone, Copy)]
-pub enum Publisher<'a> {
-    /// A staff member's key, over the API.
-    Key(&'a Caller),
-    /// The operator, on the host's command line (`dealer-host plugins publish`).
-    Operator,
-}
 
 /// A version of an existing plugin to publish.
 pub struct NewRelease {
@@ -41,7 +31,7 @@ pub struct NewRelease {
 pub async fn publish_version(
     db: &Db,
     runtime: &Arc<Runtime>,
-    publisher: Publisher<'_>,
+    publisher: Actor<'_>,
     plugin: &Plugin,
     release: NewRelease,
 ) -> Result<PluginVersion> {
@@ -72,7 +62,7 @@ pub async fn publish_version(
     .await?;
     let entry = Entry::ok("upload", "plugin", plugin.id, plugin.owner_org_id)
         .with_detail(serde_json::json!({ "version": added.version, "sha256": added.sha256 }));
-    publisher.record(&mut tx, entry).await?;
+    audit::record_as(&mut tx, &publisher, entry).await?;
     tx.commit().await?;
     Ok(added)
 }
@@ -122,7 +112,7 @@ pub async fn publish(db: &Db, runtime: &Arc<Runtime>, new: Publish<'_>) -> Resul
         None => {
             manage::create_plugin(
                 &mut tx,
-                Publisher::Operator,
+                Actor::COMMAND_LINE,
                 &NewPlugin {
                     owner_org_id: hq,
                     name: new.name.to_owned(),
@@ -160,7 +150,7 @@ pub async fn publish(db: &Db, runtime: &Arc<Runtime>, new: Publish<'_>) -> Resul
         notes: String::new(),
         bytes: new.bytes,
     };
-    publish_version(db, runtime, Publisher::Operator, &plugin, release).await?;
+    publish_version(db, runtime, Actor::COMMAND_LINE, &plugin, release).await?;
     Ok(Published::Added(plugin, loaded.info.hook))
 }
 
@@ -198,7 +188,7 @@ pub async fn enable(
     config_schema::check(plugin.config_schema.as_ref(), &config)?;
     let binding = manage::bind(
         &mut tx,
-        Publisher::Operator,
+        Actor::COMMAND_LINE,
         dealer.id,
         plugin.hook,
         &NewBinding {

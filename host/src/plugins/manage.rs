@@ -7,29 +7,10 @@
 use sqlx::AnyConnection;
 
 use super::Hook;
-use super::catalogue::Publisher;
 use super::registry::{self, Binding, BindingPatch, Grants, NewBinding, NewPlugin, Plugin};
 use crate::access::Caller;
-use crate::audit::{self, Entry};
+use crate::audit::{self, Actor, Entry};
 use crate::error::{Error, Result};
-
-impl Publisher<'_> {
-    /// The key that acted, if a key did.
-    pub fn key_id(self) -> Option<i64> {
-        match self {
-            Publisher::Key(caller) => Some(caller.key_id),
-            Publisher::Operator => None,
-        }
-    }
-
-    /// Records `entry` as this publisher's act: the key's, or the command line's.
-    pub async fn record(self, conn: &mut AnyConnection, entry: Entry<'_>) -> Result<()> {
-        match self {
-            Publisher::Key(caller) => audit::record(conn, caller, entry).await,
-            Publisher::Operator => audit::record_system(conn, "command-line", entry).await,
-        }
-    }
-}
 
 /// The audit action of a kill switch turned on or off.
 fn kill_action(killed: bool) -> &'static str {
@@ -39,12 +20,13 @@ fn kill_action(killed: bool) -> &'static str {
 /// Registers a plugin (no version yet).
 pub async fn create_plugin(
     conn: &mut AnyConnection,
-    by: Publisher<'_>,
+    by: Actor<'_>,
     new: &NewPlugin,
 ) -> Result<Plugin> {
     let plugin = registry::create_plugin(conn, new).await?;
-    by.record(
+    audit::record_as(
         conn,
+        &by,
         Entry::ok("create", "plugin", plugin.id, new.owner_org_id),
     )
     .await?;
@@ -94,12 +76,13 @@ pub async fn set_plugin_killed(
 
 async fn record_binding(
     conn: &mut AnyConnection,
-    by: Publisher<'_>,
+    by: Actor<'_>,
     binding: &Binding,
     action: &str,
 ) -> Result<()> {
-    by.record(
+    audit::record_as(
         conn,
+        &by,
         Entry::ok(action, "plugin_binding", binding.id, binding.dealer_id).with_detail(
             serde_json::json!({
                 "hook": binding.hook, "plugin_id": binding.plugin_id,
@@ -113,7 +96,7 @@ async fn record_binding(
 /// Enables a plugin for the dealer's `hook` at a pinned version (see [`registry::bind`]).
 pub async fn bind(
     conn: &mut AnyConnection,
-    by: Publisher<'_>,
+    by: Actor<'_>,
     dealer_id: i64,
     hook: Hook,
     new: &NewBinding,
@@ -135,7 +118,7 @@ pub async fn update_binding(
     let binding =
         registry::update_binding(conn, dealer_id, hook, expected, patch, Some(caller.key_id))
             .await?;
-    record_binding(conn, Publisher::Key(caller), &binding, "update").await?;
+    record_binding(conn, Actor::Staff(caller), &binding, "update").await?;
     Ok(binding)
 }
 
@@ -152,7 +135,7 @@ pub async fn unbind(
             entity: "plugin binding",
         })?;
     registry::unbind(conn, dealer_id, hook).await?;
-    record_binding(conn, Publisher::Key(caller), &binding, "unbind").await
+    record_binding(conn, Actor::Staff(caller), &binding, "unbind").await
 }
 
 /// Returns the dealer's binding for `hook` to the version pinned before the current one.
@@ -163,7 +146,7 @@ pub async fn rollback(
     hook: Hook,
 ) -> Result<Binding> {
     let binding = registry::rollback(conn, dealer_id, hook, Some(caller.key_id)).await?;
-    record_binding(conn, Publisher::Key(caller), &binding, "rollback").await?;
+    record_binding(conn, Actor::Staff(caller), &binding, "rollback").await?;
     Ok(binding)
 }
 
@@ -179,7 +162,7 @@ pub async fn set_binding_killed(
     let binding =
         registry::set_binding_killed(conn, dealer_id, hook, killed, reason, Some(caller.key_id))
             .await?;
-    record_binding(conn, Publisher::Key(caller), &binding, kill_action(killed)).await?;
+    record_binding(conn, Actor::Staff(caller), &binding, kill_action(killed)).await?;
     Ok(binding)
 }
 

@@ -2,6 +2,7 @@
 //! domain is called directly, and a `system` entry from the operator's command line.
 
 use dealer_host::access::Role;
+use dealer_host::audit::Actor;
 use dealer_host::custom_fields::{self, Entity, FieldType, NewFieldDef};
 use dealer_host::network;
 use dealer_host::plugins::manage;
@@ -29,12 +30,19 @@ async fn entries(app: &TestApp, entity: &str, id: i64) -> Vec<(String, String, i
 async fn keys_made_on_the_command_line_are_audited_as_the_command_line(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut tx = app.db.begin_write().await.unwrap();
-    let created = network::create_key(&mut tx, None, Role::Sales, app.units.dealer_a, None, "cli")
-        .await
-        .unwrap();
+    let created = network::create_key(
+        &mut tx,
+        Actor::COMMAND_LINE,
+        Role::Sales,
+        app.units.dealer_a,
+        None,
+        "cli",
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let mut tx = app.db.begin_write().await.unwrap();
-    network::revoke_key(&mut tx, None, &created.info.prefix)
+    network::revoke_key(&mut tx, Actor::COMMAND_LINE, &created.info.prefix)
         .await
         .unwrap();
     tx.commit().await.unwrap();
