@@ -162,13 +162,19 @@ pub async fn recent(
     if customer_ids.is_empty() && vehicle_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM interactions WHERE 1 = 0"));
+    // Each list is a condition its own index serves ((customer_id, occurred_at),
+    // (vehicle_id, occurred_at)); both at once are an OR of the two, which both planners
+    // answer from the two indexes. Never a constant false `OR`: SQLite plans that as a scan.
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM interactions WHERE "));
     if !customer_ids.is_empty() {
-        sql.push(" OR customer_id IN ")
+        sql.push("customer_id IN ")
             .push_list(customer_ids.iter().copied().map(Param::Int));
     }
     if !vehicle_ids.is_empty() {
-        sql.push(" OR vehicle_id IN ")
+        if !customer_ids.is_empty() {
+            sql.push(" OR ");
+        }
+        sql.push("vehicle_id IN ")
             .push_list(vehicle_ids.iter().copied().map(Param::Int));
     }
     sql.push(" ORDER BY occurred_at DESC, id DESC LIMIT ")

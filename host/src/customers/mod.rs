@@ -656,6 +656,38 @@ pub struct CustomerSearch {
     pub dealer_id: Option<i64>,
 }
 
+/// `text` as a LIKE pattern matching itself only: `%`, `_` and the escape `\\` escaped (the
+/// statement says `ESCAPE '\\'`).
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The shortest part of a name the name index finds (the trigram indexes of both backends);
+/// shorter ones are matched by scanning, newest customers first.
+const NAME_INDEX_MIN_CHARS: usize = 3;
+
+/// ` AND` the customer's name contains `name`, case-insensitively, every character literal. The
+/// LIKE decides on both backends; on SQLite the FTS5 trigram index first narrows the customers
+/// to those holding the text (on PostgreSQL the pg_trgm index serves the LIKE itself).
+fn push_name_filter(conn: &AnyConnection, sql: &mut Sql, name: &str) {
+    let sqlite = conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME;
+    if sqlite && name.chars().count() >= NAME_INDEX_MIN_CHARS {
+        sql.push(" AND c.id IN (SELECT rowid FROM customers_name_fts WHERE customers_name_fts MATCH ")
+            .bind(Param::Text(format!("\"{}\"", name.replace('"', "\"\""))))
+            .push(")");
+    }
+    sql.push(" AND LOWER(c.name) LIKE LOWER(")
+        .bind(Param::Text(format!("%{}%", like_literal(name))))
+        .push(") ESCAPE '\\'");
+}
+
 /// Customers in the caller's scope matching every given filter, newest first,
 /// `limit + 1` at most (the extra row signals a next page).
 pub async fn search(
@@ -665,9 +697,25 @@ pub async fn search(
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Customer>> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE 1 = 1"
-    ));
+    // With a tag, the tag's customers lead, newest first, from the index (tag, customer_id):
+    // a page reads its own rows, however many customers carry the tag.
+    let tag = q.tag.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let (mut sql, order) = match tag {
+        Some(tag) => {
+            let mut sql = Sql::new(&format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customer_tags t JOIN customers c ON c.id = t.customer_id \
+                 WHERE t.tag = "
+            ));
+            sql.bind(Param::Text(tag.to_owned()));
+            (sql, "t.customer_id")
+        }
+        None => (
+            Sql::new(&format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE 1 = 1"
+            )),
+            "c.id",
+        ),
+    };
     caller.scope(&mut sql, "c.dealer_id");
     if let Some(phone) = q.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         match identity::parse_phone(phone) {
@@ -685,21 +733,17 @@ pub async fn search(
                             .into(),
                     });
                 }
-                sql.push(" AND c.id IN (SELECT customer_id FROM customer_phones WHERE phone LIKE ")
+                let last4 = digits[digits.len() - 4..].to_owned();
+                sql.push(" AND c.id IN (SELECT customer_id FROM customer_phones WHERE last4 = ")
+                    .bind(Param::Text(last4))
+                    .push(" AND phone LIKE ")
                     .bind(Param::Text(format!("%{digits}")))
                     .push(")");
             }
         }
     }
     if let Some(name) = q.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        sql.push(" AND LOWER(c.name) LIKE LOWER(")
-            .bind(Param::Text(format!("%{name}%")))
-            .push(")");
-    }
-    if let Some(tag) = q.tag.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        sql.push(" AND c.id IN (SELECT customer_id FROM customer_tags WHERE tag = ")
-            .bind(Param::Text(tag.to_owned()))
-            .push(")");
+        push_name_filter(conn, &mut sql, name);
     }
     let current_vehicle = " AND c.id IN (SELECT p.customer_id FROM vehicle_people p JOIN vehicles v ON v.id = p.vehicle_id WHERE p.until IS NULL AND ";
     if let Some(plate) = q.plate.as_deref().filter(|p| !p.trim().is_empty()) {
@@ -718,9 +762,11 @@ pub async fn search(
         sql.push(" AND c.dealer_id = ").bind(Param::Int(d));
     }
     if let Some(b) = before_id {
-        sql.push(" AND c.id < ").bind(Param::Int(b));
+        sql.push(" AND ").push(order).push(" < ").bind(Param::Int(b));
     }
-    sql.push(" ORDER BY c.id DESC LIMIT ")
+    sql.push(" ORDER BY ")
+        .push(order)
+        .push(" DESC LIMIT ")
         .bind(Param::Int(limit + 1));
     let rows: Vec<CustomerRow> = sqlx::query_as_with(sql.text(), sql.arguments())
         .fetch_all(&mut *conn)
