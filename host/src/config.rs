@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::plugins::runs::Retention;
 use crate::workers::Intervals;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,10 @@ pub struct FileSettings {
     pub outbox_interval_secs: Option<u64>,
     /// Seconds between scheduler passes (reminders, points expiry); 0 turns it off.
     pub scheduler_interval_secs: Option<u64>,
+    /// Plugin runs older than this many days are deleted (default 90).
+    pub run_retention_days: Option<u32>,
+    /// At most this many runs of each dealer and hook are kept, the newest (default 100000).
+    pub run_retention_max_per_hook: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -93,6 +98,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
+        let retention = Retention::default();
         let data_dir = overrides
             .data_dir
             .or(file.data_dir)
@@ -126,6 +132,13 @@ impl Settings {
                         .or(file.scheduler_interval_secs),
                     Intervals::default().scheduler,
                 ),
+                run_retention: Some(Retention {
+                    max_days: file.run_retention_days.unwrap_or(retention.max_days),
+                    max_per_hook: file
+                        .run_retention_max_per_hook
+                        .unwrap_or(retention.max_per_hook),
+                    ..retention
+                }),
             },
         })
     }

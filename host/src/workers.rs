@@ -1,5 +1,6 @@
 //! The host's background loops, started with the server and stopped with it: the outbox
-//! worker (delivers due messages) and the scheduler (plans reminders, expires points). Each
+//! worker (delivers due messages), the scheduler (plans reminders, expires points) and the
+//! run-log retention (deletes old plugin runs, [`runs::prune`]). Each
 //! runs one pass, then waits its interval; on shutdown the loop ends (the outbox pass under
 //! way finishes first, a scheduler pass is dropped). Every replica runs them: the passes share
 //! the work through leases and dedupe keys, never delivering or planning twice.
@@ -12,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::AppState;
 use crate::outbox::{self, Senders};
+use crate::plugins::runs::{self, Retention};
 use crate::{clock, loyalty, reminders};
 
 /// How often each loop runs; `None` turns a loop off.
@@ -19,6 +21,8 @@ use crate::{clock, loyalty, reminders};
 pub struct Intervals {
     pub outbox: Option<Duration>,
     pub scheduler: Option<Duration>,
+    /// The run log's retention policy, applied every `Retention::every`.
+    pub run_retention: Option<Retention>,
 }
 
 impl Default for Intervals {
@@ -26,6 +30,7 @@ impl Default for Intervals {
         Intervals {
             outbox: Some(Duration::from_secs(5)),
             scheduler: Some(Duration::from_secs(3600)),
+            run_retention: Some(Retention::default()),
         }
     }
 }
@@ -63,6 +68,24 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
                         }
                         Ok(_) => {}
                         Err(error) => tracing::error!(%error, "the outbox pass failed"),
+                    }
+                }
+            },
+        )));
+    }
+    if let Some(retention) = intervals.run_retention {
+        let db = state.db.clone();
+        handles.push(tokio::spawn(repeat(
+            retention.every,
+            stopped.clone(),
+            Finish::Pass,
+            move || {
+                let db = db.clone();
+                async move {
+                    match runs::prune(&db, &retention, clock::now_ms()).await {
+                        Ok(0) => {}
+                        Ok(deleted) => tracing::info!(deleted, "plugin runs pruned"),
+                        Err(error) => tracing::error!(%error, "the run retention pass failed"),
                     }
                 }
             },

@@ -5,7 +5,8 @@
 //! Personal data never reaches the log unmasked: [`record`] stores [`mask`]ed JSON, and only
 //! the SHA-256 of the unmasked input, over its [`canonical`] form. Inputs and outputs are kept
 //! for the [`RECENT_INPUTS`] most recent runs of each dealer, hook and [`Source`] (so replaying
-//! a version does not push the live inputs out); older runs keep their numbers only.
+//! a version does not push the live inputs out); older runs keep their numbers only, until
+//! the [`Retention`] policy deletes them ([`prune`], a background pass).
 
 use std::collections::BTreeMap;
 
@@ -190,17 +191,6 @@ struct RunRow {
 const RUN_COLUMNS: &str = "id, dealer_id, plugin_id, plugin_name, version, hook, started_at, \
      duration_us, outcome, memory_bytes, fuel_used, error, input_digest, input, output, effects, \
      now_ms, replay_of, source";
-
-#[derive(FromRow)]
-struct StatsRow {
-    plugin_id: Option<i64>,
-    plugin_name: Option<String>,
-    version: Option<String>,
-    hook: String,
-    outcome: String,
-    duration_us: i64,
-    memory_bytes: i64,
-}
 
 #[derive(FromRow)]
 struct RecordedRow {
@@ -521,74 +511,202 @@ pub async fn list(
     rows.into_iter().map(RunRow::into_run).collect()
 }
 
-/// The value at `percent` of `sorted` by the nearest-rank method (the smallest value with at
-/// least `percent`% of the values at or below it); 0 for no values.
-fn nearest_rank(sorted: &[i64], percent: usize) -> i64 {
-    let rank = (percent * sorted.len()).div_ceil(100).max(1);
-    sorted.get(rank - 1).copied().unwrap_or(0)
+/// The 1-based rank of the value at `percent` among `n` sorted values by the nearest-rank
+/// method (the smallest value with at least `percent`% of the values at or below it), as SQL
+/// over the column `n`: `ceil(percent * n / 100)`, at least 1 for `n` ≥ 1.
+fn nearest_rank_sql(percent: i64) -> String {
+    format!("({percent} * n + 99) / 100")
 }
 
-#[derive(Default)]
-struct Group {
+#[derive(FromRow)]
+struct OutcomeRow {
+    plugin_id: Option<i64>,
     plugin_name: Option<String>,
-    durations: Vec<i64>,
-    errors: i64,
-    by_outcome: BTreeMap<String, i64>,
+    version: Option<String>,
+    hook: String,
+    outcome: String,
+    count: i64,
     max_memory_bytes: i64,
+}
+
+#[derive(FromRow)]
+struct PercentileRow {
+    plugin_id: Option<i64>,
+    version: Option<String>,
+    hook: String,
+    p50_us: i64,
+    p99_us: i64,
 }
 
 /// Counts, error rate, outcomes, duration percentiles and peak memory of the runs matching
 /// `filter`, one entry per (plugin, version, hook), ordered by those.
 ///
-/// The two backends share no percentile function, so the durations are read and ranked here:
-/// one row per run, fine for the ~100k runs a dashboard's time window holds; narrow `filter`
-/// (`since`, `dealer_ids`, `plugin_id`) for more.
+/// Computed by the database, which returns one row per group and outcome: counts and peaks by
+/// `GROUP BY`, the percentiles (nearest rank) by ranking each group's durations with a window
+/// function, which both backends have. No run row leaves the database.
 pub async fn stats(conn: &mut AnyConnection, filter: &RunFilter) -> Result<Vec<Stats>> {
     if filter.dealer_ids.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Vec::new());
     }
     let mut sql = Sql::new(
-        "SELECT plugin_id, plugin_name, version, hook, outcome, duration_us, memory_bytes \
+        "SELECT plugin_id, MAX(plugin_name) AS plugin_name, version, hook, outcome, \
+         COUNT(*) AS count, MAX(memory_bytes) AS max_memory_bytes \
          FROM plugin_runs WHERE 1 = 1",
     );
     push_filter(&mut sql, filter);
-    let rows: Vec<StatsRow> = sqlx::query_as_with(sql.text(), sql.arguments())
+    sql.push(" GROUP BY plugin_id, version, hook, outcome");
+    let outcomes: Vec<OutcomeRow> = sqlx::query_as_with(sql.text(), sql.arguments())
         .fetch_all(&mut *conn)
         .await?;
-    let mut groups: BTreeMap<(Option<i64>, Option<String>, String), Group> = BTreeMap::new();
-    for row in rows {
+    let mut sql = Sql::new(
+        "SELECT plugin_id, version, hook, duration_us, \
+         ROW_NUMBER() OVER (PARTITION BY plugin_id, version, hook ORDER BY duration_us) AS rn, \
+         COUNT(*) OVER (PARTITION BY plugin_id, version, hook) AS n \
+         FROM plugin_runs WHERE 1 = 1",
+    );
+    push_filter(&mut sql, filter);
+    let ranked = format!(
+        "SELECT plugin_id, version, hook, \
+         MAX(CASE WHEN rn = {p50} THEN duration_us END) AS p50_us, \
+         MAX(CASE WHEN rn = {p99} THEN duration_us END) AS p99_us \
+         FROM ({}) ranked GROUP BY plugin_id, version, hook",
+        sql.text(),
+        p50 = nearest_rank_sql(50),
+        p99 = nearest_rank_sql(99),
+    );
+    let percentiles: Vec<PercentileRow> = sqlx::query_as_with(&ranked, sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+
+    let mut groups: BTreeMap<(Option<i64>, Option<String>, String), Stats> = BTreeMap::new();
+    for row in outcomes {
         let outcome = decode("outcome", &row.outcome, Outcome::parse)?;
+        let hook = decode("hook", &row.hook, Hook::parse)?;
         let group = groups
-            .entry((row.plugin_id, row.version, row.hook))
-            .or_default();
+            .entry((row.plugin_id, row.version.clone(), row.hook))
+            .or_insert_with(|| Stats {
+                plugin_id: row.plugin_id,
+                plugin_name: None,
+                version: row.version,
+                hook,
+                count: 0,
+                errors: 0,
+                error_rate: 0.0,
+                by_outcome: BTreeMap::new(),
+                p50_us: 0,
+                p99_us: 0,
+                max_memory_bytes: 0,
+            });
         if row.plugin_name.is_some() {
             group.plugin_name = row.plugin_name;
         }
-        group.durations.push(row.duration_us);
-        group.errors += i64::from(outcome.is_error());
-        *group.by_outcome.entry(row.outcome).or_default() += 1;
-        group.max_memory_bytes = group.max_memory_bytes.max(row.memory_bytes);
+        group.count += row.count;
+        if outcome.is_error() {
+            group.errors += row.count;
+        }
+        group.by_outcome.insert(row.outcome, row.count);
+        group.max_memory_bytes = group.max_memory_bytes.max(row.max_memory_bytes);
     }
-    groups
-        .into_iter()
-        .map(|((plugin_id, version, hook), mut group)| {
-            group.durations.sort_unstable();
-            let count = i64::try_from(group.durations.len()).unwrap_or(i64::MAX);
-            Ok(Stats {
-                hook: decode("hook", &hook, Hook::parse)?,
-                plugin_id,
-                plugin_name: group.plugin_name,
-                version,
-                count,
-                errors: group.errors,
-                error_rate: group.errors as f64 / count as f64,
-                by_outcome: group.by_outcome,
-                p50_us: nearest_rank(&group.durations, 50),
-                p99_us: nearest_rank(&group.durations, 99),
-                max_memory_bytes: group.max_memory_bytes,
-            })
+    for row in percentiles {
+        if let Some(group) = groups.get_mut(&(row.plugin_id, row.version, row.hook)) {
+            group.p50_us = row.p50_us;
+            group.p99_us = row.p99_us;
+        }
+    }
+    Ok(groups
+        .into_values()
+        .map(|mut group| {
+            group.error_rate = group.errors as f64 / group.count as f64;
+            group
         })
-        .collect()
+        .collect())
+}
+
+/// How long the run log keeps runs: at most `max_days` old and at most `max_per_hook` runs
+/// of each dealer and hook (the newest), enforced by [`prune`] every `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_days: u32,
+    /// Never fewer than [`RECENT_INPUTS`], so the runs kept for replay stay.
+    pub max_per_hook: i64,
+    pub every: std::time::Duration,
+}
+
+impl Default for Retention {
+    /// 90 days, 100 000 runs per dealer and hook, pruned hourly.
+    fn default() -> Retention {
+        Retention {
+            max_days: 90,
+            max_per_hook: 100_000,
+            every: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Rows deleted per statement, so a large backlog is deleted in short write transactions.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// Deletes the runs `retention` no longer keeps: those started more than `max_days` before
+/// `now`, and those of each dealer and hook beyond its `max_per_hook` newest. Returns how many
+/// were deleted. Each statement deletes at most [`PRUNE_BATCH`] rows and commits on its own;
+/// replicas pruning at once delete each row once.
+pub async fn prune(db: &crate::Db, retention: &Retention, now: i64) -> Result<u64> {
+    let cutoff = now - i64::from(retention.max_days) * 24 * 3600 * 1000;
+    let mut deleted = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM plugin_runs WHERE id IN \
+             (SELECT id FROM plugin_runs WHERE started_at < $1 LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(PRUNE_BATCH)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
+        deleted += n;
+        if n == 0 {
+            break;
+        }
+    }
+    let keep = retention.max_per_hook.max(RECENT_INPUTS);
+    let crowded: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT dealer_id, hook FROM plugin_runs GROUP BY dealer_id, hook HAVING COUNT(*) > $1",
+    )
+    .bind(keep)
+    .fetch_all(db.pool())
+    .await?;
+    for (dealer_id, hook) in crowded {
+        let oldest_kept: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM plugin_runs WHERE dealer_id = $1 AND hook = $2 \
+             ORDER BY id DESC LIMIT 1 OFFSET $3",
+        )
+        .bind(dealer_id)
+        .bind(&hook)
+        .bind(keep - 1)
+        .fetch_optional(db.pool())
+        .await?;
+        let Some((oldest_kept,)) = oldest_kept else {
+            continue;
+        };
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM plugin_runs WHERE id IN (SELECT id FROM plugin_runs \
+                 WHERE dealer_id = $1 AND hook = $2 AND id < $3 LIMIT $4)",
+            )
+            .bind(dealer_id)
+            .bind(&hook)
+            .bind(oldest_kept)
+            .bind(PRUNE_BATCH)
+            .execute(db.pool())
+            .await?
+            .rows_affected();
+            deleted += n;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 /// The `limit` most recent live and evaluated runs of the dealer's `hook` that still hold their input,
@@ -707,17 +825,6 @@ mod tests {
         assert_eq!(canonical(&a), r#"{"a":{"x":null,"y":[1,"二"]},"b":1}"#);
         assert_eq!(input_digest(&a), input_digest(&b));
         assert_ne!(input_digest(&a), input_digest(&json!({ "b": 2 })));
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let values: Vec<i64> = (1..=100).collect();
-        assert_eq!(nearest_rank(&values, 50), 50);
-        assert_eq!(nearest_rank(&values, 99), 99);
-        assert_eq!(nearest_rank(&values, 100), 100);
-        assert_eq!(nearest_rank(&[7], 99), 7);
-        assert_eq!(nearest_rank(&[1, 2, 3], 50), 2);
-        assert_eq!(nearest_rank(&[], 50), 0);
     }
 
     #[test]

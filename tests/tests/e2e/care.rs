@@ -265,6 +265,7 @@ async fn the_background_loop_delivers_until_stopped(backend: Backend) {
     let intervals = workers::Intervals {
         outbox: Some(Duration::from_millis(50)),
         scheduler: None,
+        run_retention: None,
     };
     let running = workers::start(&state, Arc::new(senders), intervals);
     let ids = enqueue(&app, app.units.dealer_a, "app", 2).await;
