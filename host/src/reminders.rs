@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use crate::access::{Caller, Role};
 use crate::audit::{self, Entry};
 use crate::customers::interactions;
+use crate::db::{Param, Sql};
 use crate::error::{Error, Result};
 use crate::lookups::{customer_view, vehicle_view};
 use crate::plugins::dispatch::{DecisionSource, Plugins};
@@ -94,10 +95,7 @@ pub async fn run_due(db: &Db, plugins: &Plugins, today: NaiveDate, now: i64) -> 
             return Ok(report);
         };
         after = last;
-        for (vehicle_id, dealer_id) in due {
-            if !claim(db, vehicle_id, dealer_id, &worker, cutoff, now).await? {
-                continue;
-            }
+        for vehicle_id in claim(db, &due, &worker, cutoff, now).await? {
             match plan(db, plugins, vehicle_id, today, now).await {
                 Ok(plan) => {
                     report.vehicles += 1;
@@ -106,7 +104,7 @@ pub async fn run_due(db: &Db, plugins: &Plugins, today: NaiveDate, now: i64) -> 
                     report.tasks += plan.tasks;
                 }
                 Err(error @ (Error::PluginFailed { .. } | Error::PluginUnavailable(_))) => {
-                    tracing::warn!(vehicle_id, dealer_id, %error, "could not plan a vehicle's reminders");
+                    tracing::warn!(vehicle_id, %error, "could not plan a vehicle's reminders");
                     report.failed += 1;
                     release(db, vehicle_id, now, &error.to_string()).await?;
                 }
@@ -119,39 +117,48 @@ pub async fn run_due(db: &Db, plugins: &Plugins, today: NaiveDate, now: i64) -> 
     }
 }
 
-/// Takes the lease on a vehicle due for planning; false when another replica holds it or
-/// planned it meanwhile.
+/// Takes the lease on the vehicles of `due` (id, dealer) still due for planning, in one
+/// transaction of two statements for the whole batch; returns those it took, in id order
+/// (not those another replica holds or planned meanwhile).
 async fn claim(
     db: &Db,
-    vehicle_id: i64,
-    dealer_id: i64,
+    due: &[(i64, i64)],
     worker: &str,
     cutoff: i64,
     now: i64,
-) -> Result<bool> {
+) -> Result<Vec<i64>> {
     let mut tx = db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO vehicle_care (vehicle_id, dealer_id, planned_at) VALUES ($1, $2, 0) \
-         ON CONFLICT (vehicle_id) DO NOTHING",
-    )
-    .bind(vehicle_id)
-    .bind(dealer_id)
-    .execute(&mut *tx)
-    .await?;
-    let claimed = sqlx::query(
-        "UPDATE vehicle_care SET leased_by = $1, lease_until = $2 WHERE vehicle_id = $3 \
-         AND planned_at <= $4 AND (lease_until IS NULL OR lease_until < $5)",
-    )
-    .bind(worker)
-    .bind(now + LEASE.as_millis() as i64)
-    .bind(vehicle_id)
-    .bind(cutoff)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let mut insert = Sql::new("INSERT INTO vehicle_care (vehicle_id, dealer_id, planned_at) VALUES ");
+    for (i, (vehicle_id, dealer_id)) in due.iter().enumerate() {
+        insert
+            .push(if i == 0 { "(" } else { ", (" })
+            .bind(Param::Int(*vehicle_id))
+            .push(", ")
+            .bind(Param::Int(*dealer_id))
+            .push(", 0)");
+    }
+    insert.push(" ON CONFLICT (vehicle_id) DO NOTHING");
+    sqlx::query_with(insert.text(), insert.arguments())
+        .execute(&mut *tx)
+        .await?;
+    let mut update = Sql::new("UPDATE vehicle_care SET leased_by = ");
+    update
+        .bind(Param::Text(worker.to_owned()))
+        .push(", lease_until = ")
+        .bind(Param::Int(now + LEASE.as_millis() as i64))
+        .push(" WHERE planned_at <= ")
+        .bind(Param::Int(cutoff))
+        .push(" AND (lease_until IS NULL OR lease_until < ")
+        .bind(Param::Int(now))
+        .push(") AND vehicle_id IN ")
+        .push_list(due.iter().map(|(vehicle_id, _)| Param::Int(*vehicle_id)))
+        .push(" RETURNING vehicle_id");
+    let mut claimed: Vec<(i64,)> = sqlx::query_as_with(update.text(), update.arguments())
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(claimed == 1)
+    claimed.sort_unstable();
+    Ok(claimed.into_iter().map(|(id,)| id).collect())
 }
 
 /// Gives a vehicle's lease back after its plan failed; it is planned again the next day.
