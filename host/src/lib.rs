@@ -30,6 +30,7 @@ pub mod surveys;
 pub mod tasks;
 pub mod text;
 pub mod tickets;
+pub mod tls;
 pub mod vehicles;
 pub mod workers;
 
@@ -42,11 +43,29 @@ use tokio::net::TcpListener;
 pub use db::{Backend, Db};
 pub use state::AppState;
 
+/// Where the API is served: plain HTTP on a TCP listener, or HTTPS ([`tls::Listener`]).
+pub enum Endpoint {
+    Plain(TcpListener),
+    Tls(tls::Listener),
+}
+
+impl From<TcpListener> for Endpoint {
+    fn from(listener: TcpListener) -> Endpoint {
+        Endpoint::Plain(listener)
+    }
+}
+
+impl From<tls::Listener> for Endpoint {
+    fn from(listener: tls::Listener) -> Endpoint {
+        Endpoint::Tls(listener)
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
 /// Meanwhile the SLA sweep ([`tickets::sla`]) runs every `state.sla_interval`; it stops with
-/// the server.
+/// the server. Over TLS every answer carries `Strict-Transport-Security` ([`tls::HSTS`]).
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Endpoint>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -54,21 +73,40 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sweep = tickets::sla::spawn(state.db.clone(), state.sla_interval, stopped);
     let app = api::router(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.send(true).ok();
-        })
-        .await;
+    let shutdown = async move {
+        shutdown.await;
+        stop.send(true).ok();
+    };
+    let served = match listener.into() {
+        Endpoint::Plain(listener) => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Endpoint::Tls(listener) => {
+            let app = app.layer(axum::middleware::map_response(strict_transport));
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     sweep.abort();
     served
+}
+
+async fn strict_transport(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(tls::HSTS),
+    );
+    response
 }
 
 /// Serves the API like [`serve`], with the background loops (outbox delivery through
 /// `senders`, the scheduler) running at `intervals` until shutdown; on shutdown the server
 /// drains, then the loops stop (an outbox pass under way finishes first).
 pub async fn serve_with_workers(
-    listener: TcpListener,
+    listener: impl Into<Endpoint>,
     state: AppState,
     senders: Arc<outbox::Senders>,
     intervals: workers::Intervals,

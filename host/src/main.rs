@@ -10,6 +10,7 @@ use dealer_host::audit::Actor;
 use dealer_host::config::{LogFormat, Overrides, Settings};
 use dealer_host::plugins::catalogue;
 use dealer_host::plugins::runtime::{Limits, Runtime};
+use dealer_host::tls::TlsFiles;
 use dealer_host::{Db, network, outbox, seed};
 use tracing_subscriber::EnvFilter;
 
@@ -57,6 +58,13 @@ enum Command {
         #[arg(long, env = "DEALER_SLA_INTERVAL_SECS", default_value_t = 60,
             value_parser = clap::value_parser!(u64).range(1..))]
         sla_interval_secs: u64,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key); the files are read
+        /// again when they change, without a restart.
+        #[arg(long, env = "DEALER_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "DEALER_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Apply pending database migrations.
     Migrate,
@@ -187,12 +195,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve {
             demo,
             sla_interval_secs,
+            tls_cert,
+            tls_key,
             ..
         } => {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.listen))?;
             let addr = listener.local_addr()?;
+            let endpoint = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => dealer_host::Endpoint::Tls(
+                    dealer_host::tls::Listener::new(listener, TlsFiles::new(cert, key))
+                        .context("cannot start TLS")?,
+                ),
+                _ => dealer_host::Endpoint::Plain(listener),
+            };
             if demo {
                 let summary = seed::demo(&db).await?;
                 let issued = seed::issue_demo_keys(&db).await?;
@@ -221,7 +238,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
             state.sla_interval = std::time::Duration::from_secs(sla_interval_secs);
             dealer_host::serve_with_workers(
-                listener,
+                endpoint,
                 state,
                 std::sync::Arc::new(outbox::Senders::log_only()),
                 settings.workers,
