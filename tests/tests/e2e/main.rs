@@ -28,8 +28,10 @@ mod ticket_service;
 mod audit_use_cases;
 mod care;
 mod foundations;
+mod scale;
 mod schema_parity;
 mod seed;
+mod tls;
 
 // The plugin platform, the plugins and the author's CLI.
 mod cli;
