@@ -128,7 +128,8 @@ async fn claim(
     now: i64,
 ) -> Result<Vec<i64>> {
     let mut tx = db.begin_write().await?;
-    let mut insert = Sql::new("INSERT INTO vehicle_care (vehicle_id, dealer_id, planned_at) VALUES ");
+    let mut insert =
+        Sql::new("INSERT INTO vehicle_care (vehicle_id, dealer_id, planned_at) VALUES ");
     for (i, (vehicle_id, dealer_id)) in due.iter().enumerate() {
         insert
             .push(if i == 0 { "(" } else { ", (" })

@@ -679,9 +679,11 @@ const NAME_INDEX_MIN_CHARS: usize = 3;
 fn push_name_filter(conn: &AnyConnection, sql: &mut Sql, name: &str) {
     let sqlite = conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME;
     if sqlite && name.chars().count() >= NAME_INDEX_MIN_CHARS {
-        sql.push(" AND c.id IN (SELECT rowid FROM customers_name_fts WHERE customers_name_fts MATCH ")
-            .bind(Param::Text(format!("\"{}\"", name.replace('"', "\"\""))))
-            .push(")");
+        sql.push(
+            " AND c.id IN (SELECT rowid FROM customers_name_fts WHERE customers_name_fts MATCH ",
+        )
+        .bind(Param::Text(format!("\"{}\"", name.replace('"', "\"\""))))
+        .push(")");
     }
     sql.push(" AND LOWER(c.name) LIKE LOWER(")
         .bind(Param::Text(format!("%{}%", like_literal(name))))
@@ -762,7 +764,10 @@ pub async fn search(
         sql.push(" AND c.dealer_id = ").bind(Param::Int(d));
     }
     if let Some(b) = before_id {
-        sql.push(" AND ").push(order).push(" < ").bind(Param::Int(b));
+        sql.push(" AND ")
+            .push(order)
+            .push(" < ")
+            .bind(Param::Int(b));
     }
     sql.push(" ORDER BY ")
         .push(order)

@@ -85,7 +85,10 @@ async fn names_are_found_by_any_part_case_insensitively(backend: Backend) {
     assert!(by_name(&app, "欧阳娜娜娜").await.is_empty());
     // Dealer B's staff do not find dealer A's customers, by name or otherwise.
     let other_dealer = app
-        .read(&app.keys.b_admin, "/customers?name=%E6%AC%A7%E9%98%B3%E5%A8%9C")
+        .read(
+            &app.keys.b_admin,
+            "/customers?name=%E6%AC%A7%E9%98%B3%E5%A8%9C",
+        )
         .await;
     assert!(ids(&other_dealer).is_empty(), "{other_dealer}");
 }
@@ -115,7 +118,10 @@ async fn phones_are_found_by_their_last_digits(backend: Backend) {
     let landline = customer(&app, "孙三", "010-62345678").await;
     let key = &app.keys.a_sales;
 
-    assert_eq!(ids(&app.read(key, "/customers?phone=1234").await), vec![first]);
+    assert_eq!(
+        ids(&app.read(key, "/customers?phone=1234").await),
+        vec![first]
+    );
     assert_eq!(
         ids(&app.read(key, "/customers?phone=41234").await),
         vec![first]
@@ -238,15 +244,22 @@ async fn retention_deletes_old_runs_and_keeps_the_newest_per_dealer_and_hook(bac
     assert!(run_ids(&app, a, Hook::Approval).await.is_empty());
     assert_eq!(run_ids(&app, b, Hook::Commission).await, others);
     assert_eq!(
-        runs::recorded(&mut *app.db.pool().acquire().await.expect("a connection"), a, Hook::Commission, 1000)
-            .await
-            .expect("the recorded runs")
-            .len(),
+        runs::recorded(
+            &mut *app.db.pool().acquire().await.expect("a connection"),
+            a,
+            Hook::Commission,
+            1000
+        )
+        .await
+        .expect("the recorded runs")
+        .len(),
         keep as usize,
         "every run kept for replay is still there"
     );
     assert_eq!(
-        runs::prune(&app.db, &retention, now).await.expect("prune again"),
+        runs::prune(&app.db, &retention, now)
+            .await
+            .expect("prune again"),
         0
     );
 

@@ -60,9 +60,13 @@ async fn https_says_hsts_and_serves_a_renewed_certificate_without_a_restart(back
     };
     let listener = tls::Listener::new(tcp, files).expect("the certificate loads");
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(dealer_host::serve(listener, app.state.clone(), async move {
-        stopped.await.ok();
-    }));
+    let server = tokio::spawn(dealer_host::serve(
+        listener,
+        app.state.clone(),
+        async move {
+            stopped.await.ok();
+        },
+    ));
     let health = format!("https://127.0.0.1:{port}/api/v1/health");
 
     let (status, hsts, served) = fetch(&health).await;
