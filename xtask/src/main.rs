@@ -1,6 +1,6 @@
 //! Project automation, so that the README's two commands work on a fresh machine:
 //! `cargo xtask demo` runs the product on its embedded default, `cargo xtask test` runs
-//! every test on SQLite and on PostgreSQL.
+//! every test on SQLite and on PostgreSQL; `cargo xtask bench` measures the host at scale.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,8 +8,13 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
-#[command(name = "xtask", about = "Run the demo or the whole test suite")]
+#[command(
+    name = "xtask",
+    about = "Run the demo, the whole test suite or the benchmark"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Task,
@@ -29,6 +34,22 @@ enum Task {
         /// Skip `cargo fmt --check` and clippy.
         #[arg(long)]
         no_lint: bool,
+    },
+    /// Build the host (release), seed a scale network, serve it and print the latencies of
+    /// the 360 view and customer search (1 and 8 clients) and the cost of a hook call.
+    Bench {
+        /// Generated customers added to the demo network.
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: u64,
+        /// A `postgres://` URL of an empty database (default: a fresh SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Requests per client for each query.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Measure the database an earlier run seeded.
+        #[arg(long)]
+        reuse: bool,
     },
 }
 
@@ -108,6 +129,27 @@ fn main() -> anyhow::Result<()> {
                 )?;
             }
             run(cargo(&root).args(["test", "--workspace"]), "run the tests")
+        }
+        Task::Bench {
+            customers,
+            database_url,
+            requests,
+            reuse,
+        } => {
+            run(
+                cargo(&root).args(["build", "--release", "-p", "dealer-host"]),
+                "build the host",
+            )?;
+            bench::run(
+                &root,
+                &target_dir(&root),
+                &bench::Options {
+                    customers,
+                    database_url,
+                    requests,
+                    reuse,
+                },
+            )
         }
     }
 }
