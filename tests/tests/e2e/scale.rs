@@ -245,7 +245,7 @@ async fn retention_deletes_old_runs_and_keeps_the_newest_per_dealer_and_hook(bac
     assert_eq!(run_ids(&app, b, Hook::Commission).await, others);
     assert_eq!(
         runs::recorded(
-            &mut *app.db.pool().acquire().await.expect("a connection"),
+            &mut app.db.pool().acquire().await.expect("a connection"),
             a,
             Hook::Commission,
             1000
