@@ -159,31 +159,12 @@ fn publish_ticket_routing(
         ]),
         "build the ticket-routing plugin",
     )?;
-    let wasm = target
-        .join("wasm32-wasip2")
-        .join("plugin")
-        .join("plugin_ticket_routing.wasm");
     let plugin = super::first_party_plugins(root)?
         .into_iter()
         .find(|p| p.name == "ticket-routing")
         .context("plugins/ticket-routing")?;
-    let wasm = wasm.to_string_lossy();
-    let mut publish = vec![
-        "plugins",
-        "publish",
-        &wasm,
-        "--name",
-        "ticket-routing",
-        "--version",
-        &plugin.version,
-    ];
-    let schema = plugin
-        .schema
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned());
-    if let Some(schema) = &schema {
-        publish.extend(["--schema", schema]);
-    }
+    let publish = plugin.publish_args(&target.join("wasm32-wasip2").join("plugin"));
+    let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
     super::run(&mut host(&publish), "publish the ticket-routing plugin")?;
     super::run(
         &mut host(&[
@@ -342,12 +323,11 @@ fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Measured {
     }
 }
 
-/// `clients` threads each GET `requests` of `paths` (round robin, each from its own offset).
-fn measure(
-    key: &str,
-    paths: &[String],
+/// `clients` threads each send `requests` requests (`send(client, i)`), timed one by one.
+fn load(
     clients: usize,
     requests: usize,
+    send: &(dyn Fn(usize, usize) -> anyhow::Result<()> + Sync),
 ) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let latencies = std::thread::scope(|s| -> anyhow::Result<Vec<Duration>> {
@@ -356,13 +336,9 @@ fn measure(
                 s.spawn(move || -> anyhow::Result<Vec<Duration>> {
                     let mut own = Vec::with_capacity(requests);
                     for i in 0..requests {
-                        let path = &paths[(c * 31 + i) % paths.len()];
                         let at = Instant::now();
-                        let (status, _) = request("GET", path, Some(key), None)?;
+                        send(c, i)?;
                         own.push(at.elapsed());
-                        if status != 200 {
-                            bail!("GET {path} answered {status}");
-                        }
                     }
                     Ok(own)
                 })
@@ -380,6 +356,22 @@ fn measure(
     Ok(summarize(latencies, started.elapsed()))
 }
 
+/// `clients` threads each GET `requests` of `paths` (round robin, each from its own offset).
+fn measure(
+    key: &str,
+    paths: &[String],
+    clients: usize,
+    requests: usize,
+) -> anyhow::Result<Measured> {
+    load(clients, requests, &|c, i| {
+        let path = &paths[(c * 31 + i) % paths.len()];
+        match request("GET", path, Some(key), None)? {
+            (200, _) => Ok(()),
+            (status, _) => bail!("GET {path} answered {status}"),
+        }
+    })
+}
+
 /// 8 clients each create `requests` tickets for a customer of `dealer` (the caller's own).
 fn tickets(key: &str, dealer: &str, requests: usize) -> anyhow::Result<Measured> {
     let (_, page) = request("GET", "/api/v1/customers?limit=1", Some(key), None)?;
@@ -394,36 +386,14 @@ fn tickets(key: &str, dealer: &str, requests: usize) -> anyhow::Result<Measured>
         "description": "客户来电：空调不制冷，要求尽快处理",
     })
     .to_string();
-    let started = Instant::now();
-    let latencies = std::thread::scope(|s| -> anyhow::Result<Vec<Duration>> {
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                let body = body.as_str();
-                s.spawn(move || -> anyhow::Result<Vec<Duration>> {
-                    let mut own = Vec::with_capacity(requests);
-                    for _ in 0..requests {
-                        let at = Instant::now();
-                        let (status, answer) =
-                            request("POST", "/api/v1/tickets", Some(key), Some(body))?;
-                        own.push(at.elapsed());
-                        if status != 201 {
-                            bail!("POST /tickets answered {status}: {answer}");
-                        }
-                    }
-                    Ok(own)
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for h in handles {
-            all.extend(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a client panicked"))??,
-            );
-        }
-        Ok(all)
-    })?;
-    Ok(summarize(latencies, started.elapsed()))
+    load(
+        8,
+        requests,
+        &|_, _| match request("POST", "/api/v1/tickets", Some(key), Some(&body))? {
+            (201, _) => Ok(()),
+            (status, answer) => bail!("POST /tickets answered {status}: {answer}"),
+        },
+    )
 }
 
 /// One HTTP/1.1 request on a new connection (`Connection: close`); the status and the JSON

@@ -76,24 +76,8 @@ fn main() -> anyhow::Result<()> {
             host(&["seed"], "load the demo network")?;
             let built = target_dir(&root).join("wasm32-wasip2").join("plugin");
             for plugin in &plugins {
-                let wasm = built.join(format!("{}.wasm", plugin.package.replace('-', "_")));
-                let wasm = wasm.to_string_lossy();
-                let mut args = vec![
-                    "plugins",
-                    "publish",
-                    &wasm,
-                    "--name",
-                    &plugin.name,
-                    "--version",
-                    &plugin.version,
-                ];
-                let schema = plugin
-                    .schema
-                    .as_ref()
-                    .map(|p| p.to_string_lossy().into_owned());
-                if let Some(schema) = &schema {
-                    args.extend(["--schema", schema]);
-                }
+                let args = plugin.publish_args(&built);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 host(&args, &format!("publish the {} plugin", plugin.name))?;
                 host(
                     &[
@@ -173,6 +157,27 @@ struct FirstParty {
     package: String,
     version: String,
     schema: Option<PathBuf>,
+}
+
+impl FirstParty {
+    /// `dealer-host` arguments that publish this plugin's component, built into `built`
+    /// (`<target>/wasm32-wasip2/plugin`), to HQ's catalogue, with its configuration schema.
+    fn publish_args(&self, built: &Path) -> Vec<String> {
+        let wasm = built.join(format!("{}.wasm", self.package.replace('-', "_")));
+        let mut args = vec![
+            "plugins".to_owned(),
+            "publish".to_owned(),
+            wasm.to_string_lossy().into_owned(),
+            "--name".to_owned(),
+            self.name.clone(),
+            "--version".to_owned(),
+            self.version.clone(),
+        ];
+        if let Some(schema) = &self.schema {
+            args.extend(["--schema".to_owned(), schema.to_string_lossy().into_owned()]);
+        }
+        args
+    }
 }
 
 fn first_party_plugins(root: &Path) -> anyhow::Result<Vec<FirstParty>> {

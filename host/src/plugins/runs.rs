@@ -652,22 +652,15 @@ const PRUNE_BATCH: i64 = 5_000;
 /// replicas pruning at once delete each row once.
 pub async fn prune(db: &crate::Db, retention: &Retention, now: i64) -> Result<u64> {
     let cutoff = now - i64::from(retention.max_days) * 24 * 3600 * 1000;
-    let mut deleted = 0;
-    loop {
-        let n = sqlx::query(
+    let mut deleted = in_batches(db, || {
+        sqlx::query(
             "DELETE FROM plugin_runs WHERE id IN \
              (SELECT id FROM plugin_runs WHERE started_at < $1 LIMIT $2)",
         )
         .bind(cutoff)
         .bind(PRUNE_BATCH)
-        .execute(db.pool())
-        .await?
-        .rows_affected();
-        deleted += n;
-        if n == 0 {
-            break;
-        }
-    }
+    })
+    .await?;
     let keep = retention.max_per_hook.max(RECENT_INPUTS);
     let crowded: Vec<(i64, String)> = sqlx::query_as(
         "SELECT dealer_id, hook FROM plugin_runs GROUP BY dealer_id, hook HAVING COUNT(*) > $1",
@@ -688,8 +681,8 @@ pub async fn prune(db: &crate::Db, retention: &Retention, now: i64) -> Result<u6
         let Some((oldest_kept,)) = oldest_kept else {
             continue;
         };
-        loop {
-            let n = sqlx::query(
+        deleted += in_batches(db, || {
+            sqlx::query(
                 "DELETE FROM plugin_runs WHERE id IN (SELECT id FROM plugin_runs \
                  WHERE dealer_id = $1 AND hook = $2 AND id < $3 LIMIT $4)",
             )
@@ -697,16 +690,26 @@ pub async fn prune(db: &crate::Db, retention: &Retention, now: i64) -> Result<u6
             .bind(&hook)
             .bind(oldest_kept)
             .bind(PRUNE_BATCH)
-            .execute(db.pool())
-            .await?
-            .rows_affected();
-            deleted += n;
-            if n == 0 {
-                break;
-            }
-        }
+        })
+        .await?;
     }
     Ok(deleted)
+}
+
+/// Runs `delete` (a statement deleting at most [`PRUNE_BATCH`] rows, each on its own) until it
+/// deletes nothing; the number deleted.
+async fn in_batches<'q>(
+    db: &crate::Db,
+    delete: impl Fn() -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let n = delete().execute(db.pool()).await?.rows_affected();
+        if n == 0 {
+            return Ok(deleted);
+        }
+        deleted += n;
+    }
 }
 
 /// The `limit` most recent live and evaluated runs of the dealer's `hook` that still hold their input,
