@@ -21,6 +21,7 @@ pub mod network;
 pub mod outbox;
 pub mod owner_links;
 pub mod plugins;
+pub mod queue;
 pub mod reminders;
 pub mod sales;
 pub mod seed;

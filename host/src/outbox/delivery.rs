@@ -1,8 +1,8 @@
 //! Delivery: the worker that sends due messages through each channel's [`Sender`], and the
 //! admins' view of what was sent.
 //!
-//! [`deliver_due`] claims due messages with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`
-//! inside the claim, so replicas claim disjoint messages; SQLite: the write transaction
+//! [`deliver_due`] claims due messages with a lease ([`crate::queue`]: `FOR UPDATE SKIP
+//! LOCKED` on PostgreSQL, so replicas claim disjoint messages; SQLite's single writer
 //! serialises claims), sends them, and marks each sent, or failed with its error: a retryable
 //! failure is tried again after a backoff, up to [`MAX_ATTEMPTS`]; a permanent one is not.
 //! A message is sent twice only if its worker died after sending and before marking it, and
@@ -23,17 +23,18 @@ use crate::access::Caller;
 use crate::db::{Param, Sql};
 use crate::error::Result;
 use crate::plugins::host_api::CHANNELS;
-use crate::{Backend, Db, clock};
+use crate::queue::{self, Queue};
+use crate::{Db, clock};
 
 /// Attempts before a message that keeps failing is given up.
-pub const MAX_ATTEMPTS: i64 = 8;
-/// How long a worker may hold claimed messages before another may take them over.
-const LEASE: Duration = Duration::from_secs(5 * 60);
-/// Messages claimed per batch.
-const BATCH: i64 = 50;
-/// The first retry's delay; each further one doubles it, up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_secs(30);
-const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+pub const MAX_ATTEMPTS: i64 = queue::MAX_ATTEMPTS;
+/// The outbox as a work queue: messages claimed 50 at a time, for five minutes.
+const QUEUE: Queue = Queue {
+    table: "outbox",
+    columns: "id, dealer_id, channel, recipient, template, data, attempts",
+    lease: Duration::from_secs(5 * 60),
+    batch: 50,
+};
 /// Longest error kept with a message, in characters.
 const ERROR_MAX: usize = 500;
 
@@ -139,26 +140,9 @@ struct ClaimedRow {
     attempts: i64,
 }
 
-/// Claims up to [`BATCH`] due messages for `worker` until `now` + [`LEASE`].
+/// Claims the next due messages for `worker` ([`queue::claim`]).
 async fn claim(db: &Db, worker: &str, now: i64) -> Result<Vec<Outgoing>> {
-    let lock = match db.backend() {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    let mut tx = db.begin_write().await?;
-    let rows: Vec<ClaimedRow> = sqlx::query_as(&format!(
-        "UPDATE outbox SET locked_by = $1, locked_until = $2 WHERE id IN (\
-         SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 \
-         AND (locked_until IS NULL OR locked_until < $3) ORDER BY id LIMIT $4{lock}) \
-         RETURNING id, dealer_id, channel, recipient, template, data, attempts"
-    ))
-    .bind(worker)
-    .bind(now + LEASE.as_millis() as i64)
-    .bind(now)
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let rows: Vec<ClaimedRow> = queue::claim(db, &QUEUE, worker, now, None).await?;
     let mut claimed: Vec<Outgoing> = rows
         .into_iter()
         .map(|r| Outgoing {
@@ -175,12 +159,6 @@ async fn claim(db: &Db, worker: &str, now: i64) -> Result<Vec<Outgoing>> {
     Ok(claimed)
 }
 
-fn backoff(attempt: i64) -> i64 {
-    let doublings = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
-    let delay = FIRST_BACKOFF.as_millis() as i64 * (1_i64 << doublings);
-    delay.min(MAX_BACKOFF.as_millis() as i64)
-}
-
 /// Records the outcome of `message`'s attempt, if `worker` still holds its lease.
 async fn settle(
     db: &Db,
@@ -194,7 +172,7 @@ async fn settle(
         Err(SendError::Retryable(e)) if message.attempt < MAX_ATTEMPTS => (
             "pending",
             Some(e),
-            now + backoff(message.attempt),
+            now + queue::backoff(message.attempt),
             Settled::Retrying,
         ),
         Err(SendError::Retryable(e) | SendError::Permanent(e)) => {
