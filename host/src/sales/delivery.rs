@@ -3,6 +3,9 @@
 //! and an initial mileage reading, and the dealer's commission plugin computes the commission
 //! lines. Writes through [`super::orders`], [`super::commission`] and [`crate::vehicles`].
 //!
+//! What the order sold goes with the car: the insurer and expiry of the policy sold with it
+//! (so its renewal is planned) and the car's component batches (so campaigns find it).
+//!
 //! [`deliver`] is the one place a delivery happens, whoever calls it. What a delivery sets off
 //! beyond the order (loyalty points, the owner's care plan, partners) runs once it committed
 //! ([`after_delivery`]): each calls a plugin, which never runs inside a write transaction, and
@@ -90,6 +93,8 @@ async fn hand_over(
     delivery: &NewDelivery,
     today: NaiveDate,
 ) -> Result<i64> {
+    let insurance_expiry = row.insurance_expiry()?;
+    let components = row.components()?;
     let existing: Option<(i64, i64)> =
         sqlx::query_as("SELECT id, version FROM vehicles WHERE dealer_id = $1 AND vin = $2")
             .bind(row.dealer_id)
@@ -105,6 +110,9 @@ async fn hand_over(
                 trim: row.trim.clone().map(Some),
                 color: row.colour.clone().map(Some),
                 purchase_date: Some(Some(today)),
+                insurer: row.insurer.clone().map(Some),
+                insurance_expiry: insurance_expiry.map(Some),
+                components: (!components.is_empty()).then(|| components.clone()),
                 ..VehiclePatch::default()
             };
             vehicles::update(conn, caller, id, version, patch).await?;
@@ -131,9 +139,9 @@ async fn hand_over(
                 color: row.colour.clone(),
                 model_year: Some(i64::from(today.year())),
                 purchase_date: Some(today),
-                insurer: None,
-                insurance_expiry: None,
-                components: Vec::new(),
+                insurer: row.insurer.clone(),
+                insurance_expiry,
+                components,
                 owner_id: Some(row.customer_id),
                 custom_fields: serde_json::Map::new(),
             };
@@ -305,6 +313,8 @@ async fn after_delivery(
             "final_price_fen": order.final_price_fen,
             "finance_plan": order.finance_plan,
             "insurance_product": order.insurance_product,
+            "insurer": order.insurer,
+            "insurance_expiry": order.insurance_expiry,
         }),
         occurred_at: delivered_at,
     };

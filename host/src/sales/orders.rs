@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
@@ -33,7 +33,8 @@ use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
 use crate::plugins::dispatch::Plugins;
 use crate::text;
-use crate::{customers, network, vehicles};
+use crate::vehicles::{self, Component};
+use crate::{customers, network};
 
 pub const TEXT_MAX: usize = 200;
 pub const LINES_MAX: usize = 50;
@@ -135,6 +136,13 @@ pub struct Order {
     pub finance_plan: Option<String>,
     pub financed_fen: i64,
     pub insurance_product: Option<String>,
+    /// The insurer of the policy sold with the car; the delivered vehicle keeps it.
+    pub insurer: Option<String>,
+    /// When that policy expires; the delivered vehicle keeps it (and its renewal is planned).
+    pub insurance_expiry: Option<NaiveDate>,
+    /// The allocated car's component batches; the delivered vehicle keeps them (campaigns
+    /// find it by batch).
+    pub components: Vec<Component>,
     pub status: OrderStatus,
     /// Every line but trade-ins, less the discount.
     pub final_price_fen: i64,
@@ -219,6 +227,18 @@ pub struct OrderPatch {
     pub colour: Option<String>,
     /// The allocated vehicle (also accepted after the draft, until delivery).
     pub vin: Option<String>,
+    /// The insurer of the policy sold (also accepted after the draft, until delivery); `null`
+    /// removes it. 1 to 60 characters.
+    #[serde(default, deserialize_with = "crate::model::nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub insurer: Option<Option<String>>,
+    /// When that policy expires (also accepted after the draft, until delivery); `null`
+    /// removes it.
+    #[serde(default, deserialize_with = "crate::model::nullable")]
+    pub insurance_expiry: Option<Option<NaiveDate>>,
+    /// The allocated car's component batches, replacing the list (also accepted after the
+    /// draft, until delivery).
+    pub components: Option<Vec<Component>>,
     /// Replaces the accessory, insurance, finance and service-package lines.
     pub lines: Option<Vec<NewLine>>,
 }
@@ -258,6 +278,9 @@ pub(crate) struct OrderRow {
     pub finance_plan: Option<String>,
     pub financed_fen: i64,
     pub insurance_product: Option<String>,
+    pub insurer: Option<String>,
+    pub insurance_expiry: Option<String>,
+    pub components: String,
     pub status: String,
     pub discount_approval_id: Option<i64>,
     pub finance_approval_id: Option<i64>,
@@ -269,12 +292,30 @@ pub(crate) struct OrderRow {
 }
 
 const ORDER_COLUMNS: &str = "id, dealer_id, customer_id, lead_id, consultant_id, brand, model, trim, colour, vin, \
-     list_price_fen, discount_fen, finance_plan, financed_fen, insurance_product, status, \
+     list_price_fen, discount_fen, finance_plan, financed_fen, insurance_product, insurer, \
+     insurance_expiry, components, status, \
      discount_approval_id, finance_approval_id, vehicle_id, delivered_at, version, created_at, updated_at";
 
 impl OrderRow {
     pub(crate) fn status(&self) -> Result<OrderStatus> {
         decode("sales_orders", &self.status, OrderStatus::parse)
+    }
+
+    pub(crate) fn insurance_expiry(&self) -> Result<Option<NaiveDate>> {
+        self.insurance_expiry
+            .as_deref()
+            .map(|d| {
+                decode("sales_orders.insurance_expiry", d, |d| {
+                    NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()
+                })
+            })
+            .transpose()
+    }
+
+    pub(crate) fn components(&self) -> Result<Vec<Component>> {
+        decode("sales_orders.components", &self.components, |c| {
+            serde_json::from_str(c).ok()
+        })
     }
 }
 
@@ -592,6 +633,8 @@ pub(crate) async fn load(conn: &mut AnyConnection, id: i64) -> Result<Order> {
     let totals = totals(row.discount_fen, &lines);
     Ok(Order {
         status: row.status()?,
+        insurance_expiry: row.insurance_expiry()?,
+        components: row.components()?,
         id: row.id,
         dealer_id: row.dealer_id,
         customer_id: row.customer_id,
@@ -606,6 +649,7 @@ pub(crate) async fn load(conn: &mut AnyConnection, id: i64) -> Result<Order> {
         discount_fen: row.discount_fen,
         finance_plan: row.finance_plan,
         financed_fen: row.financed_fen,
+        insurer: row.insurer,
         insurance_product: row.insurance_product,
         final_price_fen: totals.final_price,
         trade_in_fen: totals.trade_in,
@@ -740,6 +784,14 @@ pub async fn revise(
         .as_deref()
         .map(|c| text::required(&mut errors, "colour", c, 50));
     let vin = check_vin(&mut errors, patch.vin.as_deref());
+    let insurer = patch
+        .insurer
+        .as_ref()
+        .map(|i| text::optional(&mut errors, "insurer", i.as_deref(), vehicles::INSURER_MAX));
+    let components = patch.components.clone().map(|mut components| {
+        vehicles::check_components(&mut errors, &mut components);
+        components
+    });
     if let Some(lines) = &patch.lines {
         check_lines(&mut errors, lines);
     }
@@ -761,10 +813,17 @@ pub async fn revise(
             ),
         });
     }
-    if vin.is_some() && matches!(status, OrderStatus::Delivered | OrderStatus::Cancelled) {
+    let handover_change = vin.is_some()
+        || insurer.is_some()
+        || patch.insurance_expiry.is_some()
+        || components.is_some();
+    if handover_change && matches!(status, OrderStatus::Delivered | OrderStatus::Cancelled) {
         return Err(Error::Conflict {
             code: "order_closed",
-            message: format!("a {} order takes no vehicle", status.as_str()),
+            message: format!(
+                "a {} order takes no vehicle, policy or components",
+                status.as_str()
+            ),
         });
     }
     let discount = patch.discount_fen.unwrap_or(row.discount_fen);
@@ -876,6 +935,21 @@ pub async fn revise(
     if let Some(vin) = vin {
         sql.push(", vin = ").bind(Param::Text(vin));
         changed.push("vin");
+    }
+    if let Some(insurer) = insurer {
+        sql.push(", insurer = ").bind(Param::OptText(insurer));
+        changed.push("insurer");
+    }
+    if let Some(expiry) = patch.insurance_expiry {
+        sql.push(", insurance_expiry = ")
+            .bind(Param::OptText(expiry.map(|d| d.to_string())));
+        changed.push("insurance_expiry");
+    }
+    if let Some(components) = &components {
+        sql.push(", components = ").bind(Param::Text(
+            serde_json::to_string(components).unwrap_or_default(),
+        ));
+        changed.push("components");
     }
     for (p, decision) in decided {
         let stored = approvals::store(&mut tx, &p.request, decision, caller).await?;

@@ -171,6 +171,33 @@ impl VehiclePatch {
     }
 }
 
+/// Longest insurer's name, in characters.
+pub(crate) const INSURER_MAX: usize = 60;
+
+/// Trims `components` in place and pushes a problem for each one that names no component or
+/// batch, or a component already listed: the one rule of a vehicle's component batches,
+/// also for those a sales order will hand over.
+pub(crate) fn check_components(errors: &mut Vec<FieldError>, components: &mut [Component]) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in components.iter_mut().enumerate() {
+        c.component = c.component.trim().to_owned();
+        c.batch = c.batch.trim().to_owned();
+        if c.component.is_empty() || c.batch.is_empty() {
+            errors.push(FieldError::new(
+                format!("components[{i}]"),
+                "invalid_component",
+                "a component and its batch are both named",
+            ));
+        } else if !seen.insert(c.component.clone()) {
+            errors.push(FieldError::new(
+                format!("components[{i}].component"),
+                "duplicate_component",
+                "each component is listed once",
+            ));
+        }
+    }
+}
+
 /// The state of a vehicle to write, validated and normalised in place by [`Draft::validate`].
 struct Draft {
     plate: Option<String>,
@@ -205,7 +232,7 @@ impl Draft {
         for (field, value, max) in [
             ("trim", &mut self.trim, 60),
             ("color", &mut self.color, 30),
-            ("insurer", &mut self.insurer, 60),
+            ("insurer", &mut self.insurer, INSURER_MAX),
         ] {
             if let Some(v) = value {
                 text::trim_or_invalid(errors, field, v, max);
@@ -228,24 +255,7 @@ impl Draft {
                 "the purchase date is in the future",
             ));
         }
-        let mut seen = std::collections::HashSet::new();
-        for (i, c) in self.components.iter_mut().enumerate() {
-            c.component = c.component.trim().to_owned();
-            c.batch = c.batch.trim().to_owned();
-            if c.component.is_empty() || c.batch.is_empty() {
-                errors.push(FieldError::new(
-                    format!("components[{i}]"),
-                    "invalid_component",
-                    "a component and its batch are both named",
-                ));
-            } else if !seen.insert(c.component.clone()) {
-                errors.push(FieldError::new(
-                    format!("components[{i}].component"),
-                    "duplicate_component",
-                    "each component is listed once",
-                ));
-            }
-        }
+        check_components(errors, &mut self.components);
         custom_fields::validate(
             conn,
             dealer_id,

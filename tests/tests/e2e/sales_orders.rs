@@ -15,6 +15,7 @@ on_both_backends!(
     refused_transitions_name_the_allowed_states,
     another_dealer_cannot_see_or_move_an_order,
     a_delivery_through_any_caller_gets_its_points_care_plan_and_partner_event,
+    a_delivered_car_keeps_the_policy_and_the_batches_the_order_sold,
 );
 
 const LIST_PRICE: i64 = 20_000_000;
@@ -699,4 +700,90 @@ async fn a_delivery_through_any_caller_gets_its_points_care_plan_and_partner_eve
         )
         .await;
     assert_eq!(events[0]["kind"], "vehicle-delivered", "{events}");
+}
+
+/// What the order sold goes with the car: the insurer and expiry of the policy sold with it
+/// (so the advisor gets the renewal task) and the car's component batches (so a batch
+/// campaign finds it). Bad values are refused, and a delivered order takes none.
+async fn a_delivered_car_keeps_the_policy_and_the_batches_the_order_sold(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let customer_id = customer(&app, "13900139041").await;
+    let order = ready_order(&app, customer_id, 41).await;
+    let today = dealer_host::reminders::today_in_china(dealer_host::clock::now_ms());
+    let expiry = (today + chrono::Days::new(30)).to_string();
+    let batches = json!([{"component": "brake_caliper", "batch": "BC-2026-11"}]);
+
+    let reply = patch_order(
+        &app,
+        &app.keys.a_sales,
+        &order,
+        json!({"components": [{"component": "brake_caliper", "batch": " "}]}),
+    )
+    .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert!(reply.has_code("invalid_component"), "{}", reply.text);
+    let order = revise(
+        &app,
+        &order,
+        json!({"insurer": "中国人保", "insurance_expiry": expiry, "components": batches}),
+    )
+    .await;
+    assert_eq!(order["insurer"], "中国人保", "{order}");
+    assert_eq!(order["insurance_expiry"], expiry);
+    assert_eq!(order["components"], batches);
+
+    let delivered = deliver(&app, &order).await;
+    let vehicle_id = delivered["vehicle_id"].as_i64().expect("the car's vehicle");
+    let vehicle = app
+        .read(&app.keys.a_sales, &format!("/vehicles/{vehicle_id}"))
+        .await;
+    assert_eq!(vehicle["insurer"], "中国人保", "{vehicle}");
+    assert_eq!(vehicle["insurance_expiry"], expiry);
+    assert_eq!(vehicle["components"], batches);
+    let tasks = app
+        .read(
+            &app.keys.a_service,
+            &format!("/tasks?vehicle_id={vehicle_id}"),
+        )
+        .await;
+    assert!(
+        tasks["items"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .any(|t| t["kind"] == "insurance_renewal" && t["customer_id"] == customer_id),
+        "the renewal is the advisor's task: {tasks}"
+    );
+    let campaign = app
+        .create(
+            &app.keys.a_service,
+            "/campaigns",
+            &json!({"name": "前制动卡钳主动检查", "component": "brake_caliper",
+                    "batch": "BC-2026-11", "min_km": 0, "max_km": 1_000}),
+        )
+        .await;
+    let found = app
+        .read(
+            &app.keys.a_service,
+            &format!("/campaigns/{}/vehicles", campaign["id"]),
+        )
+        .await;
+    assert!(
+        found
+            .as_array()
+            .expect("vehicles")
+            .iter()
+            .any(|v| v["vehicle_id"] == vehicle_id),
+        "the campaign finds the car sold: {found}"
+    );
+
+    let reply = patch_order(
+        &app,
+        &app.keys.a_sales,
+        &delivered,
+        json!({"insurer": "太平洋保险"}),
+    )
+    .await;
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert!(reply.has_code("order_closed"), "{}", reply.text);
 }
