@@ -38,7 +38,7 @@ pub struct FileSettings {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
-    /// Seconds between outbox delivery passes; 0 turns delivery off.
+    /// Seconds between outbox passes (due domain events, then due messages); 0 turns them off.
     pub outbox_interval_secs: Option<u64>,
     /// Seconds between scheduler passes (reminders, points expiry); 0 turns it off.
     pub scheduler_interval_secs: Option<u64>,

@@ -45,6 +45,9 @@ pub struct Db {
     /// Milliseconds added to [`clock::now_ms`](crate::clock::now_ms) by [`Db::now_ms`]: 0 but
     /// in a test that set this database's clock ([`Db::set_now_for_tests`]).
     clock_shift_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Set only by a test simulating a crash right after a commit
+    /// ([`Db::crash_after_commit_for_tests`]): the request leaves its follow-ups unrun.
+    crash_after_commit: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Db {
@@ -105,6 +108,7 @@ impl Db {
             backend,
             url: url.into(),
             clock_shift_ms: std::sync::Arc::default(),
+            crash_after_commit: std::sync::Arc::default(),
         })
     }
 
@@ -127,6 +131,21 @@ impl Db {
             at_ms - crate::clock::now_ms(),
             std::sync::atomic::Ordering::Relaxed,
         );
+    }
+
+    /// From now on, a change's follow-ups ([`crate::domain_events`]) are left to the worker,
+    /// as if the host crashed right after each commit. For end-to-end tests of that crash (on
+    /// this database and its clones); the host never calls it.
+    #[doc(hidden)]
+    pub fn crash_after_commit_for_tests(&self) {
+        self.crash_after_commit
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a test simulates a crash after each commit ([`Db::crash_after_commit_for_tests`]).
+    pub fn crashes_after_commit(&self) -> bool {
+        self.crash_after_commit
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {

@@ -2,13 +2,17 @@
 //! settled repair order to the provincial maintenance-record platform (JT/T 1132), and so on.
 //! Owns `integration_events` and `integration_actions`.
 //!
-//! [`emit`] runs after the change that caused the event has committed: the plugin (which may
-//! call its partner) is never inside a write transaction, and its failure never undoes the
-//! sale or the repair. Each event is handled once per cause (`event_key`), whoever emits it
-//! again; what the plugin asked for is applied in one transaction with the event's record:
-//! points through the loyalty ledger, tasks for the dealer's staff, notifications through the
-//! outbox, references and settlements kept with the event.
+//! [`emit`] runs after the change that caused the event has committed (a follow-up of
+//! [`crate::domain_events`]): the plugin (which may call its partner) is never inside a write
+//! transaction, and its failure never undoes the sale or the repair. Each event is handled
+//! once per cause (`event_key`), whoever emits it again; what the plugin asked for is applied
+//! in one transaction with the event's record: points through the loyalty ledger, tasks for
+//! the dealer's staff, notifications through the outbox, references and settlements kept with
+//! the event. An event whose plugin failed (refusing, or falling back to the built-in nothing)
+//! is kept as `failed` and handled again when emitted again: the domain events worker retries
+//! it with a backoff, so the partner is not left out.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
@@ -20,17 +24,21 @@ use crate::db::{Db, Param, Sql};
 use crate::error::{Error, Result};
 use crate::loyalty::{self, Cause, DecidedBy};
 use crate::outbox::{self, Message};
+use crate::plugins::bindings::types::Vehicle;
 use crate::plugins::dispatch::{DecisionSource, Plugins};
 use crate::plugins::hooks::{IntegrationHook, integration};
 use crate::plugins::runs::Source;
 use crate::tasks::{self, NewTask};
 
+/// Days before its expiry a policy is announced to partners (`insurance-expiring`).
+pub const INSURANCE_NOTICE_DAYS: i64 = 45;
+
 /// Something that happened which partners may act on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DomainEvent {
     pub dealer_id: i64,
     /// `vehicle-delivered`, `repair-settled`, `insurance-expiring`, ...
-    pub kind: &'static str,
+    pub kind: String,
     /// What caused it, unique per event: `sales_order:42`.
     pub cause: String,
     pub customer_id: Option<i64>,
@@ -46,6 +54,37 @@ impl DomainEvent {
     fn key(&self) -> String {
         format!("{}:{}", self.kind, self.cause)
     }
+}
+
+/// The `insurance-expiring` event of `vehicle` (as plugins see it) on `today`, if its policy
+/// expires within [`INSURANCE_NOTICE_DAYS`]. Its cause names the vehicle and the expiry date,
+/// so each policy is announced once, and a renewed one again when it nears its own expiry.
+pub fn insurance_expiring(vehicle: &Vehicle, today: NaiveDate, now: i64) -> Option<DomainEvent> {
+    let expiry =
+        NaiveDate::parse_from_str(vehicle.insurance_expiry.as_deref()?, "%Y-%m-%d").ok()?;
+    let days_left = (expiry - today).num_days();
+    if !(0..=INSURANCE_NOTICE_DAYS).contains(&days_left) {
+        return None;
+    }
+    Some(DomainEvent {
+        dealer_id: vehicle.dealer_id,
+        kind: "insurance-expiring".to_owned(),
+        cause: format!("vehicle:{}:{expiry}", vehicle.id),
+        customer_id: vehicle.owner_id,
+        vehicle_id: Some(vehicle.id),
+        order_id: None,
+        repair_order_id: None,
+        payload: serde_json::json!({
+            "vin": vehicle.vin,
+            "plate": vehicle.plate,
+            "brand": vehicle.brand,
+            "model": vehicle.model,
+            "insurer": vehicle.insurer,
+            "insurance_expiry": expiry.to_string(),
+            "days_left": days_left,
+        }),
+        occurred_at: now,
+    })
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -110,7 +149,8 @@ const EVENT_COLUMNS: &str = "id, dealer_id, kind, event_key, customer_id, vehicl
      repair_order_id, payload, occurred_at, status, decided_by, run_id, error";
 
 /// Hands `event` to the dealer's integration plugin and applies what it asks for. Call it
-/// after the cause committed. An event already handled is not handled again (`None`).
+/// after the cause committed. An event already handled is not handled again (`None`); one
+/// whose plugin failed is answered with status `failed` and handled again on the next call.
 pub async fn emit(
     db: &Db,
     plugins: &Plugins,
@@ -118,12 +158,15 @@ pub async fn emit(
 ) -> Result<Option<IntegrationEvent>> {
     let key = event.key();
     let mut conn = db.pool().acquire().await?;
-    if find(&mut conn, &key).await?.is_some() {
+    if find(&mut conn, &key)
+        .await?
+        .is_some_and(|earlier| earlier.status == "handled")
+    {
         return Ok(None);
     }
     drop(conn);
     let input = integration::Event {
-        kind: event.kind.to_owned(),
+        kind: event.kind.clone(),
         id: key.clone(),
         dealer_id: event.dealer_id,
         occurred_at: event.occurred_at,
@@ -139,20 +182,36 @@ pub async fn emit(
     let mut decider = None;
     let (actions, decided_by, run_id, error) = match decided {
         Ok(decision) => {
-            if let DecisionSource::Plugin {
-                plugin, version, ..
-            } = &decision.source
-            {
-                decider = Some(DecidedBy {
-                    plugin: plugin.clone(),
-                    version: version.clone(),
-                });
+            let mut fell_back = None;
+            match &decision.source {
+                DecisionSource::Plugin {
+                    plugin, version, ..
+                } => {
+                    decider = Some(DecidedBy {
+                        plugin: plugin.clone(),
+                        version: version.clone(),
+                    });
+                }
+                // The built-in rule tells no partner: a plugin that failed has not handled it.
+                DecisionSource::Default {
+                    failed: Some(run), ..
+                } => {
+                    fell_back = Some(run.error.clone().unwrap_or_else(|| {
+                        format!(
+                            "{}@{} failed ({})",
+                            run.plugin,
+                            run.version,
+                            run.outcome.as_str()
+                        )
+                    }));
+                }
+                DecisionSource::Default { failed: None, .. } => {}
             }
             (
                 decision.output,
                 serde_json::to_value(&decision.source).unwrap_or_default(),
                 decision.run_id,
-                None,
+                fell_back,
             )
         }
         Err(Error::PluginFailed {
@@ -177,10 +236,12 @@ pub async fn emit(
         "INSERT INTO integration_events (dealer_id, kind, event_key, customer_id, vehicle_id, \
          order_id, repair_order_id, payload, occurred_at, status, decided_by, run_id, error, \
          created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (event_key) DO NOTHING RETURNING id",
+         ON CONFLICT (event_key) DO UPDATE SET status = excluded.status, \
+         decided_by = excluded.decided_by, run_id = excluded.run_id, error = excluded.error \
+         WHERE integration_events.status = 'failed' RETURNING id",
     )
     .bind(event.dealer_id)
-    .bind(event.kind)
+    .bind(&event.kind)
     .bind(&key)
     .bind(event.customer_id)
     .bind(event.vehicle_id)

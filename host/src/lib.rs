@@ -12,6 +12,7 @@ pub mod config;
 pub mod custom_fields;
 pub mod customers;
 pub mod db;
+pub mod domain_events;
 pub mod error;
 pub mod integrations;
 pub mod lookups;

@@ -147,7 +147,7 @@ impl Cause {
 }
 
 /// An event reported to the loyalty programme.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoyaltyEvent {
     pub dealer_id: i64,
     pub customer_id: i64,

@@ -48,7 +48,8 @@ enum Command {
         /// Load the demo network if the database is empty and print a fresh key per role.
         #[arg(long)]
         demo: bool,
-        /// Seconds between outbox delivery passes (default 5; 0 turns delivery off).
+        /// Seconds between outbox passes: due follow-ups of committed changes (domain events),
+        /// then due messages (default 5; 0 turns both off).
         #[arg(long, env = "DEALER_OUTBOX_INTERVAL_SECS")]
         outbox_interval_secs: Option<u64>,
         /// Seconds between scheduler passes: reminders, points expiry (default 3600; 0: off).

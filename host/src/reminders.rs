@@ -9,6 +9,10 @@
 //! same key), so a run repeated, or run by several replicas at once, sends each reminder
 //! exactly once. A reminder not yet due is kept as `scheduled`; the run of the day it falls due
 //! delivers it.
+//!
+//! Planning a vehicle whose policy expires within
+//! [`integrations::INSURANCE_NOTICE_DAYS`] also records the `insurance-expiring` event for
+//! partners, once per policy expiry, as a follow-up the domain events worker runs.
 
 use std::time::Duration;
 
@@ -21,6 +25,7 @@ use crate::access::{Caller, Role};
 use crate::audit::{self, Entry};
 use crate::customers::interactions;
 use crate::db::{Param, Sql};
+use crate::domain_events::{self, FollowUp};
 use crate::error::{Error, Result};
 use crate::lookups::{customer_view, vehicle_view};
 use crate::plugins::dispatch::{DecisionSource, Plugins};
@@ -28,7 +33,7 @@ use crate::plugins::hooks::{RemindersHook, reminders};
 use crate::plugins::runs::Source;
 use crate::service::repair_orders;
 use crate::vehicles::{self, mileage};
-use crate::{Db, clock, customers, network, outbox, tasks};
+use crate::{Db, clock, customers, integrations, network, outbox, tasks};
 
 /// A vehicle is planned again once its plan is this old.
 pub const PLAN_EVERY: Duration = Duration::from_secs(24 * 3600);
@@ -303,6 +308,7 @@ async fn plan(
     let (dealer_id, history) = history(&mut conn, vehicle_id, today).await?;
     drop(conn);
     let owner_id = history.owner.as_ref().map(|o| o.id);
+    let expiring = integrations::insurance_expiring(&history.vehicle, today, now);
     let decision = plugins
         .call::<RemindersHook>(dealer_id, history, Source::Live)
         .await?;
@@ -380,6 +386,10 @@ async fn plan(
             None,
         )
         .await?;
+    }
+    if let Some(event) = expiring {
+        let cause = event.cause.clone();
+        domain_events::record(&mut tx, dealer_id, &cause, &[FollowUp::Partner(event)]).await?;
     }
     sqlx::query(
         "INSERT INTO vehicle_care (vehicle_id, dealer_id, planned_at, plugin, plugin_version, run_id) \

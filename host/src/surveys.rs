@@ -14,8 +14,9 @@ use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Db, Param, Sql};
+use crate::domain_events::{self, FollowUp};
 use crate::error::{Error, FieldError, Result};
-use crate::loyalty::{self, Cause, EventKind, LoyaltyEvent};
+use crate::loyalty::{Cause, EventKind, LoyaltyEvent};
 use crate::outbox;
 use crate::owner_links::{self, Purpose};
 use crate::plugins::dispatch::Plugins;
@@ -303,9 +304,10 @@ fn answer_errors(answer: &Answer) -> Vec<FieldError> {
 }
 
 /// Stores the answer given through survey link `token`, using the link up, with its audit
-/// entry (the owner, through the link); once committed, the loyalty plugin's points for
-/// answering. Unknown → 404; expired or already answered → 410; an invalid answer → 422 and
-/// the link stays usable. The one place a survey is answered, whoever calls it.
+/// entry (the owner, through the link) and, as a follow-up run once committed
+/// ([`domain_events`]), the loyalty plugin's points for answering. Unknown → 404; expired or
+/// already answered → 410; an invalid answer → 422 and the link stays usable. The one place a
+/// survey is answered, whoever calls it.
 pub async fn answer(db: &Db, plugins: &Plugins, token: &str, given: &Answer) -> Result<Survey> {
     let mut tx = db.begin_write().await?;
     let (survey, link) = answer_in(&mut tx, token, given).await?;
@@ -316,18 +318,18 @@ pub async fn answer(db: &Db, plugins: &Plugins, token: &str, given: &Answer) -> 
     )
     .await?;
     let customer_id = customer_of(&mut tx, survey.id).await?;
-    tx.commit().await?;
-    let event = LoyaltyEvent {
+    let points = FollowUp::Points(LoyaltyEvent {
         dealer_id: link.dealer_id,
         customer_id,
         kind: EventKind::SurveyAnswered,
         amount_fen: 0,
         cause: Cause::new("survey", survey.id),
         attributes: Vec::new(),
-    };
-    if let Err(error) = loyalty::award(db, plugins, event).await {
-        tracing::error!(%error, survey = survey.id, "the points for a survey answer failed; the answer stands");
-    }
+    });
+    let cause = format!("survey:{}", survey.id);
+    let recorded = domain_events::record(&mut tx, link.dealer_id, &cause, &[points]).await?;
+    tx.commit().await?;
+    domain_events::run_now(db, plugins, &recorded).await;
     Ok(survey)
 }
 

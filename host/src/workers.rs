@@ -1,5 +1,6 @@
 //! The host's background loops, started with the server and stopped with it: the outbox
-//! worker (delivers due messages), the scheduler (plans reminders, expires points) and the
+//! worker (runs due domain events, the follow-ups of committed changes, then delivers due
+//! messages), the scheduler (plans reminders, expires points) and the
 //! run-log retention (deletes old plugin runs, [`runs::prune`]). Each
 //! runs one pass, then waits its interval; on shutdown the loop ends (the outbox pass under
 //! way finishes first, a scheduler pass is dropped). Every replica runs them: the passes share
@@ -14,11 +15,12 @@ use tokio::task::JoinHandle;
 use crate::AppState;
 use crate::outbox::{self, Senders};
 use crate::plugins::runs::{self, Retention};
-use crate::{clock, loyalty, reminders};
+use crate::{clock, domain_events, loyalty, reminders};
 
 /// How often each loop runs; `None` turns a loop off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Intervals {
+    /// The outbox worker: due domain events, then due messages.
     pub outbox: Option<Duration>,
     pub scheduler: Option<Duration>,
     /// The run log's retention policy, applied every `Retention::every`.
@@ -47,15 +49,33 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
     let mut handles = Vec::new();
     let worker_id = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     if let Some(every) = intervals.outbox {
-        let db = state.db.clone();
+        let (db, plugins) = (state.db.clone(), state.plugins.clone());
         let worker_id = worker_id.clone();
         handles.push(tokio::spawn(repeat(
             every,
             stopped.clone(),
             Finish::Pass,
             move || {
-                let (db, senders, worker_id) = (db.clone(), senders.clone(), worker_id.clone());
+                let (db, plugins, senders, worker_id) = (
+                    db.clone(),
+                    plugins.clone(),
+                    senders.clone(),
+                    worker_id.clone(),
+                );
                 async move {
+                    match domain_events::run_due(&db, &plugins, &worker_id, clock::now_ms()).await {
+                        Ok(report) if report.claimed > 0 => {
+                            tracing::info!(
+                                claimed = report.claimed,
+                                done = report.done,
+                                retrying = report.retrying,
+                                failed = report.failed,
+                                "domain events pass"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::error!(%error, "the domain events pass failed"),
+                    }
                     match outbox::deliver_due(&db, &senders, &worker_id, clock::now_ms()).await {
                         Ok(report) if report.claimed > 0 => {
                             tracing::info!(
@@ -148,8 +168,8 @@ impl Workers {
 /// What a loop does with its pass under way when told to stop.
 #[derive(Clone, Copy)]
 enum Finish {
-    /// Finish it: the outbox pass, so a message sent is also marked sent (an unmarked one
-    /// would be sent again once its lease ran out).
+    /// Finish it: the outbox pass, so a message sent (a follow-up run) is also marked sent
+    /// (done); an unmarked one would be sent (run) again once its lease ran out.
     Pass,
     /// Drop it: the scheduler pass, which may plan many vehicles; what it had not committed
     /// rolls back, and a vehicle it had leased is planned by the next pass after the lease.

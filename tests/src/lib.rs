@@ -230,6 +230,8 @@ pub struct TestApp {
 pub struct Replica {
     /// `http://127.0.0.1:<port>/api/v1`
     pub base: String,
+    /// The replica's state, for running its background jobs directly.
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -240,11 +242,12 @@ impl Replica {
             .expect("bind a local port");
         let port = listener.local_addr().expect("the bound address").port();
         let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(dealer_host::serve(listener, state, async move {
+        tokio::spawn(dealer_host::serve(listener, state.clone(), async move {
             stopped.await.ok();
         }));
         Replica {
             base: format!("http://127.0.0.1:{port}/api/v1"),
+            state,
             shutdown: Some(shutdown),
         }
     }

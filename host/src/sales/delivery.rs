@@ -7,10 +7,10 @@
 //! (so its renewal is planned) and the car's component batches (so campaigns find it).
 //!
 //! [`deliver`] is the one place a delivery happens, whoever calls it. What a delivery sets off
-//! beyond the order (loyalty points, the owner's care plan, partners) runs once it committed
-//! ([`after_delivery`]): each calls a plugin, which never runs inside a write transaction, and
-//! none may undo the sale. Each is keyed by its cause, so running one again changes nothing
-//! twice; a failure is logged with its cause and the sale stands.
+//! beyond the order (loyalty points, the owner's care plan, partners; [`follow_ups`]) is
+//! recorded in its transaction as [`domain_events`] and run once it committed: each calls a
+//! plugin, which never runs inside a write transaction, and none may undo the sale. The
+//! request runs them at once; what fails, or is lost with a crash, the worker runs later.
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -23,14 +23,15 @@ use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::Db;
+use crate::domain_events::{self, FollowUp};
 use crate::error::{Error, Result};
-use crate::loyalty::{self, Cause, EventKind, LoyaltyEvent};
+use crate::loyalty::{Cause, EventKind, LoyaltyEvent};
 use crate::plugins::dispatch::{Decision, Plugins};
 use crate::plugins::hooks::{CommissionHook, commission as hook};
 use crate::plugins::runs;
 use crate::text;
 use crate::vehicles::{self, NewLink, NewVehicle, PersonRole, VehiclePatch, mileage};
-use crate::{integrations, network, outbox, reminders};
+use crate::{integrations, network, outbox};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -261,46 +262,35 @@ pub async fn deliver(
     )
     .await?;
     let order = orders::load(&mut tx, id).await?;
+    let follow_ups = follow_ups(&order, delivered_at, today);
+    let cause = format!("sales_order:{id}");
+    let recorded = domain_events::record(&mut tx, dealer_id, &cause, &follow_ups).await?;
     tx.commit().await?;
-    after_delivery(db, plugins, &order, delivered_at, today).await;
+    domain_events::run_now(db, plugins, &recorded).await;
     Ok(order)
 }
 
 /// What a committed delivery sets off: points for the purchase, the owner's care plan (first
 /// service and anniversary reminders), and the `vehicle-delivered` event for partners (an
-/// insurer's quote).
-/// `delivered_at` and `today` (its business date) are the delivery's own.
-async fn after_delivery(
-    db: &Db,
-    plugins: &Plugins,
-    order: &Order,
-    delivered_at: i64,
-    today: NaiveDate,
-) {
-    let cause = format!("sales_order:{}", order.id);
-    let failed = |what: &str, error: &Error| {
-        tracing::error!(%error, cause, "follow-up {what} of a delivery failed; the sale stands");
-    };
-    let event = LoyaltyEvent {
+/// insurer's quote). `delivered_at` and `today` (its business date) are the delivery's own.
+fn follow_ups(order: &Order, delivered_at: i64, today: NaiveDate) -> Vec<FollowUp> {
+    let points = FollowUp::Points(LoyaltyEvent {
         dealer_id: order.dealer_id,
         customer_id: order.customer_id,
         kind: EventKind::VehicleDelivered,
         amount_fen: order.final_price_fen,
         cause: Cause::new("sales_order", order.id),
         attributes: vec![("model".into(), order.model.clone())],
-    };
-    if let Err(e) = loyalty::award(db, plugins, event).await {
-        failed("loyalty points", &e);
-    }
-    if let Some(vehicle_id) = order.vehicle_id
-        && let Err(e) = reminders::plan_vehicle(db, plugins, vehicle_id, today, delivered_at).await
-    {
-        failed("care plan", &e);
-    }
-    let event = integrations::DomainEvent {
+    });
+    let care_plan = order.vehicle_id.map(|vehicle_id| FollowUp::CarePlan {
+        vehicle_id,
+        today,
+        at: delivered_at,
+    });
+    let partner = FollowUp::Partner(integrations::DomainEvent {
         dealer_id: order.dealer_id,
-        kind: "vehicle-delivered",
-        cause: cause.clone(),
+        kind: "vehicle-delivered".to_owned(),
+        cause: format!("sales_order:{}", order.id),
         customer_id: Some(order.customer_id),
         vehicle_id: order.vehicle_id,
         order_id: Some(order.id),
@@ -317,8 +307,9 @@ async fn after_delivery(
             "insurance_expiry": order.insurance_expiry,
         }),
         occurred_at: delivered_at,
-    };
-    if let Err(e) = integrations::emit(db, plugins, event).await {
-        failed("partner integrations", &e);
-    }
+    });
+    [Some(points), care_plan, Some(partner)]
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -22,9 +22,10 @@ use crate::attachments::{self, Attachment};
 use crate::audit::{self, Actor, Entry};
 use crate::clock;
 use crate::db::{Db, Param, Sql, decode};
+use crate::domain_events::{self, FollowUp};
 use crate::error::{Error, FieldError, Result};
-use crate::integrations::{self, DomainEvent};
-use crate::loyalty::{self, Cause, EventKind, LoyaltyEvent};
+use crate::integrations::DomainEvent;
+use crate::loyalty::{Cause, EventKind, LoyaltyEvent};
 use crate::model::Versioned;
 use crate::network;
 use crate::owner_links::{self, Purpose};
@@ -1425,7 +1426,8 @@ pub async fn quality_check(
 
 /// Settles repair order `id`: `ready → settled`, its totals computed from its lines and
 /// frozen; an order with nothing to pay is paid at once. The one place a settlement happens,
-/// whoever calls it: once committed, it sets off what follows ([`after_settlement`]).
+/// whoever calls it: what it sets off ([`follow_ups`]) is recorded in its transaction and
+/// run once it committed ([`domain_events`]).
 pub async fn settle(
     db: &Db,
     plugins: &Plugins,
@@ -1435,44 +1437,29 @@ pub async fn settle(
 ) -> Result<RepairOrder> {
     let mut tx = db.begin_write().await?;
     let order = settle_in(&mut tx, caller, id, expected).await?;
+    let follow_ups = follow_ups(&mut tx, &order).await?;
+    let cause = format!("repair_order:{id}");
+    let recorded = domain_events::record(&mut tx, order.dealer_id, &cause, &follow_ups).await?;
     tx.commit().await?;
-    after_settlement(db, plugins, &order).await;
+    domain_events::run_now(db, plugins, &recorded).await;
     Ok(order)
 }
 
-/// What a committed settlement sets off: points for what the owner spent, and the
-/// `repair-settled` event for partners (the upload to the provincial maintenance-record
-/// platform, JT/T 1132). Each calls a plugin outside any transaction and is keyed by its
-/// cause; a failure is logged and the settlement stands.
-async fn after_settlement(db: &Db, plugins: &Plugins, order: &RepairOrder) {
-    let cause = format!("repair_order:{}", order.id);
-    let failed = |what: &str, error: &Error| {
-        tracing::error!(%error, cause, "follow-up {what} of a settlement failed; it stands");
-    };
-    if order.total_fen > 0 {
-        let event = LoyaltyEvent {
+/// What a settlement sets off: points for what the owner spent, and the `repair-settled`
+/// event for partners (the upload to the provincial maintenance-record platform, JT/T 1132).
+async fn follow_ups(conn: &mut AnyConnection, order: &RepairOrder) -> Result<Vec<FollowUp>> {
+    let points = (order.total_fen > 0).then(|| {
+        FollowUp::Points(LoyaltyEvent {
             dealer_id: order.dealer_id,
             customer_id: order.customer_id,
             kind: EventKind::Spend,
             amount_fen: order.total_fen,
             cause: Cause::new("repair_order", order.id),
             attributes: Vec::new(),
-        };
-        if let Err(e) = loyalty::award(db, plugins, event).await {
-            failed("loyalty points", &e);
-        }
-    }
-    let event = match db.pool().acquire().await {
-        Ok(mut conn) => settled_event(&mut conn, order).await,
-        Err(e) => Err(e.into()),
-    };
-    let handed = match event {
-        Ok(event) => integrations::emit(db, plugins, event).await.map(drop),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = handed {
-        failed("partner integrations", &e);
-    }
+        })
+    });
+    let partner = FollowUp::Partner(settled_event(conn, order).await?);
+    Ok(points.into_iter().chain([partner]).collect())
 }
 
 async fn settle_in(
@@ -1579,7 +1566,7 @@ pub async fn settled_event(conn: &mut AnyConnection, order: &RepairOrder) -> Res
         order.lines.iter().partition(|l| l.kind == LineKind::Labour);
     Ok(DomainEvent {
         dealer_id: order.dealer_id,
-        kind: "repair-settled",
+        kind: "repair-settled".to_owned(),
         cause: format!("repair_order:{}", order.id),
         customer_id: Some(order.customer_id),
         vehicle_id: Some(order.vehicle_id),

@@ -4,6 +4,7 @@
 //! test checks the decision and what the partner received; each failure test checks that a
 //! failing partner leaves the built-in decision and a `plugin_error` in the run log.
 
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -25,16 +26,16 @@ on_both_backends!(
 
 const OCCURRED_AT: i64 = 1_763_900_000_000;
 const DAY: i64 = 24 * 60 * 60 * 1000;
-const INSURER_SECRET: &str = "insurer-s3cr3t-7";
+pub(crate) const INSURER_SECRET: &str = "insurer-s3cr3t-7";
 const PLATFORM_SECRET: &str = "platform-s3cr3t-9";
 
 /// One request the partner stand-in received.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     method: Method,
     path: String,
     headers: HeaderMap,
-    body: Value,
+    pub(crate) body: Value,
 }
 
 impl Received {
@@ -44,23 +45,28 @@ impl Received {
 }
 
 /// A stand-in for a partner's API on `127.0.0.1:<random port>`: records every request and
-/// answers each with `status` and the JSON `answer`.
-struct Partner {
+/// answers each with `status` (until [`Partner::answer_with`] changes it) and the JSON
+/// `answer`.
+pub(crate) struct Partner {
     /// `127.0.0.1:<port>`, as HQ allowlists it.
     authority: String,
     received: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Partner {
-    async fn start(status: u16, answer: Value) -> Partner {
+    pub(crate) async fn start(status: u16, answer: Value) -> Partner {
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
-        let status = StatusCode::from_u16(status).expect("a status code");
+        let status = Arc::new(AtomicU16::new(status));
+        let current = Arc::clone(&status);
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let log = Arc::clone(&log);
                 let answer = answer.clone();
+                let status =
+                    StatusCode::from_u16(current.load(Ordering::SeqCst)).expect("a status code");
                 async move {
                     log.lock().expect("the request log").push(Received {
                         method,
@@ -82,15 +88,21 @@ impl Partner {
         Partner {
             authority: format!("127.0.0.1:{port}"),
             received,
+            status,
             server,
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    /// Answers every request from now on with `status`.
+    pub(crate) fn answer_with(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.authority)
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().expect("the request log").clone()
     }
 }
@@ -103,7 +115,7 @@ impl Drop for Partner {
 
 /// Registers example `name` in the catalogue (as HQ) with its configuration schema and
 /// uploads its component as version 1.0.0.
-async fn publish(app: &TestApp, name: &str, schema: &str) -> i64 {
+pub(crate) async fn publish(app: &TestApp, name: &str, schema: &str) -> i64 {
     let schema: Value = serde_json::from_str(schema).expect("the example's schema is JSON");
     let plugin = app
         .create(
@@ -127,7 +139,13 @@ async fn publish(app: &TestApp, name: &str, schema: &str) -> i64 {
 }
 
 /// HQ allows `plugin` to call `partner` with `credential`; dealer A stores its `secret`.
-async fn connect(app: &TestApp, plugin: i64, partner: &Partner, credential: &str, secret: &str) {
+pub(crate) async fn connect(
+    app: &TestApp,
+    plugin: i64,
+    partner: &Partner,
+    credential: &str,
+    secret: &str,
+) {
     let reply = call(app.put(
         &app.keys.hq_admin,
         &format!("/plugins/{plugin}/grants"),
@@ -150,7 +168,7 @@ async fn connect(app: &TestApp, plugin: i64, partner: &Partner, credential: &str
 }
 
 /// Binds `plugin` for dealer A's integration hook with `config`, falling back on failure.
-async fn bind(app: &TestApp, plugin: i64, config: Value) {
+pub(crate) async fn bind(app: &TestApp, plugin: i64, config: Value) {
     let a = app.units.dealer_a;
     let reply = call(app.put(
         &app.keys.hq_admin,
@@ -237,7 +255,7 @@ async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend:
     let (customer, vehicle) = owner_with_car(&app, &app.keys.a_sales, 31, json!([])).await;
     let event = DomainEvent {
         dealer_id: app.units.dealer_a,
-        kind: "vehicle-delivered",
+        kind: "vehicle-delivered".into(),
         cause: "sales_order:77".into(),
         customer_id: Some(customer),
         vehicle_id: Some(vehicle),
@@ -415,7 +433,7 @@ async fn ev_charging_awards_points_for_the_energy_charged(backend: Backend) {
     let (customer, _) = owner_with_car(&app, &app.keys.a_sales, 32, json!([])).await;
     let charged = dealer_host::integrations::DomainEvent {
         dealer_id: app.units.dealer_a,
-        kind: "charging-session",
+        kind: "charging-session".into(),
         cause: "partner:S-2026-1".into(),
         customer_id: Some(customer),
         vehicle_id: None,

@@ -70,7 +70,7 @@ async fn try_deliver(app: &TestApp, order: &Value, body: Value) -> Reply {
     .await
 }
 
-async fn deliver(app: &TestApp, order: &Value) -> Value {
+pub(crate) async fn deliver(app: &TestApp, order: &Value) -> Value {
     let reply = try_deliver(app, order, json!({"mileage_km": 12})).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["status"], "delivered");
@@ -100,7 +100,7 @@ fn kinds(order: &Value) -> Vec<&str> {
         .collect()
 }
 
-async fn customer(app: &TestApp, phone: &str) -> i64 {
+pub(crate) async fn customer(app: &TestApp, phone: &str) -> i64 {
     app.create(
         &app.keys.a_sales,
         "/customers",
@@ -120,7 +120,7 @@ fn order_for_customer(customer_id: i64, consultant: i64, serial: u32) -> Value {
 }
 
 /// A draft order without discount, moved to `ready`.
-async fn ready_order(app: &TestApp, customer_id: i64, serial: u32) -> Value {
+pub(crate) async fn ready_order(app: &TestApp, customer_id: i64, serial: u32) -> Value {
     let order = app
         .create(
             &app.keys.a_sales,
