@@ -20,6 +20,7 @@ pub mod model;
 pub mod network;
 pub mod outbox;
 pub mod owner_links;
+pub mod partners;
 pub mod plugins;
 pub mod reminders;
 pub mod sales;
