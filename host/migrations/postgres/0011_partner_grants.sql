@@ -17,3 +17,9 @@ CREATE UNIQUE INDEX partner_grants_active ON partner_grants (dealer_id, partner_
     WHERE revoked_at IS NULL;
 CREATE INDEX partner_grants_partner ON partner_grants (partner_key_id, purpose);
 
+-- The customer's consent to share their history across the dealers of the network (the
+-- shared 360 view), with when and by which key it was last recorded (given or withdrawn);
+-- `share_consent_by_key_id` is NULL when the demo seed recorded it.
+ALTER TABLE customers ADD COLUMN share_consent BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE customers ADD COLUMN share_consent_at BIGINT;
+ALTER TABLE customers ADD COLUMN share_consent_by_key_id BIGINT REFERENCES api_keys(id);

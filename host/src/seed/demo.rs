@@ -1,7 +1,8 @@
 //! The demo network of 远航汽车 (Yuanhang Motors): HQ, four regions, dealer groups, nine dealers
 //! and branches of all three kinds in eight cities, their staff, about 300 customers with cars
-//! and histories, tickets, people and cars known to two dealers, and the flagship store's grant
-//! to the demo partner. Deterministic apart from dates, which are relative to today.
+//! and histories, tickets, and people and cars known to two dealers (who consented, at the
+//! second dealer, to share their history), and the flagship store's grant to the demo partner.
+//! Deterministic apart from dates, which are relative to today.
 
 use std::collections::{HashMap, HashSet};
 
@@ -711,6 +712,7 @@ impl World {
             channel: "walk_in",
             referrer_id: None,
             consent_at: original.consent_at.map(|_| created),
+            share_consent_at: Some(created),
             created_at: created,
             tags: original
                 .tags

@@ -14,6 +14,7 @@ mod api_foundation;
 mod api_tickets;
 mod api_vehicles;
 mod partners;
+mod shared_history;
 
 // Sales and after-sales.
 mod business_dates;
