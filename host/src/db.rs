@@ -245,6 +245,25 @@ impl Sql {
         self
     }
 
+    /// Appends ` AND (column IN (...) OR ...)` over the `(column, values)` pairs with values,
+    /// or ` AND 1 = 0` when none has any.
+    pub fn push_in_any(&mut self, lists: Vec<(&str, Vec<Param>)>) -> &mut Self {
+        let mut any = false;
+        for (column, values) in lists.into_iter().filter(|(_, v)| !v.is_empty()) {
+            self.push(if any { " OR " } else { " AND (" })
+                .push(column)
+                .push(" IN ")
+                .push_list(values);
+            any = true;
+        }
+        self.push(if any { ")" } else { " AND 1 = 0" })
+    }
+
+    /// `ids` as parameters, for [`Sql::push_in_any`].
+    pub fn ints(ids: &[i64]) -> Vec<Param> {
+        ids.iter().copied().map(Param::Int).collect()
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }

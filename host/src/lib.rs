@@ -21,6 +21,7 @@ pub mod model;
 pub mod network;
 pub mod outbox;
 pub mod owner_links;
+pub mod partners;
 pub mod plugins;
 pub mod queue;
 pub mod reminders;

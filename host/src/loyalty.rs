@@ -18,12 +18,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::access::Caller;
+use crate::access::{Caller, Role};
 use crate::audit::{self, Actor, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::outbox;
+use crate::partners::{self, Purpose};
 use crate::plugins::dispatch::{DecisionSource, Plugins};
 use crate::plugins::hooks::{LoyaltyHook, loyalty};
 use crate::plugins::runs::Source;
@@ -1097,14 +1098,23 @@ pub async fn points(
 }
 
 /// The event a partner or staff member reported for customer `customer_id` (in the caller's
-/// scope), checked and ready for [`award_by`].
+/// scope), checked and ready for [`award_by`]. A partner reports only `partner_activity` (its
+/// charging sessions), and only for the customers of dealers that granted it
+/// [`Purpose::ChargingSessions`].
 pub async fn reported(
     conn: &mut AnyConnection,
     caller: &Caller,
     customer_id: i64,
     reported: ReportedEvent,
 ) -> Result<LoyaltyEvent> {
-    let dealer_id = customers::dealer_of(conn, caller, customer_id).await?;
+    if caller.role == Role::Partner && reported.kind != EventKind::PartnerActivity {
+        return Err(Error::Forbidden(format!(
+            "a partner reports only {} events",
+            EventKind::PartnerActivity.as_str()
+        )));
+    }
+    let dealer_id =
+        partners::dealer_of_customer(conn, caller, customer_id, Purpose::ChargingSessions).await?;
     let event = LoyaltyEvent {
         dealer_id,
         customer_id,

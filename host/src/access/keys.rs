@@ -143,6 +143,17 @@ pub async fn list(conn: &mut AnyConnection, caller: &Caller) -> Result<Vec<ApiKe
     Ok(rows.into_iter().map(KeyRow::into_info).collect())
 }
 
+/// The partner keys that are not revoked (the partners dealers may grant to), oldest first.
+pub async fn active_partners(conn: &mut AnyConnection) -> Result<Vec<ApiKeyInfo>> {
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.role = $1 AND k.revoked_at IS NULL ORDER BY k.id"
+    ))
+    .bind(Role::Partner.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(KeyRow::into_info).collect())
+}
+
 /// All keys, for the operator's command line.
 pub async fn list_all(conn: &mut AnyConnection) -> Result<Vec<ApiKeyInfo>> {
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(

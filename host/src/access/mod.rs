@@ -93,6 +93,9 @@ pub enum Permission {
     ReadPluginRuns,
     /// See the outbox and run the scheduler on demand.
     OperateWorkers,
+    /// See the integration partners and grant them purposes for one's dealer, or revoke them:
+    /// the dealer's own consent, so its admin only.
+    ManagePartners,
 }
 
 impl Permission {
@@ -119,6 +122,7 @@ impl Permission {
             Permission::ReadPluginRuns => {
                 matches!(role, HqAdmin | HqAnalyst | RegionalManager | DealerAdmin)
             }
+            Permission::ManagePartners => role == DealerAdmin,
         }
     }
 
@@ -134,6 +138,7 @@ impl Permission {
             Permission::ManagePlugins => "manage plugins",
             Permission::ReadPluginRuns => "read the plugin run log",
             Permission::OperateWorkers => "see the outbox or run the scheduler",
+            Permission::ManagePartners => "manage the dealer's partner grants",
         }
     }
 }

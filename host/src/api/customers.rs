@@ -13,7 +13,7 @@ use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::customers::interactions::{self, Interaction, NewInteraction};
 use crate::customers::view360::{self, Customer360};
-use crate::customers::{self, Customer, CustomerPatch, CustomerSearch, NewCustomer};
+use crate::customers::{self, Customer, CustomerPatch, CustomerSearch, NewCustomer, ShareConsent};
 use crate::error::Result;
 use crate::network;
 
@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(search, create))
         .routes(routes!(get, update))
         .routes(routes!(view_360))
+        .routes(routes!(share_consent))
         .routes(routes!(add_interaction))
 }
 
@@ -94,8 +95,29 @@ async fn update(
     Ok(tagged(&customer))
 }
 
-/// Everything about one customer in one call: vehicles, timeline, tickets, and (if HQ shares
-/// history) other dealers' records of the same person or cars. Audited.
+/// Records the customer's consent to share their history across the network's dealers, or its
+/// withdrawal, with the time and your key. Audited; the customer's ETag changes.
+#[utoipa::path(put, path = "/customers/{id}/share-consent", tag = "customers", request_body = ShareConsent,
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Customer), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn share_consent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(consent): Json<ShareConsent>,
+) -> Result<Response> {
+    caller.require(Permission::WriteRecords)?;
+    let mut tx = state.db.begin_write().await?;
+    let customer = customers::set_share_consent(&mut tx, &caller, id, &consent).await?;
+    tx.commit().await?;
+    Ok(tagged(&customer))
+}
+
+/// Everything about one customer in one call: vehicles, timeline, tickets, sales and repair
+/// orders, points, and (if HQ shares history) other dealers' records of the same person, when
+/// the customer gave their share consent, or of the cars this dealer services (a repair order
+/// or an appointment for the vehicle). Audited; reading other dealers' records also writes a
+/// `read_cross_dealer` entry naming them.
 #[utoipa::path(get, path = "/customers/{id}/360", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, body = Customer360), (status = 404, body = Problem)))]
 async fn view_360(

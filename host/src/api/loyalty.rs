@@ -84,7 +84,10 @@ async fn redeem(
 /// Reports a loyalty event (a partner's EV charging session, a referral, a survey answer,
 /// ...): the dealer's loyalty plugin decides the points and any tier change. The same cause
 /// and kind are awarded once: a repeat answers 200 with the earlier award (`duplicate`).
-/// Staff who change records and partners may report.
+/// Staff who change records and partners may report. A partner reports only
+/// `partner_activity` (403 otherwise), for customers of dealers that granted it
+/// `charging-sessions` (`POST /partners/grants`); any other customer is 404, whether or not it
+/// exists.
 #[utoipa::path(post, path = "/customers/{id}/points/events", tag = "loyalty",
     request_body = ReportedEvent, params(("id" = i64, Path)),
     responses((status = 201, body = Award), (status = 200, body = Award), (status = 404, body = Problem),

@@ -16,6 +16,7 @@ mod network;
 mod orders;
 mod outbox;
 pub mod pagination;
+mod partners;
 mod plugins;
 pub mod problem;
 mod reminders;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(attachments::routes())
         .merge(integrations::routes())
         .merge(loyalty::routes())
+        .merge(partners::routes())
         .merge(outbox::routes())
         .merge(reminders::routes())
         .merge(tasks::routes())

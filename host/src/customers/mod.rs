@@ -1,4 +1,5 @@
-//! Customers: people, their phones, tags, household, consent and custom fields. Owns
+//! Customers: people, their phones, tags, household, consents (marketing; sharing their
+//! history across the network's dealers) and custom fields. Owns
 //! `customers`, `customer_phones`, `customer_tags`, `household_links` and (in
 //! [`interactions`]) the interaction timeline.
 
@@ -111,6 +112,12 @@ pub struct Customer {
     pub referrer_id: Option<i64>,
     pub marketing_consent: bool,
     pub marketing_consent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The customer agreed that the network's other dealers share their history with this
+    /// dealer (the 360 view's `network_history`); set with `PUT /customers/{id}/share-consent`.
+    pub share_consent: bool,
+    /// When the share consent was last given or withdrawn, and by which key.
+    pub share_consent_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub share_consent_by_key_id: Option<i64>,
     pub household: Vec<HouseholdMember>,
     pub custom_fields: Map<String, Value>,
     /// Send it back as `If-Match` when updating.
@@ -360,6 +367,9 @@ struct CustomerRow {
     referrer_id: Option<i64>,
     marketing_consent: i64,
     marketing_consent_at: Option<i64>,
+    share_consent: i64,
+    share_consent_at: Option<i64>,
+    share_consent_by_key_id: Option<i64>,
     custom_fields: String,
     version: i64,
     created_at: i64,
@@ -367,8 +377,8 @@ struct CustomerRow {
 }
 
 const CUSTOMER_COLUMNS: &str = "c.id, c.dealer_id, c.name, c.gender, c.birthday, c.id_number, c.member_tier, \
-     c.source_channel, c.referrer_id, c.marketing_consent, c.marketing_consent_at, c.custom_fields, c.version, \
-     c.created_at, c.updated_at";
+     c.source_channel, c.referrer_id, c.marketing_consent, c.marketing_consent_at, c.share_consent, c.share_consent_at, \
+     c.share_consent_by_key_id, c.custom_fields, c.version, c.created_at, c.updated_at";
 
 /// Loads customers by id with their phones, tags and household, in the order of `rows`.
 async fn hydrate(conn: &mut AnyConnection, rows: Vec<CustomerRow>) -> Result<Vec<Customer>> {
@@ -435,6 +445,9 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<CustomerRow>) -> Result<Vec
             referrer_id: r.referrer_id,
             marketing_consent: r.marketing_consent != 0,
             marketing_consent_at: clock::opt_datetime(r.marketing_consent_at),
+            share_consent: r.share_consent != 0,
+            share_consent_at: clock::opt_datetime(r.share_consent_at),
+            share_consent_by_key_id: r.share_consent_by_key_id,
             household: household.remove(&r.id).unwrap_or_default(),
             custom_fields: serde_json::from_str(&r.custom_fields).unwrap_or_default(),
             version: r.version,
@@ -636,6 +649,44 @@ pub async fn update(
         caller,
         Entry::ok("update", "customer", id, dealer_id)
             .with_detail(serde_json::json!({ "fields": changed })),
+    )
+    .await?;
+    Ok(load(conn, id).await?.masked_for(caller))
+}
+
+/// A customer's answer to sharing their history across the network's dealers.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareConsent {
+    /// `true`: the customer agreed that the network's other dealers share their history with
+    /// this dealer; `false`: they withdrew it.
+    pub consent: bool,
+}
+
+/// Records customer `id`'s share consent (given or withdrawn) with the time and the caller's
+/// key, and audits it. The customer's version moves on, as with any change to them.
+pub async fn set_share_consent(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    id: i64,
+    consent: &ShareConsent,
+) -> Result<Customer> {
+    let dealer_id = dealer_of(conn, caller, id).await?;
+    sqlx::query(
+        "UPDATE customers SET share_consent = $1, share_consent_at = $2, share_consent_by_key_id = $3, \
+         updated_at = $2, version = version + 1 WHERE id = $4",
+    )
+    .bind(i64::from(consent.consent))
+    .bind(clock::now_ms())
+    .bind(caller.key_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("share_consent", "customer", id, dealer_id)
+            .with_detail(serde_json::json!({ "consent": consent.consent })),
     )
     .await?;
     Ok(load(conn, id).await?.masked_for(caller))

@@ -2,6 +2,12 @@
 //! sales order, repair order and points movement, and, where HQ's policy shares history across
 //! dealers, what other dealers of the network recorded about the same person (same phone) or
 //! the same cars (same VIN). Every read is audited.
+//!
+//! A phone number or a VIN typed into a new customer is no link to a person: anyone can type
+//! one. Other dealers' records are shared only through a real link: the customer's share
+//! consent (the same person by phone, and their cars by VIN), or, without it, a car this
+//! dealer services (a repair order or an appointment for it: that car's records elsewhere). A
+//! read that shows other dealers' records is audited as `read_cross_dealer`, naming them.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -46,7 +52,8 @@ pub struct Customer360 {
     /// The points account, and its latest movements (newest first, at most 20).
     pub points: Account,
     pub points_ledger: Vec<LedgerEntry>,
-    /// Other dealers' records of the same person or vehicles; empty unless HQ shares history.
+    /// Other dealers' records of the same person or vehicles; empty unless HQ shares history
+    /// and the customer consented to it or this dealer services their car.
     pub network_history: Vec<NetworkRecord>,
 }
 
@@ -55,11 +62,15 @@ pub struct Customer360 {
 pub struct NetworkRecord {
     pub dealer_id: i64,
     pub dealer_name: String,
-    /// `phone` (the same person) and/or `vin` (the same vehicle).
+    /// `phone` (the same person, who consented) and/or `vin` (the same vehicle).
     pub matched_by: Vec<String>,
     pub vehicles: Vec<Vehicle>,
     pub tickets: Vec<Ticket>,
     pub interactions: Vec<Interaction>,
+    /// Sales orders of the person or the cars, newest first.
+    pub orders: Vec<Order>,
+    /// Repair orders of the person or the cars, newest first.
+    pub repair_orders: Vec<RepairOrder>,
 }
 
 pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Customer360> {
@@ -112,6 +123,21 @@ pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<
             .with_detail(serde_json::json!({ "network_records": network_history.len() })),
     )
     .await?;
+    if !network_history.is_empty() {
+        let dealers: Vec<i64> = network_history.iter().map(|r| r.dealer_id).collect();
+        let link = if customer.share_consent {
+            "share_consent"
+        } else {
+            "serviced_vehicle"
+        };
+        audit::record(
+            conn,
+            caller,
+            Entry::ok("read_cross_dealer", "customer", id, dealer_id)
+                .with_detail(serde_json::json!({ "other_dealers": dealers, "link": link })),
+        )
+        .await?;
+    }
     Ok(Customer360 {
         customer: customer.masked_for(caller),
         vehicles,
@@ -125,14 +151,28 @@ pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<
     })
 }
 
+/// Other dealers' records linked to `customer` of `dealer_id` (see the module's header): with
+/// their share consent, those of the same person (by phone) and of all their cars (by VIN);
+/// without it, those of the cars the dealer services.
 async fn history(
     conn: &mut AnyConnection,
     dealer_id: i64,
     customer: &Customer,
     own: &[Vehicle],
 ) -> Result<Vec<NetworkRecord>> {
+    let linked: Vec<&Vehicle> = if customer.share_consent {
+        own.iter().collect()
+    } else {
+        let ids: Vec<i64> = own
+            .iter()
+            .filter(|v| v.dealer_id == dealer_id)
+            .map(|v| v.id)
+            .collect();
+        let serviced = service::serviced(conn, &ids).await?;
+        own.iter().filter(|v| serviced.contains(&v.id)).collect()
+    };
     let mut same_person: Vec<(i64, i64)> = Vec::new();
-    if !customer.phones.is_empty() {
+    if customer.share_consent && !customer.phones.is_empty() {
         let mut sql = Sql::new(
             "SELECT DISTINCT c.id, c.dealer_id FROM customers c JOIN customer_phones p ON p.customer_id = c.id WHERE c.dealer_id <> ",
         );
@@ -148,8 +188,11 @@ async fn history(
             .fetch_all(&mut *conn)
             .await?;
     }
+    if linked.is_empty() && same_person.is_empty() {
+        return Ok(Vec::new());
+    }
     let person_ids: Vec<i64> = same_person.iter().map(|(id, _)| *id).collect();
-    let vins: Vec<String> = own.iter().map(|v| v.vin.clone()).collect();
+    let vins: Vec<String> = linked.iter().map(|v| v.vin.clone()).collect();
     let mut records: BTreeMap<i64, NetworkRecord> = BTreeMap::new();
     for (_, dealer) in &same_person {
         mark(&mut records, *dealer, "phone");
@@ -165,6 +208,28 @@ async fn history(
     let tickets_elsewhere = tickets::list_for_customers(conn, &person_ids).await?;
     let interactions_elsewhere =
         interactions::recent(conn, &person_ids, &vehicle_ids, TIMELINE_LIMIT).await?;
+    let orders_elsewhere = sales::orders::elsewhere(
+        conn,
+        dealer_id,
+        &person_ids,
+        &vehicle_ids,
+        &vins,
+        RECORDS_LIMIT,
+    )
+    .await?;
+    let repair_orders_elsewhere = service::repair_orders::elsewhere(
+        conn,
+        dealer_id,
+        &person_ids,
+        &vehicle_ids,
+        RECORDS_LIMIT,
+    )
+    .await?;
+    for o in &orders_elsewhere {
+        if o.vin.as_ref().is_some_and(|vin| vins.contains(vin)) {
+            mark(&mut records, o.dealer_id, "vin");
+        }
+    }
     for v in vehicles_elsewhere {
         if let Some(r) = records.get_mut(&v.dealer_id) {
             r.vehicles.push(v);
@@ -181,6 +246,16 @@ async fn history(
     {
         if let Some(r) = records.get_mut(&i.dealer_id) {
             r.interactions.push(i);
+        }
+    }
+    for o in orders_elsewhere {
+        if let Some(r) = records.get_mut(&o.dealer_id) {
+            r.orders.push(o);
+        }
+    }
+    for ro in repair_orders_elsewhere {
+        if let Some(r) = records.get_mut(&ro.dealer_id) {
+            r.repair_orders.push(ro);
         }
     }
     let names = dealer_names(conn, &records.keys().copied().collect::<Vec<_>>()).await?;
@@ -202,6 +277,8 @@ fn mark(records: &mut BTreeMap<i64, NetworkRecord>, dealer: i64, matched: &str) 
         vehicles: Vec::new(),
         tickets: Vec::new(),
         interactions: Vec::new(),
+        orders: Vec::new(),
+        repair_orders: Vec::new(),
     });
     if !r.matched_by.iter().any(|m| m == matched) {
         r.matched_by.push(matched.to_owned());

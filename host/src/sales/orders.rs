@@ -704,6 +704,36 @@ pub async fn list(
     Ok(orders)
 }
 
+/// Sales orders of dealers other than `dealer_id` for customers `customer_ids`, vehicles
+/// `vehicle_ids` or cars `vins` (the network history of the 360 view), newest first, `limit`
+/// at most.
+pub async fn elsewhere(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    customer_ids: &[i64],
+    vehicle_ids: &[i64],
+    vins: &[String],
+    limit: i64,
+) -> Result<Vec<Order>> {
+    let mut sql = Sql::new("SELECT id FROM sales_orders WHERE dealer_id <> ");
+    sql.bind(Param::Int(dealer_id))
+        .push_in_any(vec![
+            ("customer_id", Sql::ints(customer_ids)),
+            ("vehicle_id", Sql::ints(vehicle_ids)),
+            ("vin", vins.iter().cloned().map(Param::Text).collect()),
+        ])
+        .push(" ORDER BY id DESC LIMIT ")
+        .bind(Param::Int(limit));
+    let ids: Vec<(i64,)> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut orders = Vec::with_capacity(ids.len());
+    for (id,) in ids {
+        orders.push(load(conn, id).await?);
+    }
+    Ok(orders)
+}
+
 /// Moves order `id` from version `expected` to the next one, if it is still in `status`;
 /// otherwise a stale version (412) or, when the status moved, the refused transition.
 pub(crate) async fn claim(

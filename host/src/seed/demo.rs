@@ -1,7 +1,8 @@
 //! The demo network of 远航汽车 (Yuanhang Motors): HQ, four regions, dealer groups, nine dealers
 //! and branches of all three kinds in eight cities, their staff, about 300 customers with cars
-//! and histories, tickets, and people and cars known to two dealers. Deterministic apart from
-//! dates, which are relative to today.
+//! and histories, tickets, and people and cars known to two dealers (who consented, at the
+//! second dealer, to share their history), and the flagship store's grant to the demo partner.
+//! Deterministic apart from dates, which are relative to today.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,9 +15,11 @@ use super::make::{self, DAY_MS, Gender, Today};
 use super::names::{self, TicketTopic};
 use super::plan::{self, CustomerPlan, DealerCtx, InteractionPlan, Shape};
 use crate::access::Role;
+use crate::audit::Actor;
 use crate::db::Param;
 use crate::error::Result;
 use crate::network::{self, DealerType, NewUnit, Policy, Position, UnitKind};
+use crate::partners::{self, NewGrant, Purpose};
 use crate::tickets::TicketStatus;
 
 pub const HQ_CODE: &str = "HQ";
@@ -228,6 +231,23 @@ pub async fn load(conn: &mut AnyConnection) -> Result<()> {
     let ids = plan::insert(conn, &dealers, &mut plans).await?;
     store_links(conn, &links, &ids).await?;
     create_tickets(conn, &mut rng, today, &dealers, &plans, &ids).await?;
+    Ok(())
+}
+
+/// The flagship store lets the demo partner (key `partner_key_id`) report its customers'
+/// charging sessions, so the partner's demo calls work.
+pub async fn grant_partner(conn: &mut AnyConnection, partner_key_id: i64) -> Result<()> {
+    let flagship = super::demo_unit(conn, FLAGSHIP_CODE).await?;
+    partners::grant(
+        conn,
+        &Actor::System("seed"),
+        flagship.id,
+        &NewGrant {
+            partner_key_id,
+            purpose: Purpose::ChargingSessions,
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -692,6 +712,7 @@ impl World {
             channel: "walk_in",
             referrer_id: None,
             consent_at: original.consent_at.map(|_| created),
+            share_consent_at: Some(created),
             created_at: created,
             tags: original
                 .tags

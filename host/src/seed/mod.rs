@@ -159,9 +159,9 @@ const DEMO_KEYS: [(Role, &str, Option<Position>); 10] = [
 ];
 
 /// Revokes the earlier demo keys and creates new ones: HQ admin, HQ analyst and partner at
-/// HQ, regional manager of 华北, and at the 北京朝阳 4S store the general manager (dealer
-/// admin), a sales consultant, the sales manager, the finance desk, a service advisor and a
-/// technician, so every approval step can be tried. A key of a role staff hold acts as the
+/// HQ (the partner granted `charging-sessions` by the 北京朝阳 4S store), regional manager of
+/// 华北, and at the 北京朝阳 4S store the general manager (dealer admin), a sales consultant, the
+/// sales manager, the finance desk, a service advisor and a technician, so every approval step can be tried. A key of a role staff hold acts as the
 /// first staff member of the unit with that role (and position).
 pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
     let mut tx = db.begin_write().await?;
@@ -172,14 +172,7 @@ pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
         .await?;
     let mut issued = Vec::with_capacity(DEMO_KEYS.len());
     for (role, code, position) in DEMO_KEYS {
-        let Some(unit) = network::find_by_code(&mut tx, code).await? else {
-            return Err(Error::BadRequest {
-                code: "demo_network_missing",
-                message: format!(
-                    "there is no unit {code:?}; load the demo network first (dealer-host seed)"
-                ),
-            });
-        };
+        let unit = demo_unit(&mut tx, code).await?;
         let mut sql = Sql::new("SELECT id FROM staff WHERE org_unit_id = ");
         sql.bind(Param::Int(unit.id))
             .push(" AND role = ")
@@ -201,6 +194,9 @@ pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
             DEMO_KEY_LABEL,
         )
         .await?;
+        if role == Role::Partner {
+            demo::grant_partner(&mut tx, created.info.id).await?;
+        }
         issued.push(IssuedKey {
             role,
             position,
@@ -210,6 +206,18 @@ pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
     }
     tx.commit().await?;
     Ok(issued)
+}
+
+/// The demo network's unit `code`; refused if the demo network is not loaded.
+async fn demo_unit(conn: &mut AnyConnection, code: &str) -> Result<network::OrgUnit> {
+    network::find_by_code(conn, code)
+        .await?
+        .ok_or_else(|| Error::BadRequest {
+            code: "demo_network_missing",
+            message: format!(
+                "there is no unit {code:?}; load the demo network first (dealer-host seed)"
+            ),
+        })
 }
 
 async fn network_is_empty(conn: &mut AnyConnection) -> Result<bool> {

@@ -548,6 +548,22 @@ pub async fn for_repair_order(
     ))
 }
 
+/// Which of `vehicle_ids` have an appointment that was not cancelled.
+pub(crate) async fn with_appointments(
+    conn: &mut AnyConnection,
+    vehicle_ids: &[i64],
+) -> Result<Vec<i64>> {
+    let sql = Sql::in_list(
+        "SELECT DISTINCT vehicle_id FROM appointments WHERE vehicle_id IN ",
+        vehicle_ids,
+        " AND status <> 'cancelled'",
+    );
+    let rows: Vec<(i64,)> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// Links appointment `id` to the repair order opened from it; refused if another was opened
 /// from it meanwhile.
 pub async fn link_repair_order(

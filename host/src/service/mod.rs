@@ -7,6 +7,8 @@ pub mod campaigns;
 pub mod extra_work;
 pub mod repair_orders;
 
+use std::collections::HashSet;
+
 use sqlx::AnyConnection;
 
 use crate::access::Caller;
@@ -18,6 +20,20 @@ pub use crate::clock::Period;
 /// `numerator / denominator`, or `None` when nothing was counted.
 pub fn ratio(numerator: i64, denominator: i64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+/// Which of `vehicle_ids` (vehicle records of one dealer) that dealer services: a repair order
+/// or an appointment (not cancelled) for the vehicle.
+pub async fn serviced(conn: &mut AnyConnection, vehicle_ids: &[i64]) -> Result<HashSet<i64>> {
+    if vehicle_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut serviced: HashSet<i64> = repair_orders::with_orders(conn, vehicle_ids)
+        .await?
+        .into_iter()
+        .collect();
+    serviced.extend(appointments::with_appointments(conn, vehicle_ids).await?);
+    Ok(serviced)
 }
 
 /// Checks that `customer_id` and `vehicle_id` are visible to the caller and belong to

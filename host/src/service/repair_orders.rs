@@ -860,6 +860,44 @@ pub async fn list(
     hydrate(conn, rows).await
 }
 
+/// Repair orders of dealers other than `dealer_id` for customers `customer_ids` or vehicles
+/// `vehicle_ids` (the network history of the 360 view), newest first, `limit` at most.
+pub async fn elsewhere(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    customer_ids: &[i64],
+    vehicle_ids: &[i64],
+    limit: i64,
+) -> Result<Vec<RepairOrder>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM repair_orders WHERE dealer_id <> "
+    ));
+    sql.bind(Param::Int(dealer_id))
+        .push_in_any(vec![
+            ("customer_id", Sql::ints(customer_ids)),
+            ("vehicle_id", Sql::ints(vehicle_ids)),
+        ])
+        .push(" ORDER BY id DESC LIMIT ")
+        .bind(Param::Int(limit));
+    let rows: Vec<Row> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    hydrate(conn, rows).await
+}
+
+/// Which of `vehicle_ids` have a repair order (any status).
+pub(crate) async fn with_orders(conn: &mut AnyConnection, vehicle_ids: &[i64]) -> Result<Vec<i64>> {
+    let sql = Sql::in_list(
+        "SELECT DISTINCT vehicle_id FROM repair_orders WHERE vehicle_id IN ",
+        vehicle_ids,
+        "",
+    );
+    let rows: Vec<(i64,)> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// Appends an entry to the timeline of repair order `id`; returns its id.
 pub(crate) async fn append_event(
     conn: &mut AnyConnection,

@@ -717,6 +717,14 @@ async fn network_history_follows_the_hq_policy(backend: Backend) {
     ))
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
+    // The same phone alone links to nobody (`shared_history`); the customer's consent does.
+    let reply = call(app.put(
+        &app.keys.b_admin,
+        &format!("/customers/{}/share-consent", at_b["id"]),
+        &json!({"consent": true}),
+    ))
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
     let on = app.read(&app.keys.b_admin, &path).await;
     let history = on["network_history"].as_array().expect("network_history");
     assert!(!history.is_empty(), "policy on: {on}");

@@ -564,6 +564,13 @@ async fn a_partner_reports_a_charging_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.enable_first_party("loyalty", "loyalty").await;
     let id = customer(&app, "陈晨").await;
+    let partners = app.read(&app.keys.a_admin, "/partners").await;
+    app.create(
+        &app.keys.a_admin,
+        "/partners/grants",
+        &json!({"partner_key_id": partners[0]["key_id"], "purpose": "charging-sessions"}),
+    )
+    .await;
     let session = json!({"kind": "partner_activity", "cause": {"kind": "partner", "id": "charge-20251123-001"},
                          "attributes": {"kwh": "35.5"}});
     let (status, award) = report_event(&app, &app.keys.partner, id, &session).await;

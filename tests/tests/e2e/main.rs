@@ -13,6 +13,8 @@ mod api_customers;
 mod api_foundation;
 mod api_tickets;
 mod api_vehicles;
+mod partners;
+mod shared_history;
 
 // Sales and after-sales.
 mod business_dates;
