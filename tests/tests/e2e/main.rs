@@ -27,6 +27,7 @@ mod ticket_service;
 // What the lifecycles share, care, the demo data and the schema.
 mod audit_use_cases;
 mod care;
+mod concurrency;
 mod foundations;
 mod scale;
 mod schema_parity;
