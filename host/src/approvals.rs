@@ -273,15 +273,11 @@ fn check_new(new: &NewRequest) -> Result<()> {
     }
 }
 
-/// Asks the dealer's approval plugin (or the built-in rule) what `new` needs. Call it outside
-/// any write transaction; `conn` is only read.
-pub async fn decide(
-    plugins: &Plugins,
-    conn: &mut AnyConnection,
-    new: &NewRequest,
-) -> Result<Decided> {
+/// What the approval hook is asked about `new`, checked and read on `conn` (who asks), for
+/// [`decide`] once `conn` is given back.
+pub async fn question(conn: &mut AnyConnection, new: &NewRequest) -> Result<approval::Request> {
     check_new(new)?;
-    let input = approval::Request {
+    Ok(approval::Request {
         kind: new.kind.wit(),
         dealer_id: new.dealer_id,
         requested_by: staff_for_plugin(conn, new.requested_by).await?,
@@ -298,9 +294,15 @@ pub async fn decide(
         base_amount: new.base_amount_fen,
         description: new.description.clone(),
         attributes: new.attributes.clone(),
-    };
+    })
+}
+
+/// Asks the dealer's approval plugin (or the built-in rule) to decide `question`. Call it
+/// holding no connection and outside any transaction: the run is recorded on a connection of
+/// its own, and the plugin's look-ups take others.
+pub async fn decide(plugins: &Plugins, question: approval::Request) -> Result<Decided> {
     let decision = plugins
-        .call::<ApprovalHook>(new.dealer_id, input, Source::Live)
+        .call::<ApprovalHook>(question.dealer_id, question, Source::Live)
         .await?;
     Ok(Decided {
         decision: decision.output,

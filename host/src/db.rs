@@ -82,7 +82,9 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
         install_default_drivers();
         let backend = Backend::from_url(url)?;
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        // No request holds a connection while it waits for another (nor across a plugin run),
+        // so a wait this long means an outage: answered 503, not after a long hang.
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
             Backend::Sqlite => {
                 options

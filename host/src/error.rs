@@ -83,8 +83,27 @@ pub enum Error {
     },
     #[error("the plugin cannot be loaded: {0}")]
     PluginUnavailable(String),
+    /// The database cannot be reached now (the pool is exhausted or closed, the connection
+    /// failed): the request may be retried shortly.
+    #[error("the database is unavailable just now; retry in a few seconds")]
+    Unavailable(#[source] sqlx::Error),
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    /// An outage (no connection to be had, or the one in use broke) is `Unavailable`; any
+    /// other failure of a statement is `Database`.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Error::Unavailable(e),
+            e => Error::Database(e),
+        }
+    }
 }
 
 /// An attempt to reach a record outside the caller's scope, to be audited (made by
@@ -112,3 +131,29 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_unavailable_and_a_failed_statement_is_a_database_error() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for outage in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(refused),
+            sqlx::Error::WorkerCrashed,
+        ] {
+            assert!(matches!(Error::from(outage), Error::Unavailable(_)));
+        }
+        assert!(matches!(
+            Error::from(sqlx::Error::RowNotFound),
+            Error::Database(_)
+        ));
+        assert!(matches!(
+            Error::from(sqlx::Error::Protocol("bad".into())),
+            Error::Database(_)
+        ));
+    }
+}

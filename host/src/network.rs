@@ -570,8 +570,9 @@ pub async fn change_policy(
     Ok(policy)
 }
 
-/// Issues an API key for `role` at unit `org_unit_id`, with its audit entry on `conn`. `by` is
-/// the key holder who asked (who has checked they may), or [`Actor::COMMAND_LINE`].
+/// Issues an API key for `role` at unit `org_unit_id`, acting as staff member `staff_id` (who
+/// must work at that unit), with its audit entry on `conn`. `by` is the key holder who asked
+/// (who has checked they may), or [`Actor::COMMAND_LINE`].
 /// [`keys::create`] alone is for the seeder.
 pub async fn create_key(
     conn: &mut AnyConnection,
@@ -581,6 +582,19 @@ pub async fn create_key(
     staff_id: Option<i64>,
     label: &str,
 ) -> Result<NewApiKey> {
+    if let Some(staff_id) = staff_id {
+        match staff_member(conn, staff_id).await {
+            Ok(staff) if staff.org_unit_id == org_unit_id => {}
+            Ok(_) | Err(Error::NotFound { .. }) => {
+                return Err(Error::invalid(
+                    "staff_id",
+                    "unknown_staff",
+                    format!("no staff member {staff_id} works at unit {org_unit_id}, the key's"),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let created = keys::create(conn, role, org_unit_id, staff_id, label).await?;
     audit::record_as(
         conn,

@@ -1,10 +1,11 @@
 //! The host's background loops, started with the server and stopped with it: the outbox
 //! worker (runs due domain events, the follow-ups of committed changes, then delivers due
-//! messages), the scheduler (plans reminders, expires points) and the
-//! run-log retention (deletes old plugin runs, [`runs::prune`]). Each
-//! runs one pass, then waits its interval; on shutdown the loop ends (the outbox pass under
-//! way finishes first, a scheduler pass is dropped). Every replica runs them: the passes share
-//! the work through leases and dedupe keys, never delivering or planning twice.
+//! messages), the scheduler (plans reminders, expires points) and the run-log retention
+//! (deletes old plugin runs, [`runs::prune`]). Each runs one pass, then waits its interval,
+//! or less after a failed pass (a database outage): 15 s, doubling with each failure in a row,
+//! up to 5 minutes ([`next_wait`]); on shutdown the loop ends (the outbox pass under way
+//! finishes first, a scheduler pass is dropped). Every replica runs them: the passes share the
+//! work through leases and dedupe keys, never delivering or planning twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,8 +64,10 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
                     worker_id.clone(),
                 );
                 async move {
-                    match domain_events::run_due(&db, &plugins, &worker_id, clock::now_ms()).await {
-                        Ok(report) if report.claimed > 0 => {
+                    let events =
+                        domain_events::run_due(&db, &plugins, &worker_id, clock::now_ms()).await;
+                    let events = ran(events, "domain events", |report| {
+                        if report.claimed > 0 {
                             tracing::info!(
                                 claimed = report.claimed,
                                 done = report.done,
@@ -73,11 +76,11 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
                                 "domain events pass"
                             );
                         }
-                        Ok(_) => {}
-                        Err(error) => tracing::error!(%error, "the domain events pass failed"),
-                    }
-                    match outbox::deliver_due(&db, &senders, &worker_id, clock::now_ms()).await {
-                        Ok(report) if report.claimed > 0 => {
+                    });
+                    let delivered =
+                        outbox::deliver_due(&db, &senders, &worker_id, clock::now_ms()).await;
+                    let messages = ran(delivered, "outbox", |report| {
+                        if report.claimed > 0 {
                             tracing::info!(
                                 claimed = report.claimed,
                                 sent = report.sent,
@@ -86,9 +89,8 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
                                 "outbox pass"
                             );
                         }
-                        Ok(_) => {}
-                        Err(error) => tracing::error!(%error, "the outbox pass failed"),
-                    }
+                    });
+                    events.and(messages)
                 }
             },
         )));
@@ -102,11 +104,12 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
             move || {
                 let db = db.clone();
                 async move {
-                    match runs::prune(&db, &retention, clock::now_ms()).await {
-                        Ok(0) => {}
-                        Ok(deleted) => tracing::info!(deleted, "plugin runs pruned"),
-                        Err(error) => tracing::error!(%error, "the run retention pass failed"),
-                    }
+                    let pruned = runs::prune(&db, &retention, clock::now_ms()).await;
+                    ran(pruned, "run retention", |deleted| {
+                        if deleted > 0 {
+                            tracing::info!(deleted, "plugin runs pruned");
+                        }
+                    })
                 }
             },
         )));
@@ -121,10 +124,11 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
                 let (db, plugins) = (db.clone(), plugins.clone());
                 async move {
                     let now = clock::now_ms();
-                    match reminders::run_due(&db, &plugins, reminders::today_in_china(now), now)
-                        .await
-                    {
-                        Ok(report) if report.vehicles + report.failed > 0 => {
+                    let planned =
+                        reminders::run_due(&db, &plugins, reminders::today_in_china(now), now)
+                            .await;
+                    let reminders = ran(planned, "reminders", |report| {
+                        if report.vehicles + report.failed > 0 {
                             tracing::info!(
                                 vehicles = report.vehicles,
                                 failed = report.failed,
@@ -133,11 +137,10 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
                                 "reminders pass"
                             );
                         }
-                        Ok(_) => {}
-                        Err(error) => tracing::error!(%error, "the reminders pass failed"),
-                    }
-                    match loyalty::expire_due(&db, now).await {
-                        Ok(report) if report.lots > 0 => {
+                    });
+                    let expired = loyalty::expire_due(&db, now).await;
+                    let expiry = ran(expired, "points expiry", |report| {
+                        if report.lots > 0 {
                             tracing::info!(
                                 customers = report.customers,
                                 lots = report.lots,
@@ -145,9 +148,8 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
                                 "points expired"
                             );
                         }
-                        Ok(_) => {}
-                        Err(error) => tracing::error!(%error, "the points expiry pass failed"),
-                    }
+                    });
+                    reminders.and(expiry)
                 }
             },
         )));
@@ -176,7 +178,55 @@ enum Finish {
     Now,
 }
 
-/// Runs `pass` now and then every `every`, until `stopped` turns true.
+/// How a pass ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ran {
+    Ok,
+    /// Its work (or part of it) is not done: it runs again soon ([`next_wait`]).
+    Failed,
+}
+
+impl Ran {
+    /// Both parts of a pass done, or not.
+    fn and(self, other: Ran) -> Ran {
+        if self == Ran::Ok { other } else { Ran::Failed }
+    }
+}
+
+/// How the part `what` of a pass ended: `done` logs what it did, or its error is logged.
+fn ran<T>(result: crate::error::Result<T>, what: &str, done: impl FnOnce(T)) -> Ran {
+    match result {
+        Ok(report) => {
+            done(report);
+            Ran::Ok
+        }
+        Err(error) => {
+            tracing::error!(%error, "the {what} pass failed");
+            Ran::Failed
+        }
+    }
+}
+
+/// The first wait after a failed pass; it doubles with each failure in a row.
+const RETRY_FIRST: Duration = Duration::from_secs(15);
+/// The longest wait after failed passes.
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The wait before the next pass of a loop that runs every `every`, after `failures` failed
+/// passes in a row (0: the last one did its work): `every`, or after a failure 15 s, doubling
+/// up to 5 minutes, but never longer than `every`.
+fn next_wait(every: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return every;
+    }
+    let backoff = RETRY_FIRST
+        .saturating_mul(2_u32.saturating_pow(failures - 1))
+        .min(RETRY_MAX);
+    backoff.min(every)
+}
+
+/// Runs `pass` now and then every `every` (sooner after a failed pass, [`next_wait`]), until
+/// `stopped` turns true.
 async fn repeat<F, Fut>(
     every: Duration,
     mut stopped: watch::Receiver<bool>,
@@ -184,24 +234,74 @@ async fn repeat<F, Fut>(
     pass: F,
 ) where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = Ran>,
 {
+    let mut failures = 0_u32;
     loop {
         if *stopped.borrow() {
             return;
         }
-        match finish {
+        let ran = match finish {
             Finish::Pass => pass().await,
             Finish::Now => {
                 tokio::select! {
-                    () = pass() => {}
+                    ran = pass() => ran,
                     _ = stopped.changed() => return,
                 }
             }
+        };
+        failures = match ran {
+            Ran::Ok => 0,
+            Ran::Failed => failures.saturating_add(1),
+        };
+        let wait = next_wait(every, failures);
+        if failures > 0 {
+            tracing::info!(
+                failures,
+                retry_in_s = wait.as_secs(),
+                "the pass runs again soon"
+            );
         }
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stopped.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_pass_that_did_its_work_waits_its_interval() {
+        assert_eq!(next_wait(HOUR, 0), HOUR);
+        assert_eq!(next_wait(Duration::from_secs(5), 0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn failed_passes_run_again_after_15_s_doubling_up_to_5_minutes() {
+        let waits: Vec<u64> = (1..=8).map(|n| next_wait(HOUR, n).as_secs()).collect();
+        assert_eq!(waits, [15, 30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(next_wait(HOUR, u32::MAX), RETRY_MAX);
+    }
+
+    #[test]
+    fn a_retry_never_waits_longer_than_the_interval() {
+        let every = Duration::from_secs(5);
+        assert_eq!(next_wait(every, 1), every);
+        assert_eq!(
+            next_wait(Duration::from_secs(40), 3),
+            Duration::from_secs(40)
+        );
+    }
+
+    #[test]
+    fn a_pass_fails_when_either_part_failed() {
+        assert_eq!(Ran::Ok.and(Ran::Ok), Ran::Ok);
+        assert_eq!(Ran::Ok.and(Ran::Failed), Ran::Failed);
+        assert_eq!(Ran::Failed.and(Ran::Ok), Ran::Failed);
     }
 }

@@ -90,14 +90,17 @@ pub struct KeyRequest {
     pub role: Role,
     /// Defaults to the caller's own unit.
     pub org_unit_id: Option<i64>,
+    /// The staff member who holds the key; they must work at the key's unit.
     pub staff_id: Option<i64>,
     pub label: String,
 }
 
 /// Creates a key; the secret is in this response only. A dealer admin creates dealer roles
-/// for its own dealer.
+/// for its own dealer. A `staff_id` names a staff member of the key's unit (else 422
+/// `unknown_staff`).
 #[utoipa::path(post, path = "/keys", tag = "network", request_body = KeyRequest,
-    responses((status = 201, body = NewApiKey), (status = 403, body = super::problem::Problem)))]
+    responses((status = 201, body = NewApiKey), (status = 403, body = super::problem::Problem),
+        (status = 422, body = super::problem::Problem)))]
 async fn create_key(
     State(state): State<AppState>,
     caller: Caller,

@@ -9,6 +9,10 @@ use utoipa::ToSchema;
 
 use crate::error::{Error, FieldError, is_unique_violation};
 
+/// The seconds a client is told to wait (`Retry-After`) before retrying a request that found
+/// the database unavailable.
+const RETRY_AFTER_SECONDS: u32 = 5;
+
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -42,6 +46,10 @@ impl IntoResponse for Error {
                 tracing::error!(error = %e, "database error");
                 "an internal error occurred; it has been logged".to_owned()
             }
+            Error::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                self.to_string()
+            }
             other => other.to_string(),
         };
         let problem = Problem {
@@ -64,6 +72,11 @@ impl IntoResponse for Error {
             },
         };
         let mut response = (status, axum::Json(problem)).into_response();
+        if let Error::Unavailable(_) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
         if let Error::Denied(denial) = self {
             response.extensions_mut().insert(*denial);
         }
@@ -105,6 +118,7 @@ fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::PluginFailed { .. } => (StatusCode::FAILED_DEPENDENCY, "plugin_failed"),
         Error::PluginUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable"),
         Error::Database(e) if is_unique_violation(e) => (StatusCode::CONFLICT, "already_exists"),
+        Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Error::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
@@ -146,6 +160,16 @@ mod tests {
         assert_eq!(status, StatusCode::PRECONDITION_FAILED);
         assert_eq!(body["code"], "stale_version");
         assert_eq!(body["current_version"], 7);
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_database_is_503_with_retry_after() {
+        let response = Error::from(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let (_, content_type, body) = problem(Error::from(sqlx::Error::PoolClosed)).await;
+        assert_eq!(content_type, "application/problem+json");
+        assert_eq!(body["code"], "unavailable");
     }
 
     #[tokio::test]

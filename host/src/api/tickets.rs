@@ -59,8 +59,9 @@ async fn create(
     caller.require(Permission::WriteRecords)?;
     let mut conn = state.db.pool().acquire().await?;
     let valid = tickets::check_new(&mut conn, &caller, &new).await?;
-    let routed = tickets::routing::route(&state.plugins, &mut conn, &caller, &valid).await?;
+    let input = tickets::routing::input(&mut conn, &caller, &valid).await?;
     drop(conn);
+    let routed = tickets::routing::route(&state.plugins, input).await?;
     let mut create = match Create::begin(&state.db, &caller, "POST /tickets", key, &new).await? {
         Begun::Fresh(create) => create,
         Begun::Replayed(response) => return Ok(response),

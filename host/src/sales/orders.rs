@@ -925,12 +925,16 @@ pub async fn revise(
             ),
         });
     }
-    let mut decided = Vec::new();
+    let mut questions = Vec::new();
     for p in planned {
-        let decision = approvals::decide(plugins, &mut conn, &p.request).await?;
-        decided.push((p, decision));
+        let question = approvals::question(&mut conn, &p.request).await?;
+        questions.push((p, question));
     }
     drop(conn);
+    let mut decided = Vec::new();
+    for (p, question) in questions {
+        decided.push((p, approvals::decide(plugins, question).await?));
+    }
 
     let mut tx = db.begin_write().await?;
     claim(&mut tx, id, expected, status).await?;

@@ -331,8 +331,9 @@ pub async fn propose(
             ("items".into(), items.len().to_string()),
         ],
     };
-    let decided = approvals::decide(plugins, &mut conn, &request).await?;
+    let question = approvals::question(&mut conn, &request).await?;
     drop(conn);
+    let decided = approvals::decide(plugins, question).await?;
 
     let mut tx = db.begin_write().await?;
     let row = repair_orders::fetch_row(&mut tx, id).await?;

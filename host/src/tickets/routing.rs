@@ -68,18 +68,16 @@ fn priority(p: ticket_routing::Priority) -> Priority {
     }
 }
 
-/// Routes a checked ticket, opened now. Call it outside any write transaction: the run is
-/// recorded on a connection of its own. `conn` is only read from (the customer's tier and tags).
-pub async fn route(
-    plugins: &Plugins,
+/// The hook's input for a checked ticket, opened now, read on `conn` (the customer's tier and
+/// tags), for [`route`] once `conn` is given back.
+pub async fn input(
     conn: &mut AnyConnection,
     caller: &Caller,
     valid: &ValidTicket<'_>,
-) -> Result<Routed> {
+) -> Result<ticket_routing::Ticket> {
     let new = valid.new;
     let customer = customers::get(conn, caller, new.customer_id).await?;
-    let opened_at = clock::now_ms();
-    let input = ticket_routing::Ticket {
+    Ok(ticket_routing::Ticket {
         ticket_id: 0,
         dealer_id: valid.dealer_id,
         channel: new.channel.as_str().replace('_', "-"),
@@ -90,10 +88,17 @@ pub async fn route(
         customer_tier: Some(customer.member_tier),
         customer_tags: customer.tags,
         vehicle_id: new.vehicle_id,
-        opened_at,
-    };
+        opened_at: clock::now_ms(),
+    })
+}
+
+/// Routes a ticket with the dealer's hook. Call it holding no connection and outside any
+/// transaction: the run is recorded on a connection of its own, and the plugin's look-ups
+/// take others.
+pub async fn route(plugins: &Plugins, input: ticket_routing::Ticket) -> Result<Routed> {
+    let opened_at = input.opened_at;
     let decision = plugins
-        .call::<TicketRoutingHook>(valid.dealer_id, input, Source::Live)
+        .call::<TicketRoutingHook>(input.dealer_id, input, Source::Live)
         .await?;
     let (plugin, plugin_version) = match decision.source {
         DecisionSource::Plugin {

@@ -11,6 +11,8 @@ on_both_backends!(
     me_names_the_role_and_unit_of_the_key,
     a_dealer_admin_creates_a_sales_key_whose_secret_is_shown_once,
     a_dealer_admin_cannot_create_hq_keys_or_keys_of_another_dealer,
+    a_key_is_held_by_a_staff_member_of_its_own_unit,
+    a_key_cannot_be_held_by_another_units_or_an_unknown_staff_member,
     a_revoked_key_is_refused_at_once,
     a_dealer_admin_cannot_revoke_another_dealers_key,
     sales_staff_cannot_manage_keys_staff_or_audit,
@@ -191,6 +193,62 @@ async fn a_dealer_admin_cannot_create_hq_keys_or_keys_of_another_dealer(backend:
         .expect("a list")
         .len();
     assert_eq!(before, after, "a refused request created a key");
+}
+
+async fn a_key_is_held_by_a_staff_member_of_its_own_unit(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let created = app
+        .create(
+            &app.keys.a_admin,
+            "/keys",
+            &json!({"role": "sales", "staff_id": app.staff.a_sales, "label": "王芳的手机"}),
+        )
+        .await;
+    assert_eq!(created["staff_id"], app.staff.a_sales);
+    let me = app.read(created["key"].as_str().unwrap(), "/me").await;
+    assert_eq!(me["staff_id"], app.staff.a_sales);
+    assert_eq!(me["org_id"], app.units.dealer_a);
+}
+
+async fn a_key_cannot_be_held_by_another_units_or_an_unknown_staff_member(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let count = || async {
+        app.read(&app.keys.hq_admin, "/keys")
+            .await
+            .as_array()
+            .expect("a list")
+            .len()
+    };
+    let before = count().await;
+    let attempts = [
+        // dealer_b's admin, with a staff member of dealer_a.
+        (
+            &app.keys.b_admin,
+            json!({"role": "dealer_admin", "staff_id": app.staff.a_gm, "label": "x"}),
+        ),
+        // HQ, for a key at dealer_b held by dealer_a's staff.
+        (
+            &app.keys.hq_admin,
+            json!({"role": "sales", "org_unit_id": app.units.dealer_b,
+                   "staff_id": app.staff.a_sales, "label": "x"}),
+        ),
+        // A staff member who does not exist.
+        (
+            &app.keys.a_admin,
+            json!({"role": "sales", "staff_id": 987_654, "label": "x"}),
+        ),
+    ];
+    for (key, body) in &attempts {
+        let reply = call(app.post(key, "/keys", body)).await;
+        assert_eq!(reply.status, 422, "{body}: {}", reply.text);
+        assert!(reply.has_code("unknown_staff"), "{body}: {}", reply.text);
+        assert!(reply.names_field("staff_id"), "{body}: {}", reply.text);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+    }
+    assert_eq!(count().await, before, "a refused request created a key");
 }
 
 async fn a_revoked_key_is_refused_at_once(backend: Backend) {

@@ -36,10 +36,13 @@ async fn request(app: &TestApp, kind: RequestKind, amount: i64, base: i64) -> Va
         attributes: vec![],
     };
     let mut conn = app.db.pool().acquire().await.unwrap();
-    let decided = approvals::decide(&app.state.plugins, &mut conn, &new)
+    let question = approvals::question(&mut conn, &new)
+        .await
+        .expect("a question");
+    drop(conn);
+    let decided = approvals::decide(&app.state.plugins, question)
         .await
         .expect("a decision");
-    drop(conn);
     let mut tx = app.db.begin_write().await.unwrap();
     let stored = approvals::store(&mut tx, &new, decided, &caller)
         .await

@@ -29,6 +29,7 @@ mod ticket_service;
 // What the lifecycles share, care, the demo data and the schema.
 mod audit_use_cases;
 mod care;
+mod concurrency;
 mod domain_events;
 mod foundations;
 mod scale;
