@@ -31,6 +31,8 @@ mod foundations;
 mod scale;
 mod schema_parity;
 mod seed;
+mod text_input;
+mod tiers;
 mod tls;
 
 // The plugin platform, the plugins and the author's CLI.
