@@ -14,6 +14,7 @@ use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -175,24 +176,21 @@ fn check_definition(def: &FieldDef) -> Vec<FieldError> {
     if !key_ok {
         errors.push(FieldError::new("key", "invalid_key", "a key is lower-case letters, digits and _, starting with a letter, at most 40 characters"));
     }
-    if def.label.trim().is_empty() || def.label.chars().count() > 80 {
-        errors.push(FieldError::new(
-            "label",
-            "invalid_label",
-            "a label has 1 to 80 characters",
-        ));
-    }
+    let mut label = def.label.clone();
+    text::trim_or_invalid(&mut errors, "label", "invalid_label", &mut label, 80);
     match (&def.choices, def.field_type) {
         (None, FieldType::Choice) => errors.push(FieldError::new(
             "choices",
             "required",
             "a choice field lists its choices",
         )),
-        (Some(c), FieldType::Choice) if c.is_empty() || c.iter().any(|s| s.trim().is_empty()) => {
+        (Some(c), FieldType::Choice)
+            if c.is_empty() || c.iter().any(|s| text::check(s, 80).is_err()) =>
+        {
             errors.push(FieldError::new(
                 "choices",
                 "invalid_choices",
-                "choices are non-empty strings",
+                "each choice is a visible text of 1 to 80 characters",
             ))
         }
         (Some(_), t) if t != FieldType::Choice => errors.push(FieldError::new(

@@ -69,6 +69,10 @@ pub enum Error {
     PayloadTooLarge { limit: usize },
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    /// The route exists but not with that method; the answer's `Allow` header lists the
+    /// methods it takes.
+    #[error("this route does not take that method; the Allow header lists those it takes")]
+    MethodNotAllowed,
     #[error(
         "the dealer's {hook} plugin {plugin}@{version} failed ({}): {message}; its policy is to refuse rather than fall back (run {run_id} in the plugin run log)",
         outcome.as_str()

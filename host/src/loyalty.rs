@@ -239,8 +239,9 @@ pub struct Account {
     pub customer_id: i64,
     pub dealer_id: i64,
     pub balance: i64,
-    /// Set by the loyalty plugin; absent until it names one.
-    pub tier: Option<String>,
+    /// The customer's member tier (`customers.member_tier`): the entry tier 银卡 until the
+    /// loyalty plugin or staff name another.
+    pub tier: String,
     pub lifetime_spend_fen: i64,
     pub version: i64,
 }
@@ -254,7 +255,7 @@ pub struct Award {
     /// Net points of the event.
     pub points: i64,
     pub balance: i64,
-    pub tier: Option<String>,
+    pub tier: String,
     pub tier_changed: bool,
     pub decided_by: Option<DecidedBy>,
     pub run_id: Option<i64>,
@@ -360,7 +361,7 @@ struct AccountRow {
     customer_id: i64,
     dealer_id: i64,
     balance: i64,
-    tier: Option<String>,
+    tier: String,
     lifetime_spend_fen: i64,
     version: i64,
 }
@@ -378,26 +379,21 @@ impl From<AccountRow> for Account {
     }
 }
 
-/// The customer's account, or an empty one if nothing has moved yet.
+/// The customer's account (empty if nothing has moved yet) with the customer's tier.
 async fn account(conn: &mut AnyConnection, customer_id: i64, dealer_id: i64) -> Result<Account> {
     let row: Option<AccountRow> = sqlx::query_as(
-        "SELECT customer_id, dealer_id, balance, tier, lifetime_spend_fen, version \
-         FROM loyalty_accounts WHERE customer_id = $1",
+        "SELECT c.id AS customer_id, c.dealer_id, COALESCE(a.balance, 0) AS balance, \
+         c.member_tier AS tier, COALESCE(a.lifetime_spend_fen, 0) AS lifetime_spend_fen, \
+         COALESCE(a.version, 0) AS version \
+         FROM customers c LEFT JOIN loyalty_accounts a ON a.customer_id = c.id \
+         WHERE c.id = $1 AND c.dealer_id = $2",
     )
     .bind(customer_id)
+    .bind(dealer_id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map_or(
-        Account {
-            customer_id,
-            dealer_id,
-            balance: 0,
-            tier: None,
-            lifetime_spend_fen: 0,
-            version: 0,
-        },
-        Account::from,
-    ))
+    row.map(Account::from)
+        .ok_or(Error::NotFound { entity: "customer" })
 }
 
 /// Creates the account if needed and locks its row for the rest of the transaction (on
@@ -425,14 +421,14 @@ async fn lock_account(
     account(conn, customer_id, dealer_id).await
 }
 
-/// Stores the account's new balance (and tier and lifetime spend), bumping its version.
+/// Stores the account's new balance and lifetime spend, bumping its version (the tier is the
+/// customer's: [`customers::set_member_tier`]).
 async fn save_account(conn: &mut AnyConnection, account: &Account, now: i64) -> Result<Account> {
     sqlx::query(
-        "UPDATE loyalty_accounts SET balance = $1, tier = $2, lifetime_spend_fen = $3, \
-         version = version + 1, updated_at = $4 WHERE customer_id = $5",
+        "UPDATE loyalty_accounts SET balance = $1, lifetime_spend_fen = $2, \
+         version = version + 1, updated_at = $3 WHERE customer_id = $4",
     )
     .bind(account.balance)
-    .bind(account.tier.as_deref())
     .bind(account.lifetime_spend_fen)
     .bind(now)
     .bind(account.customer_id)
@@ -719,7 +715,7 @@ async fn apply_event(
         occurred_at: now,
         amount: event.amount_fen,
         reference: event.cause.reference(),
-        tier: seen.tier.clone(),
+        tier: Some(seen.tier.clone()),
         points_balance: seen.balance,
         lifetime_spend: seen.lifetime_spend_fen,
         attributes: event.attributes.clone(),
@@ -752,7 +748,7 @@ async fn apply_event(
     .bind(&event.cause.kind)
     .bind(&event.cause.id)
     .bind(event.amount_fen)
-    .bind(tier_before.as_deref())
+    .bind(&tier_before)
     .bind(decider.as_ref().map(|d| d.plugin.as_str()))
     .bind(decider.as_ref().map(|d| d.version.as_str()))
     .bind(decision.run_id)
@@ -802,14 +798,17 @@ async fn apply_event(
         account.lifetime_spend_fen = account.lifetime_spend_fen.saturating_add(event.amount_fen);
     }
     if let Some(tier) = &decision.output.new_tier {
-        account.tier = Some(tier.trim().to_owned());
+        account.tier = tier.trim().to_owned();
     }
     let tier_changed = account.tier != tier_before;
+    if tier_changed {
+        customers::set_member_tier(&mut tx, account.customer_id, &account.tier, now).await?;
+    }
     let account = save_account(&mut tx, &account, now).await?;
     let points: i64 = entries.iter().map(|e| e.points).sum();
     sqlx::query("UPDATE loyalty_events SET points = $1, tier_after = $2 WHERE id = $3")
         .bind(points)
-        .bind(account.tier.as_deref())
+        .bind(&account.tier)
         .bind(event_id)
         .execute(&mut *tx)
         .await?;
@@ -885,7 +884,7 @@ pub async fn grant(
     .bind(EventKind::PartnerActivity.as_str())
     .bind(&cause.kind)
     .bind(&cause.id)
-    .bind(account.tier.as_deref())
+    .bind(&account.tier)
     .bind(decided_by.map(|d| d.plugin.as_str()))
     .bind(decided_by.map(|d| d.version.as_str()))
     .bind(run_id)
@@ -918,7 +917,7 @@ pub async fn grant(
     let account = save_account(conn, &account, now).await?;
     sqlx::query("UPDATE loyalty_events SET points = $1, tier_after = $2 WHERE id = $3")
         .bind(points)
-        .bind(account.tier.as_deref())
+        .bind(&account.tier)
         .bind(event_id)
         .execute(&mut *conn)
         .await?;

@@ -11,6 +11,7 @@ use crate::access::{Caller, Role};
 use crate::audit::{self, Actor, Entry};
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -103,6 +104,10 @@ impl From<UnitRow> for OrgUnit {
     }
 }
 
+/// The longest unit code (`BJ-CY-4S`) and unit or city name, in characters.
+const UNIT_CODE_MAX: usize = 40;
+const UNIT_NAME_MAX: usize = 100;
+
 const UNIT_COLUMNS: &str = "id, parent_id, kind, dealer_type, code, name, city, path";
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -121,20 +126,9 @@ pub struct NewUnit {
 /// Creates a unit and sets its materialised path. The caller has checked permission.
 pub async fn create_unit(conn: &mut AnyConnection, new: &NewUnit) -> Result<OrgUnit> {
     let mut errors = Vec::new();
-    if new.code.trim().is_empty() {
-        errors.push(crate::error::FieldError::new(
-            "code",
-            "required",
-            "a unit needs a code",
-        ));
-    }
-    if new.name.trim().is_empty() {
-        errors.push(crate::error::FieldError::new(
-            "name",
-            "required",
-            "a unit needs a name",
-        ));
-    }
+    let code = text::required(&mut errors, "code", &new.code, UNIT_CODE_MAX);
+    let name = text::required(&mut errors, "name", &new.name, UNIT_NAME_MAX);
+    let city = text::optional(&mut errors, "city", new.city.as_deref(), UNIT_NAME_MAX);
     let is_dealer = matches!(new.kind, UnitKind::Dealer | UnitKind::Branch);
     if is_dealer != new.dealer_type.is_some() {
         errors.push(crate::error::FieldError::new(
@@ -203,9 +197,9 @@ pub async fn create_unit(conn: &mut AnyConnection, new: &NewUnit) -> Result<OrgU
     .bind(new.parent_id)
     .bind(new.kind.as_str())
     .bind(new.dealer_type.map(DealerType::as_str))
-    .bind(new.code.trim())
-    .bind(new.name.trim())
-    .bind(new.city.as_deref())
+    .bind(code)
+    .bind(name)
+    .bind(city)
     .bind(clock::now_ms())
     .fetch_one(&mut *conn)
     .await?;
@@ -430,6 +424,9 @@ impl StaffRow {
     }
 }
 
+/// The longest staff name, in characters.
+const STAFF_NAME_MAX: usize = 64;
+
 const STAFF_COLUMNS: &str = "id, org_unit_id, name, role, position, phone, active";
 
 /// Adds a staff member to a unit in the caller's scope, with its audit entry on `conn`.
@@ -459,15 +456,17 @@ pub async fn create_staff(
             format!("a {} cannot work at a {kind} unit", new.role.as_str()),
         ));
     }
-    if new.name.trim().is_empty() {
-        return Err(Error::invalid("name", "required", "staff need a name"));
+    let mut errors = Vec::new();
+    let name = text::required(&mut errors, "name", &new.name, STAFF_NAME_MAX);
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
     }
     let row: StaffRow = sqlx::query_as(&format!(
         "INSERT INTO staff (org_unit_id, name, role, position, phone, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {STAFF_COLUMNS}"
     ))
     .bind(unit)
-    .bind(new.name.trim())
+    .bind(name)
     .bind(new.role.as_str())
     .bind(new.position.map(Position::as_str))
     .bind(new.phone.as_deref())

@@ -288,8 +288,9 @@ impl HookSpec for LoyaltyHook {
             }
             text("a points change's reason", &change.reason)?;
         }
-        if matches!(&award.new_tier, Some(tier) if tier.trim().is_empty() || tier.len() > 64) {
-            return Err("a tier name is 1 to 64 bytes".into());
+        if matches!(&award.new_tier, Some(tier) if tier.trim().is_empty() || tier.trim().chars().count() > 32)
+        {
+            return Err("a tier name is 1 to 32 characters".into());
         }
         Ok(())
     }

@@ -1,23 +1,107 @@
 //! Extractors and responders shared by every handler: authentication, JSON bodies and query
 //! strings whose rejections become problem+json, `If-Match`, `Idempotency-Key`, ETags.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::access::{Caller, keys};
 use crate::error::{Error, FieldError};
 use crate::model::Versioned;
 
-/// A JSON body; malformed JSON, wrong types, unknown fields and oversized bodies are refused
-/// as problem+json before the handler runs.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
+/// A JSON body; malformed JSON, wrong types, unknown fields, oversized bodies and text holding
+/// a NUL character (which PostgreSQL cannot store and no person types) are refused as
+/// problem+json before the handler runs.
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        if !is_json(req.headers()) {
+            return Err(Error::UnsupportedMediaType);
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(JsonRejection::from)?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&body)?;
+        // A NUL can only arrive escaped (`\u0000`); the walk finds where, and rules out an
+        // escaped backslash followed by the letters `u0000`.
+        if body.windows(6).any(|w| w == b"\\u0000")
+            && let Ok(tree) = serde_json::from_slice::<serde_json::Value>(&body)
+            && let Some(field) = nul_in(&tree, String::new())
+        {
+            return Err(nul_character(if field.is_empty() {
+                "body".into()
+            } else {
+                field
+            }));
+        }
+        Ok(Json(value))
+    }
+}
+
+/// `application/json` or any `application/*+json`, as axum's own `Json` accepts.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"))
+}
+
+/// The path (`phones[0].number`) of the first key or string holding a NUL, `""` for the root.
+fn nul_in(value: &serde_json::Value, at: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then_some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_in(item, format!("{at}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let path = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            if key.contains('\0') {
+                Some(path)
+            } else {
+                nul_in(item, path)
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn nul_character(field: String) -> Error {
+    let message = format!("{field} must not hold a NUL character");
+    Error::Invalid(vec![FieldError::new(field, "nul_character", message)])
+}
+
+/// The first parameter of a query string or path whose value holds a percent-encoded NUL.
+fn nul_in_uri(part: &str) -> Option<String> {
+    part.split(['&', '/'])
+        .find(|piece| piece.contains("%00"))
+        .map(|piece| piece.split('=').next().unwrap_or(piece).to_owned())
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -59,9 +143,21 @@ impl From<JsonRejection> for Error {
     }
 }
 
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(Error))]
+/// A query string; a malformed one is `400 invalid_query`, one holding a NUL `422`.
 pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        if let Some(field) = parts.uri.query().and_then(nul_in_uri) {
+            return Err(nul_character(field));
+        }
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}
 
 impl From<QueryRejection> for Error {
     fn from(rejection: QueryRejection) -> Self {
@@ -72,9 +168,21 @@ impl From<QueryRejection> for Error {
     }
 }
 
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(Error))]
+/// Path parameters; a malformed one is `400 invalid_path`, one holding a NUL `422`.
 pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        if nul_in_uri(parts.uri.path()).is_some() {
+            return Err(nul_character("path".into()));
+        }
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
 
 impl From<PathRejection> for Error {
     fn from(rejection: PathRejection) -> Self {

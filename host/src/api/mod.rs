@@ -29,7 +29,7 @@ mod vehicles;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api.fallback(unknown_route))
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi))
         .route("/", axum::routing::get(home))
+        .layer(middleware::map_response(method_not_allowed))
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized))
@@ -152,6 +153,19 @@ async fn audit_denials(State(state): State<AppState>, request: Request, next: Ne
         }
     }
     response
+}
+
+/// Axum answers a known route called with another method with an empty 405; this makes it
+/// the same problem+json as every other error, keeping its `Allow` header.
+async fn method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let mut problem = Error::MethodNotAllowed.into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
 }
 
 async fn unknown_route() -> Error {

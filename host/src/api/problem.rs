@@ -115,6 +115,7 @@ fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::UnsupportedMediaType => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
         }
+        Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         Error::PluginFailed { .. } => (StatusCode::FAILED_DEPENDENCY, "plugin_failed"),
         Error::PluginUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable"),
         Error::Database(e) if is_unique_violation(e) => (StatusCode::CONFLICT, "already_exists"),

@@ -21,6 +21,7 @@ use crate::clock;
 use crate::custom_fields::{self, Entity};
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
+use crate::text;
 use crate::vehicles::identity::plate_key;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -160,7 +161,7 @@ pub struct NewCustomer {
     pub phones: Vec<PhoneInput>,
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Default `standard`.
+    /// Default `银卡` (`ENTRY_TIER`), the loyalty plugin's lowest tier.
     pub member_tier: Option<String>,
     pub source_channel: Option<SourceChannel>,
     pub referrer_id: Option<i64>,
@@ -245,14 +246,7 @@ impl Draft {
         self_id: Option<i64>,
     ) -> Result<()> {
         let mut errors = Vec::new();
-        self.name = self.name.trim().to_owned();
-        if self.name.is_empty() || self.name.chars().count() > 64 {
-            errors.push(FieldError::new(
-                "name",
-                "invalid_name",
-                "a name has 1 to 64 characters",
-            ));
-        }
+        text::trim_or_invalid(&mut errors, "name", "invalid_name", &mut self.name, 64);
         if let Some(b) = self.birthday
             && (b > crate::clock::today_cst() || b.to_string().as_str() < "1900-01-01")
         {
@@ -290,30 +284,24 @@ impl Draft {
         let mut seen = std::collections::HashSet::new();
         self.phones.retain(|p| seen.insert(p.number.clone()));
         let mut tags: Vec<String> = Vec::new();
-        for (i, tag) in self.tags.iter().enumerate() {
-            let tag = tag.trim();
-            if tag.is_empty() || tag.chars().count() > 32 {
-                errors.push(FieldError::new(
-                    format!("tags[{i}]"),
-                    "invalid_tag",
-                    "a tag has 1 to 32 characters",
-                ));
-            } else if !tags.iter().any(|t| t == tag) {
-                tags.push(tag.to_owned());
+        for (i, tag) in self.tags.iter_mut().enumerate() {
+            let before = errors.len();
+            text::trim_or_invalid(&mut errors, &format!("tags[{i}]"), "invalid_tag", tag, 32);
+            if errors.len() == before && !tags.contains(tag) {
+                tags.push(tag.clone());
             }
         }
         if tags.len() > 30 {
             errors.push(FieldError::new("tags", "too_many", "at most 30 tags"));
         }
         self.tags = tags;
-        self.member_tier = self.member_tier.trim().to_owned();
-        if self.member_tier.is_empty() || self.member_tier.chars().count() > 32 {
-            errors.push(FieldError::new(
-                "member_tier",
-                "invalid_tier",
-                "a tier name has 1 to 32 characters",
-            ));
-        }
+        text::trim_or_invalid(
+            &mut errors,
+            "member_tier",
+            "invalid_tier",
+            &mut self.member_tier,
+            32,
+        );
         let mut others: Vec<(String, i64)> = self
             .household
             .iter()
@@ -375,6 +363,10 @@ struct CustomerRow {
     created_at: i64,
     updated_at: i64,
 }
+
+/// The tier a new customer starts in, the loyalty plugin's lowest: one vocabulary (银卡, 金卡,
+/// 铂金 by default) for the customer record, the loyalty account and the plugins' rules.
+pub const ENTRY_TIER: &str = "银卡";
 
 const CUSTOMER_COLUMNS: &str = "c.id, c.dealer_id, c.name, c.gender, c.birthday, c.id_number, c.member_tier, \
      c.source_channel, c.referrer_id, c.marketing_consent, c.marketing_consent_at, c.share_consent, c.share_consent_at, \
@@ -526,7 +518,7 @@ pub async fn create(
         id_number: new.id_number,
         phones: new.phones,
         tags: new.tags,
-        member_tier: new.member_tier.unwrap_or_else(|| "standard".into()),
+        member_tier: new.member_tier.unwrap_or_else(|| ENTRY_TIER.into()),
         source_channel: new.source_channel,
         referrer_id: new.referrer_id,
         marketing_consent: new.marketing_consent,
@@ -739,6 +731,26 @@ fn push_name_filter(conn: &AnyConnection, sql: &mut Sql, name: &str) {
     sql.push(" AND LOWER(c.name) LIKE LOWER(")
         .bind(Param::Text(format!("%{}%", like_literal(name))))
         .push(") ESCAPE '\\'");
+}
+
+/// Moves the customer to `tier` (the loyalty plugin decided it), bumping the record's version
+/// so an editor holding the old one is told it changed.
+pub(crate) async fn set_member_tier(
+    conn: &mut AnyConnection,
+    id: i64,
+    tier: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE customers SET member_tier = $1, updated_at = $2, version = version + 1 \
+         WHERE id = $3",
+    )
+    .bind(tier)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Customers in the caller's scope matching every given filter, newest first,

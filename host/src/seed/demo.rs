@@ -708,7 +708,7 @@ impl World {
             dealer,
             person: original.person.clone(),
             phones: original.phones.clone(),
-            tier: "standard",
+            tier: crate::customers::ENTRY_TIER,
             channel: "walk_in",
             referrer_id: None,
             consent_at: original.consent_at.map(|_| created),

@@ -176,12 +176,9 @@ pub const TAGS: &[&str] = &[
     "周末到店",
 ];
 
-pub const MEMBER_TIERS: &[(&str, u32)] = &[
-    ("standard", 55),
-    ("silver", 25),
-    ("gold", 14),
-    ("platinum", 6),
-];
+/// The first-party loyalty plugin's tiers (`customers::ENTRY_TIER` first), so its rules match
+/// the demo's customers.
+pub const MEMBER_TIERS: &[(&str, u32)] = &[("银卡", 80), ("金卡", 14), ("铂金", 6)];
 
 pub const SOURCE_CHANNELS: &[(&str, u32)] = &[
     ("walk_in", 22),

@@ -350,7 +350,7 @@ pub fn customer(
     if plan.vehicles.iter().any(|v| v.model.electric) {
         tags.insert("新能源车主");
     }
-    if tier == "platinum" || (tier == "gold" && rng.gen_bool(0.3)) {
+    if tier == "铂金" || (tier == "金卡" && rng.gen_bool(0.3)) {
         tags.insert("VIP");
     }
     if channel == "referral" {

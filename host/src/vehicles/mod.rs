@@ -227,15 +227,15 @@ impl Draft {
                 .map_err(|message| errors.push(FieldError::new("plate", "invalid_plate", message)))
                 .ok(),
         };
-        text::trim_or_invalid(errors, "brand", &mut self.brand, 40);
-        text::trim_or_invalid(errors, "model", &mut self.model, 60);
+        text::trim_or_invalid(errors, "brand", "invalid_text", &mut self.brand, 40);
+        text::trim_or_invalid(errors, "model", "invalid_text", &mut self.model, 60);
         for (field, value, max) in [
             ("trim", &mut self.trim, 60),
             ("color", &mut self.color, 30),
             ("insurer", &mut self.insurer, INSURER_MAX),
         ] {
             if let Some(v) = value {
-                text::trim_or_invalid(errors, field, v, max);
+                text::trim_or_invalid(errors, field, "invalid_text", v, max);
             }
         }
         let this_year = i64::from(chrono::Datelike::year(&clock::today_cst()));

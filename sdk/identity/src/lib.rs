@@ -69,6 +69,10 @@ const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂�
 /// Plate types that end in a Chinese character instead of a fifth letter or digit.
 const PLATE_SUFFIXES: &str = "学警港澳挂领";
 
+/// GA 36-2018: a small new-energy car's serial starts with one of these letters (D, A, B, C, E
+/// pure electric; F, G, H, J, K other new energy); a large one's ends with D or F.
+const NEW_ENERGY_LETTERS: &str = "DABCEFGHJK";
+
 /// A validated plate: `display` as people write it (京A·12345), `key` for look-ups (京A12345).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plate {
@@ -86,7 +90,7 @@ pub fn plate_key(input: &str) -> String {
 }
 
 /// Validates a Chinese civilian plate: province, issuing-office letter, then 5 characters
-/// (6 for new-energy vehicles), letters I and O never used.
+/// (6 for new-energy vehicles, laid out as GA 36-2018 sets), letters I and O never used.
 pub fn parse_plate(input: &str) -> Result<Plate, String> {
     let key = plate_key(input);
     let chars: Vec<char> = key.chars().collect();
@@ -112,9 +116,19 @@ pub fn parse_plate(input: &str) -> Result<Plate, String> {
         cs.iter()
             .all(|c| c.is_ascii_digit() || (c.is_ascii_uppercase() && *c != 'I' && *c != 'O'))
     };
+    let digits = |cs: &[char]| cs.iter().all(char::is_ascii_digit);
     let valid = match serial.len() {
         5 => serial_ok(serial) || (serial_ok(&serial[..4]) && PLATE_SUFFIXES.contains(serial[4])),
-        6 => serial_ok(serial),
+        6 => {
+            let small = NEW_ENERGY_LETTERS.contains(serial[0])
+                && serial_ok(&serial[1..2])
+                && digits(&serial[2..]);
+            let large = digits(&serial[..5]) && matches!(serial[5], 'D' | 'F');
+            if !(small || large) {
+                return Err("a new-energy plate's serial is a letter D, A, B, C, E, F, G, H, J or K, a letter or digit, then 4 digits (a large vehicle's: 5 digits, then D or F)".into());
+            }
+            true
+        }
         n => {
             return Err(format!(
                 "after the province and office letter a plate has 5 characters (6 for new-energy vehicles), this one has {n}"
@@ -173,5 +187,24 @@ mod tests {
         assert!(parse_plate("XA12345").unwrap_err().contains("province"));
         assert!(parse_plate("京I12345").unwrap_err().contains("office"));
         assert!(parse_plate("京A123").unwrap_err().contains("5 characters"));
+    }
+
+    #[test]
+    fn new_energy_plates_follow_the_ga_36_2018_layout() {
+        assert_eq!(parse_plate("京AD12345").unwrap().display, "京A·D12345");
+        assert_eq!(parse_plate("沪AFA1234").unwrap().key, "沪AFA1234");
+        assert_eq!(parse_plate("粤B12345D").unwrap().display, "粤B·12345D");
+        for wrong in [
+            "沪AF0236X",
+            "京AX12345",
+            "京A123456",
+            "粤B1234DF",
+            "京AD1234I",
+        ] {
+            assert!(
+                parse_plate(wrong).unwrap_err().contains("new-energy"),
+                "{wrong} is accepted"
+            );
+        }
     }
 }

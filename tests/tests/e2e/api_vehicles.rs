@@ -151,9 +151,19 @@ async fn a_vin_with_a_wrong_check_digit_or_a_forbidden_letter_is_refused(backend
 
 async fn a_malformed_plate_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    for (i, plate) in ["XA12345", "京I12345", "京A123", "京A1234567", "京AO1234"]
-        .into_iter()
-        .enumerate()
+    // The last three have eight characters but not the GA 36-2018 new-energy layout.
+    for (i, plate) in [
+        "XA12345",
+        "京I12345",
+        "京A123",
+        "京A1234567",
+        "京AO1234",
+        "沪AF0236X",
+        "京AX12345",
+        "粤B1234DF",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut body = hongqi(&valid_vin(100 + u32::try_from(i).unwrap()));
         body["plate"] = json!(plate);

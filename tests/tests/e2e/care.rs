@@ -492,8 +492,11 @@ async fn tiers_and_expiry_come_from_the_loyalty_plugin(backend: Backend) {
     let small = json!({"kind": "spend", "amount_fen": 10_000, "cause": {"kind": "repair_order", "id": "1"}});
     let (status, first) = report_event(&app, &app.keys.a_service, id, &small).await;
     assert_eq!(status, 201, "{first}");
-    assert_eq!(first["tier"], "银卡", "the plugin's entry tier: {first}");
-    assert_eq!(first["tier_changed"], true);
+    assert_eq!(
+        first["tier"], "银卡",
+        "a new customer starts in the plugin's entry tier: {first}"
+    );
+    assert_eq!(first["tier_changed"], false);
     assert_eq!(first["decided_by"]["plugin"], "loyalty");
     assert_eq!(first["decided_by"]["version"], "0.1.0");
     assert_eq!(first["points"], 100);
@@ -517,6 +520,13 @@ async fn tiers_and_expiry_come_from_the_loyalty_plugin(backend: Backend) {
 
     let read = points(&app, id).await;
     assert_eq!(read["account"]["tier"], "金卡");
+    let record = app
+        .read(&app.keys.a_service, &format!("/customers/{id}"))
+        .await;
+    assert_eq!(
+        record["member_tier"], "金卡",
+        "the customer record holds the same tier: {record}"
+    );
     assert_eq!(read["account"]["balance"], 200_100);
 
     // Redeeming takes the oldest lot first: the 100 points of the first spend, then 50 more.

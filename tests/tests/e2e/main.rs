@@ -35,6 +35,8 @@ mod foundations;
 mod scale;
 mod schema_parity;
 mod seed;
+mod text_input;
+mod tiers;
 mod tls;
 
 // The plugin platform, the plugins and the author's CLI.
