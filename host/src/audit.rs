@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::access::Caller;
 use crate::clock;
-use crate::db::{Param, Sql};
+use crate::db::{Db, Param, Sql};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +166,156 @@ async fn insert(conn: &mut AnyConnection, actor: ActorColumns<'_>, entry: Entry<
     Ok(())
 }
 
+/// The audit of reads of personal data, written in batches so that a read never waits for,
+/// or holds, the database's write lock: a reading request hands its entries over and goes on;
+/// one task per host writes whatever has gathered in one multi-row INSERT while the previous
+/// batch was being written (a group commit), so a busy host writes fewer, larger batches.
+/// [`ReadLog::flush`] waits until everything handed over is stored (the audit log's readers
+/// and shutdown call it); entries still queued when the process dies are lost, nothing else.
+#[derive(Clone)]
+pub struct ReadLog {
+    queue: mpsc::Sender<Queued>,
+}
+
+enum Queued {
+    Read(Row),
+    Flush(oneshot::Sender<()>),
+}
+
+/// One audit row, owned, as the writer stores it.
+struct Row {
+    at: i64,
+    key_id: Option<i64>,
+    role: &'static str,
+    org_id: Option<i64>,
+    action: &'static str,
+    entity: &'static str,
+    entity_id: Option<i64>,
+    dealer_id: Option<i64>,
+    detail: String,
+}
+
+/// The most rows one INSERT writes (10 parameters each, well below both backends' limits).
+const READ_BATCH: usize = 500;
+/// Reads waiting to be written before a reading request waits for the writer.
+const READ_QUEUE: usize = 10_000;
+/// Attempts to write a batch before its entries are given up (and logged as lost).
+const READ_ATTEMPTS: u32 = 5;
+
+impl ReadLog {
+    /// Starts the writer on the current tokio runtime; it ends when the last handle is dropped.
+    pub fn spawn(db: Db) -> ReadLog {
+        let (queue, received) = mpsc::channel(READ_QUEUE);
+        tokio::spawn(write_reads(db, received));
+        ReadLog { queue }
+    }
+
+    /// Audits that `caller` read a record (`entry`). Waits only when the queue is full.
+    pub async fn record(&self, caller: &Caller, entry: Entry<'static>) {
+        let row = Row {
+            at: clock::now_ms(),
+            key_id: Some(caller.key_id),
+            role: caller.role.as_str(),
+            org_id: Some(caller.org_id),
+            action: entry.action,
+            entity: entry.entity,
+            entity_id: entry.entity_id,
+            dealer_id: entry.dealer_id,
+            detail: entry.detail.to_string(),
+        };
+        if self.queue.send(Queued::Read(row)).await.is_err() {
+            tracing::error!(
+                entity = entry.entity,
+                "the read audit writer has stopped; a read went unaudited"
+            );
+        }
+    }
+
+    /// Audits that `caller` read each of `records` (id, dealer) of `entity`, as `read`.
+    pub async fn record_reads(
+        &self,
+        caller: &Caller,
+        entity: &'static str,
+        records: Vec<(i64, i64)>,
+    ) {
+        for (id, dealer_id) in records {
+            self.record(caller, Entry::ok("read", entity, id, dealer_id))
+                .await;
+        }
+    }
+
+    /// Waits until every read handed over before this call is stored.
+    pub async fn flush(&self) {
+        let (done, stored) = oneshot::channel();
+        if self.queue.send(Queued::Flush(done)).await.is_ok() {
+            stored.await.ok();
+        }
+    }
+}
+
+async fn write_reads(db: Db, mut received: mpsc::Receiver<Queued>) {
+    let mut rows = Vec::new();
+    let mut flushes = Vec::new();
+    while let Some(first) = received.recv().await {
+        let mut next = Some(first);
+        while let Some(queued) = next.take() {
+            match queued {
+                Queued::Read(row) => rows.push(row),
+                Queued::Flush(done) => flushes.push(done),
+            }
+            if rows.len() < READ_BATCH {
+                next = received.try_recv().ok();
+            }
+        }
+        let mut attempt = 1;
+        while !rows.is_empty() {
+            match insert_rows(&db, &rows).await {
+                Ok(()) => rows.clear(),
+                Err(e) if attempt < READ_ATTEMPTS => {
+                    tracing::warn!(error = %e, rows = rows.len(), attempt, "could not write read audit entries; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, rows = rows.len(), "read audit entries lost");
+                    rows.clear();
+                }
+            }
+        }
+        for done in flushes.drain(..) {
+            done.send(()).ok();
+        }
+    }
+}
+
+async fn insert_rows(db: &Db, rows: &[Row]) -> Result<()> {
+    let mut sql = Sql::new(
+        "INSERT INTO audit_log (at, actor_key_id, actor_role, actor_org_id, action, entity, \
+         entity_id, dealer_id, outcome, detail) VALUES ",
+    );
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push_list([
+            Param::Int(row.at),
+            Param::OptInt(row.key_id),
+            Param::Text(row.role.to_owned()),
+            Param::OptInt(row.org_id),
+            Param::Text(row.action.to_owned()),
+            Param::Text(row.entity.to_owned()),
+            Param::OptInt(row.entity_id),
+            Param::OptInt(row.dealer_id),
+            Param::Text("ok".to_owned()),
+            Param::Text(row.detail.clone()),
+        ]);
+    }
+    sqlx::query_with(sql.text(), sql.arguments())
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 /// Records an attempt to reach a record outside the caller's scope.
 pub async fn record_denial(conn: &mut AnyConnection, denial: &crate::error::Denial) -> Result<()> {
     let entry = Entry {
@@ -244,14 +396,17 @@ pub struct AuditFilter {
 }
 
 /// Entries about records of dealers in the caller's scope, newest first, `limit + 1` at most
-/// (the extra row tells the caller there is a next page).
+/// (the extra row tells the caller there is a next page), every read handed to `reads` before
+/// the call among them.
 pub async fn list(
     conn: &mut AnyConnection,
+    reads: &ReadLog,
     caller: &Caller,
     filter: &AuditFilter,
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>> {
+    reads.flush().await;
     let mut sql = Sql::new(
         "SELECT id, at, actor_key_id, actor_role, actor_org_id, action, entity, entity_id, dealer_id, \
          outcome, detail FROM audit_log WHERE 1 = 1",

@@ -87,21 +87,25 @@ impl Db {
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
             Backend::Sqlite => {
-                options
+                let pool = options
                     .max_connections(8)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
-                                "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; \
-                                 PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA optimize = 0x10002;",
+                                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                                 PRAGMA synchronous = NORMAL;",
                             )
                             .await?;
                             Ok(())
                         })
                     })
                     .connect(url)
-                    .await?
+                    .await?;
+                // Once per process, not per connection: both may need the write lock, and a
+                // connection opened while a write transaction runs must not wait for it.
+                pool.execute("PRAGMA journal_mode = WAL; PRAGMA optimize = 0x10002;")
+                    .await?;
+                pool
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };

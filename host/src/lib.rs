@@ -75,6 +75,7 @@ pub async fn serve(
     state.plugins.listen_for_changes();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sweep = tickets::sla::spawn(state.db.clone(), state.sla_interval, stopped);
+    let reads = state.reads.clone();
     let app = api::router(state);
     let shutdown = async move {
         shutdown.await;
@@ -94,6 +95,7 @@ pub async fn serve(
         }
     };
     sweep.abort();
+    reads.flush().await;
     served
 }
 

@@ -34,6 +34,7 @@ impl DealerRecords {
                 org_kind: "dealer".into(),
                 org_path: dealer_path.to_owned(),
                 staff_id: None,
+                position: None,
             },
             plugin: plugin.to_owned(),
         }

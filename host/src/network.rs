@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
+pub use crate::access::Position;
 use crate::access::keys::{self, ApiKeyInfo, NewApiKey};
 use crate::access::{Caller, Role};
 use crate::audit::{self, Actor, Entry};
@@ -315,57 +316,6 @@ pub async fn dealer_for_write(
             "unknown_dealer",
             "no dealer with that id in your network",
         )),
-    }
-}
-
-/// The job a staff member holds. Approval steps name positions (`general-manager` in a
-/// plugin's decision is [`Position::GeneralManager`]); the access [`Role`] says what their key
-/// may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Position {
-    SalesConsultant,
-    SalesManager,
-    GeneralManager,
-    FinanceDesk,
-    ServiceAdvisor,
-    ServiceManager,
-    Technician,
-    CustomerCare,
-    RegionalServiceManager,
-}
-
-impl Position {
-    pub const ALL: [Position; 9] = [
-        Position::SalesConsultant,
-        Position::SalesManager,
-        Position::GeneralManager,
-        Position::FinanceDesk,
-        Position::ServiceAdvisor,
-        Position::ServiceManager,
-        Position::Technician,
-        Position::CustomerCare,
-        Position::RegionalServiceManager,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Position::SalesConsultant => "sales_consultant",
-            Position::SalesManager => "sales_manager",
-            Position::GeneralManager => "general_manager",
-            Position::FinanceDesk => "finance_desk",
-            Position::ServiceAdvisor => "service_advisor",
-            Position::ServiceManager => "service_manager",
-            Position::Technician => "technician",
-            Position::CustomerCare => "customer_care",
-            Position::RegionalServiceManager => "regional_service_manager",
-        }
-    }
-
-    /// Reads `general_manager` and the plugins' spelling, `general-manager`.
-    pub fn parse(s: &str) -> Option<Position> {
-        let s = s.replace('-', "_");
-        Position::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 

@@ -255,6 +255,7 @@ async fn history(
         org_kind: "dealer".into(),
         org_path: dealer_path,
         staff_id: None,
+        position: None,
     };
     let vehicle = vehicle_view(vehicles::get(conn, &reader, vehicle_id).await?);
     let owner = match vehicle.owner_id {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::attachments::Store;
+use crate::audit::ReadLog;
 use crate::db::Db;
 use crate::lookups::DealerRecords;
 use crate::plugins::dispatch::{Plugins, RecordsFor};
@@ -18,6 +19,8 @@ pub struct AppState {
     pub plugins: Arc<Plugins>,
     /// Where uploaded photos and documents are kept.
     pub attachments: Arc<Store>,
+    /// The batched audit of reads of personal data.
+    pub reads: ReadLog,
     /// Time between two SLA sweeps of a serving host ([`crate::tickets::sla`]).
     pub sla_interval: std::time::Duration,
 }
@@ -35,7 +38,8 @@ impl AppState {
     }
 
     /// The state of a host sharing an existing plugin runtime (tests run many hosts in one
-    /// process), with its files under `data_dir`.
+    /// process), with its files under `data_dir`. Starts the read audit's writer, so it is
+    /// called on a tokio runtime.
     pub fn with_runtime(
         db: Db,
         runtime: Arc<Runtime>,
@@ -48,6 +52,7 @@ impl AppState {
         ));
         let attachments = Arc::new(Store::open(&data_dir.join("attachments"))?);
         Ok(AppState {
+            reads: ReadLog::spawn(db.clone()),
             db,
             plugins,
             attachments,

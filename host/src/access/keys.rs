@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
-use super::{Caller, Role};
+use super::{Caller, Position, Role};
 use crate::clock;
 use crate::error::{Error, Result};
 
@@ -207,10 +207,13 @@ pub async fn authenticate(conn: &mut AnyConnection, presented: &str) -> Result<C
         last_used_at: Option<i64>,
         kind: String,
         path: String,
+        position: Option<String>,
     }
     let row: Option<AuthRow> = sqlx::query_as(
-        "SELECT k.id, k.secret_hash, k.role, k.org_unit_id, k.staff_id, k.last_used_at, o.kind, o.path \
+        "SELECT k.id, k.secret_hash, k.role, k.org_unit_id, k.staff_id, k.last_used_at, o.kind, o.path, \
+         s.position \
          FROM api_keys k JOIN org_units o ON o.id = k.org_unit_id \
+         LEFT JOIN staff s ON s.id = k.staff_id \
          WHERE k.prefix = $1 AND k.revoked_at IS NULL",
     )
     .bind(prefix)
@@ -239,5 +242,6 @@ pub async fn authenticate(conn: &mut AnyConnection, presented: &str) -> Result<C
         org_kind: row.kind,
         org_path: row.path,
         staff_id: row.staff_id,
+        position: row.position.as_deref().and_then(Position::parse),
     })
 }

@@ -143,6 +143,58 @@ impl Permission {
     }
 }
 
+/// The job a staff member holds. Approval steps name positions (`general-manager` in a
+/// plugin's decision is [`Position::GeneralManager`]); the access [`Role`] says what their key
+/// may do, the position what personal data they need (a technician needs the car, not the
+/// owner's phone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    SalesConsultant,
+    SalesManager,
+    GeneralManager,
+    FinanceDesk,
+    ServiceAdvisor,
+    ServiceManager,
+    Technician,
+    CustomerCare,
+    RegionalServiceManager,
+}
+
+impl Position {
+    pub const ALL: [Position; 9] = [
+        Position::SalesConsultant,
+        Position::SalesManager,
+        Position::GeneralManager,
+        Position::FinanceDesk,
+        Position::ServiceAdvisor,
+        Position::ServiceManager,
+        Position::Technician,
+        Position::CustomerCare,
+        Position::RegionalServiceManager,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Position::SalesConsultant => "sales_consultant",
+            Position::SalesManager => "sales_manager",
+            Position::GeneralManager => "general_manager",
+            Position::FinanceDesk => "finance_desk",
+            Position::ServiceAdvisor => "service_advisor",
+            Position::ServiceManager => "service_manager",
+            Position::Technician => "technician",
+            Position::CustomerCare => "customer_care",
+            Position::RegionalServiceManager => "regional_service_manager",
+        }
+    }
+
+    /// Reads `general_manager` and the plugins' spelling, `general-manager`.
+    pub fn parse(s: &str) -> Option<Position> {
+        let s = s.replace('-', "_");
+        Position::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Caller {
@@ -154,6 +206,8 @@ pub struct Caller {
     /// Materialised path of `org_id`; the caller sees every unit whose path starts with it.
     pub org_path: String,
     pub staff_id: Option<i64>,
+    /// The position of the staff member the key is bound to, if any.
+    pub position: Option<Position>,
 }
 
 impl Caller {
@@ -183,11 +237,13 @@ impl Caller {
         path.starts_with(&self.org_path)
     }
 
+    /// Phones are masked for roles that read for statistics or integration, and for a
+    /// technician, whose work is the car.
     pub fn masks_phone(&self) -> bool {
         matches!(
             self.role,
             Role::HqAnalyst | Role::RegionalManager | Role::Partner
-        )
+        ) || self.position == Some(Position::Technician)
     }
 
     pub fn masks_id_number(&self) -> bool {

@@ -27,6 +27,14 @@ async fn list(
     caller.require(Permission::ReadAudit)?;
     let limit = page.limit()?;
     let mut conn = state.db.pool().acquire().await?;
-    let rows = audit::list(&mut conn, &caller, &filter, page.before_id()?, limit).await?;
+    let rows = audit::list(
+        &mut conn,
+        &state.reads,
+        &caller,
+        &filter,
+        page.before_id()?,
+        limit,
+    )
+    .await?;
     Ok(Json(Page::from_rows(rows, limit, |e| e.id)))
 }

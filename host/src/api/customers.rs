@@ -38,7 +38,15 @@ async fn search(
     caller.require(Permission::ReadRecords)?;
     let limit = page.limit()?;
     let mut conn = state.db.pool().acquire().await?;
-    let rows = customers::search(&mut conn, &caller, &q, page.before_id()?, limit).await?;
+    let rows = customers::search(
+        &mut conn,
+        &state.reads,
+        &caller,
+        &q,
+        page.before_id()?,
+        limit,
+    )
+    .await?;
     Ok(Json(Page::from_rows(rows, limit, |c| c.id)))
 }
 
@@ -74,7 +82,9 @@ async fn get(
 ) -> Result<Response> {
     caller.require(Permission::ReadRecords)?;
     let mut conn = state.db.pool().acquire().await?;
-    Ok(tagged(&customers::get(&mut conn, &caller, id).await?))
+    Ok(tagged(
+        &customers::read(&mut conn, &state.reads, &caller, id).await?,
+    ))
 }
 
 /// Changes a customer. `If-Match` must carry the ETag you read: a stale one gets 412.
@@ -126,10 +136,10 @@ async fn view_360(
     Path(id): Path<i64>,
 ) -> Result<Json<Customer360>> {
     caller.require(Permission::ReadRecords)?;
-    let mut tx = state.db.begin_write().await?;
-    let view = view360::view(&mut tx, &caller, id).await?;
-    tx.commit().await?;
-    Ok(Json(view))
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(
+        view360::view(&mut conn, &state.reads, &caller, id).await?,
+    ))
 }
 
 /// Records a call, visit, message, note, purchase or service on the customer's timeline.

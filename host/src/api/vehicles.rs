@@ -40,7 +40,15 @@ async fn search(
     caller.require(Permission::ReadRecords)?;
     let limit = page.limit()?;
     let mut conn = state.db.pool().acquire().await?;
-    let rows = vehicles::search(&mut conn, &caller, &q, page.before_id()?, limit).await?;
+    let rows = vehicles::search(
+        &mut conn,
+        &state.reads,
+        &caller,
+        &q,
+        page.before_id()?,
+        limit,
+    )
+    .await?;
     Ok(Json(Page::from_rows(rows, limit, |v| v.id)))
 }
 
@@ -76,7 +84,9 @@ async fn get(
 ) -> Result<Response> {
     caller.require(Permission::ReadRecords)?;
     let mut conn = state.db.pool().acquire().await?;
-    Ok(tagged(&vehicles::get(&mut conn, &caller, id).await?))
+    Ok(tagged(
+        &vehicles::read(&mut conn, &state.reads, &caller, id).await?,
+    ))
 }
 
 /// Changes a vehicle (never its VIN). `If-Match` must carry the ETag you read.

@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::{Caller, masking};
-use crate::audit::{self, Entry};
+use crate::audit::{self, Entry, ReadLog};
 use crate::clock;
 use crate::custom_fields::{self, Entity};
 use crate::db::{Param, Sql};
@@ -471,6 +471,20 @@ pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<C
     Ok(load(conn, id).await?.masked_for(caller))
 }
 
+/// [`get`] for a person reading it (over the API), audited as a read of personal data.
+pub async fn read(
+    conn: &mut AnyConnection,
+    reads: &ReadLog,
+    caller: &Caller,
+    id: i64,
+) -> Result<Customer> {
+    let customer = get(conn, caller, id).await?;
+    reads
+        .record_reads(caller, "customer", vec![(customer.id, customer.dealer_id)])
+        .await;
+    Ok(customer)
+}
+
 async fn write_lists(conn: &mut AnyConnection, id: i64, draft: &Draft) -> Result<()> {
     for table in ["customer_phones", "customer_tags", "household_links"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE customer_id = $1"))
@@ -757,6 +771,7 @@ pub(crate) async fn set_member_tier(
 /// `limit + 1` at most (the extra row signals a next page).
 pub async fn search(
     conn: &mut AnyConnection,
+    reads: &ReadLog,
     caller: &Caller,
     q: &CustomerSearch,
     before_id: Option<i64>,
@@ -839,9 +854,16 @@ pub async fn search(
     let rows: Vec<CustomerRow> = sqlx::query_as_with(sql.text(), sql.arguments())
         .fetch_all(&mut *conn)
         .await?;
-    Ok(hydrate(conn, rows)
+    let found: Vec<Customer> = hydrate(conn, rows)
         .await?
         .into_iter()
         .map(|c| c.masked_for(caller))
-        .collect())
+        .collect();
+    let shown: Vec<(i64, i64)> = found
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(|c| (c.id, c.dealer_id))
+        .collect();
+    reads.record_reads(caller, "customer", shown).await;
+    Ok(found)
 }

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::interactions::{self, Interaction};
 use super::{Customer, dealer_of, load};
 use crate::access::Caller;
-use crate::audit::{self, Entry};
+use crate::audit::{Entry, ReadLog};
 use crate::db::{Param, Sql};
 use crate::error::Result;
 use crate::loyalty::{self, Account, LedgerEntry, LedgerFilter};
@@ -73,7 +73,12 @@ pub struct NetworkRecord {
     pub repair_orders: Vec<RepairOrder>,
 }
 
-pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Customer360> {
+pub async fn view(
+    conn: &mut AnyConnection,
+    reads: &ReadLog,
+    caller: &Caller,
+    id: i64,
+) -> Result<Customer360> {
     let dealer_id = dealer_of(conn, caller, id).await?;
     let customer = load(conn, id).await?;
     let vehicles = vehicles::for_customers(conn, &[id]).await?;
@@ -116,13 +121,13 @@ pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<
     } else {
         Vec::new()
     };
-    audit::record(
-        conn,
-        caller,
-        Entry::ok("read_360", "customer", id, dealer_id)
-            .with_detail(serde_json::json!({ "network_records": network_history.len() })),
-    )
-    .await?;
+    reads
+        .record(
+            caller,
+            Entry::ok("read_360", "customer", id, dealer_id)
+                .with_detail(serde_json::json!({ "network_records": network_history.len() })),
+        )
+        .await;
     if !network_history.is_empty() {
         let dealers: Vec<i64> = network_history.iter().map(|r| r.dealer_id).collect();
         let link = if customer.share_consent {
@@ -130,13 +135,13 @@ pub async fn view(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<
         } else {
             "serviced_vehicle"
         };
-        audit::record(
-            conn,
-            caller,
-            Entry::ok("read_cross_dealer", "customer", id, dealer_id)
-                .with_detail(serde_json::json!({ "other_dealers": dealers, "link": link })),
-        )
-        .await?;
+        reads
+            .record(
+                caller,
+                Entry::ok("read_cross_dealer", "customer", id, dealer_id)
+                    .with_detail(serde_json::json!({ "other_dealers": dealers, "link": link })),
+            )
+            .await;
     }
     Ok(Customer360 {
         customer: customer.masked_for(caller),

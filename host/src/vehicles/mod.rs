@@ -15,7 +15,7 @@ use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::access::Caller;
-use crate::audit::{self, Entry};
+use crate::audit::{self, Entry, ReadLog};
 use crate::clock;
 use crate::custom_fields::{self, Entity};
 use crate::db::{Param, Sql};
@@ -428,6 +428,20 @@ pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<V
     load(conn, id).await
 }
 
+/// [`get`] for a person reading it (over the API), audited as a read of personal data.
+pub async fn read(
+    conn: &mut AnyConnection,
+    reads: &ReadLog,
+    caller: &Caller,
+    id: i64,
+) -> Result<Vehicle> {
+    let vehicle = get(conn, caller, id).await?;
+    reads
+        .record_reads(caller, "vehicle", vec![(vehicle.id, vehicle.dealer_id)])
+        .await;
+    Ok(vehicle)
+}
+
 async fn customer_of_dealer(
     conn: &mut AnyConnection,
     customer_id: i64,
@@ -725,6 +739,7 @@ pub struct VehicleSearch {
 
 pub async fn search(
     conn: &mut AnyConnection,
+    reads: &ReadLog,
     caller: &Caller,
     q: &VehicleSearch,
     before_id: Option<i64>,
@@ -776,7 +791,14 @@ pub async fn search(
     let rows: Vec<VehicleRow> = sqlx::query_as_with(sql.text(), sql.arguments())
         .fetch_all(&mut *conn)
         .await?;
-    hydrate(conn, rows).await
+    let found = hydrate(conn, rows).await?;
+    let shown: Vec<(i64, i64)> = found
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(|v| (v.id, v.dealer_id))
+        .collect();
+    reads.record_reads(caller, "vehicle", shown).await;
+    Ok(found)
 }
 
 /// Vehicles of dealers under the unit with materialised path `org_path` carrying `batch` (of

@@ -32,6 +32,7 @@ mod care;
 mod concurrency;
 mod domain_events;
 mod foundations;
+mod read_audit;
 mod scale;
 mod schema_parity;
 mod seed;
