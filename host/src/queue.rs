@@ -80,9 +80,17 @@ where
 
 /// How long after failed attempt `attempt` (1 for the first) the next one is due, in ms.
 pub fn backoff(attempt: i64) -> i64 {
-    let doublings = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
-    let delay = FIRST_BACKOFF.as_millis() as i64 * (1_i64 << doublings);
-    delay.min(MAX_BACKOFF.as_millis() as i64)
+    let attempt = u32::try_from(attempt).unwrap_or(0);
+    i64::try_from(doubling(FIRST_BACKOFF, MAX_BACKOFF, attempt).as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The wait before retry number `attempt` (1 for the first): `first`, doubled with each
+/// further attempt, at most `ceiling`. The one backoff of the queues and the workers' loops.
+pub fn doubling(first: Duration, ceiling: Duration, attempt: u32) -> Duration {
+    let doublings = attempt.clamp(1, 32) - 1;
+    first
+        .saturating_mul(2_u32.saturating_pow(doublings))
+        .min(ceiling)
 }
 
 #[cfg(test)]

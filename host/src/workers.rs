@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::AppState;
 use crate::outbox::{self, Senders};
 use crate::plugins::runs::{self, Retention};
-use crate::{clock, domain_events, loyalty, reminders};
+use crate::{clock, domain_events, loyalty, queue, reminders};
 
 /// How often each loop runs; `None` turns a loop off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,10 +219,7 @@ fn next_wait(every: Duration, failures: u32) -> Duration {
     if failures == 0 {
         return every;
     }
-    let backoff = RETRY_FIRST
-        .saturating_mul(2_u32.saturating_pow(failures - 1))
-        .min(RETRY_MAX);
-    backoff.min(every)
+    queue::doubling(RETRY_FIRST, RETRY_MAX, failures).min(every)
 }
 
 /// Runs `pass` now and then every `every` (sooner after a failed pass, [`next_wait`]), until
