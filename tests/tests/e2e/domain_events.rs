@@ -9,7 +9,7 @@ use dealer_tests::service::{DAY_MS, act_ok, owner_with_car};
 use dealer_tests::{Backend, TestApp, on_both_backends, valid_vin};
 use serde_json::{Value, json};
 
-use crate::examples::{INSURER_SECRET, Partner, bind, connect, publish};
+use crate::examples::insurer;
 use crate::sales_orders::{customer, deliver, ready_order};
 
 on_both_backends!(
@@ -174,15 +174,12 @@ async fn follow_ups_lost_to_a_crash_are_run_by_the_worker_once_across_replicas(b
 /// and never again.
 async fn a_partner_event_whose_plugin_failed_is_retried_until_it_succeeds(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let insurer = Partner::start(503, json!({"quote_id": "Q-61", "premium_fen": 480_000})).await;
-    let id = publish(
+    let insurer = insurer(
         &app,
-        "insurance",
-        include_str!("../../../examples/insurance/config.schema.json"),
+        503,
+        json!({"quote_id": "Q-61", "premium_fen": 480_000}),
     )
     .await;
-    connect(&app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
-    bind(&app, id, json!({"quote_url": insurer.url("/v1/quotes")})).await;
     let customer_id = customer(&app, "13900139061").await;
     let order = ready_order(&app, customer_id, 61).await;
     let delivered = deliver(&app, &order).await;
@@ -254,15 +251,12 @@ async fn insured_car(app: &TestApp, serial: u32, expiry: &str) -> i64 {
 /// `insurance-expiring` event to the dealer's insurer plugin: once, however often planned.
 async fn a_policy_nearing_its_expiry_is_announced_to_partners_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let insurer = Partner::start(200, json!({"quote_id": "Q-71", "premium_fen": 410_000})).await;
-    let id = publish(
+    let insurer = insurer(
         &app,
-        "insurance",
-        include_str!("../../../examples/insurance/config.schema.json"),
+        200,
+        json!({"quote_id": "Q-71", "premium_fen": 410_000}),
     )
     .await;
-    connect(&app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
-    bind(&app, id, json!({"quote_url": insurer.url("/v1/quotes")})).await;
     let now = clock::now_ms();
     let today = reminders::today_in_china(now);
     let expiry = (today + chrono::Days::new(40)).to_string();

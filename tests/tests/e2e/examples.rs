@@ -180,6 +180,21 @@ pub(crate) async fn bind(app: &TestApp, plugin: i64, config: Value) {
     assert_eq!(reply.status, 200, "bind answered {}", reply.text);
 }
 
+/// The example insurance plugin published, connected to `insurer` (a fake partner answering
+/// `status` with `answer`) with the dealer's secret, and bound for dealer A.
+pub(crate) async fn insurer(app: &TestApp, status: u16, answer: Value) -> Partner {
+    let insurer = Partner::start(status, answer).await;
+    let id = publish(
+        app,
+        "insurance",
+        include_str!("../../../examples/insurance/config.schema.json"),
+    )
+    .await;
+    connect(app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
+    bind(app, id, json!({"quote_url": insurer.url("/v1/quotes")})).await;
+    insurer
+}
+
 /// An event of dealer A, its payload given as JSON.
 fn event(app: &TestApp, kind: &str, customer: Option<i64>, payload: &Value) -> Value {
     json!({
@@ -243,15 +258,12 @@ async fn assert_fell_back(app: &TestApp, decision: &Value, error: &str) -> Strin
 async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend: Backend) {
     use dealer_host::integrations::{self, DomainEvent};
     let app = TestApp::spawn(backend).await;
-    let insurer = Partner::start(200, json!({"quote_id": "Q-91", "premium_fen": 480_000})).await;
-    let id = publish(
+    let insurer = insurer(
         &app,
-        "insurance",
-        include_str!("../../../examples/insurance/config.schema.json"),
+        200,
+        json!({"quote_id": "Q-91", "premium_fen": 480_000}),
     )
     .await;
-    connect(&app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
-    bind(&app, id, json!({"quote_url": insurer.url("/v1/quotes")})).await;
     let (customer, vehicle) = owner_with_car(&app, &app.keys.a_sales, 31, json!([])).await;
     let event = DomainEvent {
         dealer_id: app.units.dealer_a,
@@ -307,15 +319,12 @@ async fn a_domain_event_reaches_the_partner_once_and_its_answer_is_kept(backend:
 
 async fn insurance_quotes_a_delivered_vehicle_with_the_dealers_bearer_secret(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let insurer = Partner::start(200, json!({"quote_id": "Q-88", "premium_fen": 523_400})).await;
-    let id = publish(
+    let insurer = insurer(
         &app,
-        "insurance",
-        include_str!("../../../examples/insurance/config.schema.json"),
+        200,
+        json!({"quote_id": "Q-88", "premium_fen": 523_400}),
     )
     .await;
-    connect(&app, id, &insurer, "insurer-api-key", INSURER_SECRET).await;
-    bind(&app, id, json!({"quote_url": insurer.url("/v1/quotes")})).await;
 
     let payload = json!({"model": "红旗 H5", "final_price": 18_980_000});
     let decision = decide(&app, event(&app, "vehicle-delivered", Some(9), &payload)).await;
