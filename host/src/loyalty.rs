@@ -47,6 +47,7 @@ const EXPIRY_WORKER: &str = "loyalty-expiry";
 
 /// What happened that may be worth points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = LoyaltyEventKind)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Spend,

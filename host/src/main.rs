@@ -85,6 +85,9 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Print the API's OpenAPI document (JSON), as `/api/v1/openapi.json` serves it; needs
+    /// no database.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +156,10 @@ fn parse_role(s: &str) -> Result<Role, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        println!("{}", dealer_host::api::document().to_pretty_json()?);
+        return Ok(());
+    }
     let (listen, outbox_interval_secs, scheduler_interval_secs) = match &cli.command {
         Command::Serve {
             listen,
@@ -193,6 +200,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys_command(&db, command).await?,
         Command::Plugins { command } => plugins_command(&db, &settings.data_dir, command).await?,
+        Command::Openapi => unreachable!("printed before the database is opened"),
         Command::Serve {
             demo,
             sla_interval_secs,

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 
 /// What a link lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = OwnerLinkPurpose)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Approve or decline extra repair work (`subject_id`: the approval request).

@@ -22,6 +22,7 @@ use crate::error::{Error, Result, is_unique_violation};
 
 /// What a dealer may let a partner do for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = PartnerPurpose)]
 #[serde(rename_all = "kebab-case")]
 pub enum Purpose {
     /// Report EV charging sessions of the dealer's customers as loyalty events

@@ -21,6 +21,7 @@ pub enum TaskStatus {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CareTask)]
 pub struct Task {
     pub id: i64,
     pub dealer_id: i64,

@@ -6,6 +6,7 @@
 //! [`on_both_backends!`]. PostgreSQL is expected at `postgres://postgres@127.0.0.1:5432/test`
 //! (override with `DEALER_TEST_PG_URL`); when it is unreachable the tests fail, never skip.
 
+pub mod contract;
 pub mod guests;
 pub mod service;
 
@@ -674,12 +675,26 @@ impl Reply {
     }
 }
 
-/// Sends `request` and reads the whole response.
+/// Sends `request` and reads the whole response, which must be what the API's OpenAPI
+/// document promises for it (see [`contract`]).
 pub async fn call(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.expect("the request reaches the host");
+    let (client, request) = request.build_split();
+    let request = request.expect("a well-formed request");
+    let method = request.method().to_string();
+    let path = request.url().path().to_owned();
+    let response = client
+        .execute(request)
+        .await
+        .expect("the request reaches the host");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.expect("the response body");
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if let Err(broken) = contract::contract().check(&method, &path, status, content_type, &text) {
+        panic!("the answer breaks the API's OpenAPI document: {broken}");
+    }
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     Reply {
         status,

@@ -13,6 +13,7 @@ mod idempotency;
 mod integrations;
 mod loyalty;
 mod network;
+mod openapi;
 mod orders;
 mod outbox;
 pub mod pagination;
@@ -34,8 +35,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
@@ -48,34 +48,29 @@ pub use crate::state::AppState;
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Dealer platform API",
-        description = "Customers, vehicles and their history across a car brand's dealer network. \
-                       Authenticate with `Authorization: Bearer <API key>`. Errors are \
-                       application/problem+json with a stable `code`.",
-    ),
-    modifiers(&BearerAuth),
-    security(("api_key" = [])),
-    components(schemas(problem::Problem))
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
+/// The OpenAPI document of the API, as `/api/v1/openapi.json` serves it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    openapi::complete(routes().split_for_parts().1)
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, doc) = routes().split_for_parts();
+    Router::new()
+        .nest("/api/v1", api.fallback(unknown_route))
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi::complete(doc)))
+        .route("/", axum::routing::get(home))
+        .layer(middleware::map_response(method_not_allowed))
+        .layer(middleware::from_fn_with_state(state.clone(), audit_denials))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_oversized))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), key_id = tracing::field::Empty)
+        }))
+        .with_state(state)
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::frame())
         .routes(routes!(health))
         .merge(network::routes())
         .merge(customers::routes())
@@ -96,19 +91,6 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::routes())
         .merge(sales::routes())
         .merge(orders::routes())
-        .split_for_parts();
-    Router::new()
-        .nest("/api/v1", api.fallback(unknown_route))
-        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi))
-        .route("/", axum::routing::get(home))
-        .layer(middleware::map_response(method_not_allowed))
-        .layer(middleware::from_fn_with_state(state.clone(), audit_denials))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(refuse_oversized))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), key_id = tracing::field::Empty)
-        }))
-        .with_state(state)
 }
 
 /// Refuses a body announced larger than the limit before reading any of it. A component

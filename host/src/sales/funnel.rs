@@ -47,6 +47,7 @@ pub struct StageCount {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = FunnelConversion)]
 pub struct Conversion {
     pub from: Stage,
     pub to: Stage,

@@ -1017,6 +1017,7 @@ pub async fn update(
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = LeadTask)]
 pub struct Task {
     pub id: i64,
     pub lead_id: i64,

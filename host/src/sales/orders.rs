@@ -175,6 +175,7 @@ impl Versioned for Order {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[schema(as = NewOrderLine)]
 #[serde(deny_unknown_fields)]
 pub struct NewLine {
     /// `accessory`, `insurance`, `finance` or `service-package`.

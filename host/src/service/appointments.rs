@@ -29,6 +29,7 @@ const SLOT_DEFAULT_MS: i64 = 3_600_000;
 
 /// How the appointment was booked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = AppointmentChannel)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Online,
@@ -191,6 +192,7 @@ pub struct AppointmentFilter {
 /// Appointment conversion of a period: appointments whose slot starts in it, and how many of
 /// them arrived.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = AppointmentConversion)]
 pub struct Conversion {
     /// The period's `from`, as asked.
     pub from: String,

@@ -123,6 +123,7 @@ pub struct Proposal {
 
 /// The link the advisor sends to the owner.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ExtraWorkOwnerLink)]
 pub struct OwnerLink {
     pub token: String,
     /// Under `/api/v1`: `GET` shows the proposal, `POST` records the decision.

@@ -133,6 +133,7 @@ impl RoStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InspectionGrade)]
 #[serde(rename_all = "snake_case")]
 pub enum Grade {
     Green,
@@ -157,6 +158,7 @@ impl Grade {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = RepairLineKind)]
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {
     Labour,
@@ -309,6 +311,7 @@ pub struct Dispatch {
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = NewRepairOrderLine)]
 #[serde(deny_unknown_fields)]
 pub struct NewLine {
     pub kind: LineKind,

@@ -55,6 +55,7 @@ pub const TEAM_MAX: usize = 100;
 
 /// Where a ticket came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = TicketChannel)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Hotline,
@@ -212,6 +213,7 @@ impl Clock {
 
 /// What a timeline entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = TicketEventKind)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A status move, or a note when `from_status` equals `to_status`.
@@ -278,6 +280,7 @@ pub struct Routing {
 
 /// The signed link the owner follows the ticket with, shown once, when the ticket is created.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = TicketOwnerLink)]
 pub struct OwnerLink {
     pub token: String,
     /// The owner's page: `/api/v1/owner/tickets/{token}`.

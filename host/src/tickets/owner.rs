@@ -13,6 +13,7 @@ use crate::owner_links::{self, Purpose};
 
 /// The status as the owner reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = OwnerTicketStage)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// `open`: 已受理.

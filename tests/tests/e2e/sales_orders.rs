@@ -305,9 +305,18 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
         .await;
     assert_eq!(vehicle["vin"], vin);
     assert_eq!(vehicle["model"], "H5");
+    // Bought on the dealer's local date (Beijing, UTC+8) of the delivery, which is the next
+    // UTC day from 16:00 UTC on.
+    let delivered_at =
+        chrono::DateTime::parse_from_rfc3339(lines[0]["created_at"].as_str().expect("a time"))
+            .expect("an RFC 3339 time");
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("an offset");
     assert_eq!(
         vehicle["purchase_date"],
-        lines[0]["created_at"].as_str().expect("a time")[..10]
+        delivered_at
+            .with_timezone(&beijing)
+            .date_naive()
+            .to_string()
     );
     assert_eq!(vehicle["latest_mileage_km"], 12);
     assert!(
