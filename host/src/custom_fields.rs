@@ -1,6 +1,8 @@
 //! Dealer-defined custom fields: a dealer adds typed fields (EV battery data, trade-in checklist
-//! items, ...) to customers, vehicles, orders and repair orders without a code change. Every
-//! write of such an entity validates its values against the dealer's definitions. Owns
+//! items, ...) to customers, vehicles, sales orders, repair orders and trade-ins without a code
+//! change. Each of those tables keeps its values in a `custom_fields` column (a JSON object,
+//! [`from_column`] / [`to_column`]); every write of such a record validates them against the
+//! dealer's definitions ([`validate`]), a patch merging into the stored ones ([`merge`]). Owns
 //! `custom_field_defs`.
 
 use chrono::NaiveDate;
@@ -23,6 +25,7 @@ pub enum Entity {
     Vehicle,
     Order,
     RepairOrder,
+    TradeIn,
 }
 
 impl Entity {
@@ -32,6 +35,7 @@ impl Entity {
             Entity::Vehicle => "vehicle",
             Entity::Order => "order",
             Entity::RepairOrder => "repair_order",
+            Entity::TradeIn => "trade_in",
         }
     }
 }
@@ -159,6 +163,14 @@ impl From<DefRow> for FieldDef {
     }
 }
 
+/// A bound `min` or `max`, as text the statement casts to a number. sqlx 0.8's `Any` driver
+/// sends a NULL `f64` to PostgreSQL as a `float4` parameter, and the connection's cached
+/// statement then refuses the next non-NULL `f64` bound there (a field with a `min` defined
+/// after one without failed with a 500); a text parameter is one type whatever its value.
+fn bound_param(bound: Option<f64>) -> Option<String> {
+    bound.map(|b| b.to_string())
+}
+
 const DEF_COLUMNS: &str = "id, dealer_id, entity, field_key, label, field_type, required, choices, min_value, max_value, version";
 
 fn check_definition(def: &FieldDef) -> Vec<FieldError> {
@@ -252,7 +264,8 @@ pub async fn create(
     let now = clock::now_ms();
     let row: DefRow = sqlx::query_as(&format!(
         "INSERT INTO custom_field_defs (dealer_id, entity, field_key, label, field_type, required, choices, \
-         min_value, max_value, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+         min_value, max_value, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+         CAST($8 AS DOUBLE PRECISION), CAST($9 AS DOUBLE PRECISION), $10, $10) \
          RETURNING {DEF_COLUMNS}"
     ))
     .bind(dealer_id)
@@ -262,8 +275,8 @@ pub async fn create(
     .bind(def.field_type.as_str())
     .bind(i64::from(def.required))
     .bind(def.choices.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()))
-    .bind(def.min)
-    .bind(def.max)
+    .bind(bound_param(def.min))
+    .bind(bound_param(def.max))
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -358,14 +371,15 @@ pub async fn update(
         return Err(Error::Invalid(errors));
     }
     let row: Option<DefRow> = sqlx::query_as(&format!(
-        "UPDATE custom_field_defs SET label = $1, required = $2, choices = $3, min_value = $4, max_value = $5, \
+        "UPDATE custom_field_defs SET label = $1, required = $2, choices = $3, \
+         min_value = CAST($4 AS DOUBLE PRECISION), max_value = CAST($5 AS DOUBLE PRECISION), \
          version = version + 1, updated_at = $6 WHERE id = $7 AND version = $8 RETURNING {DEF_COLUMNS}"
     ))
     .bind(&def.label)
     .bind(i64::from(def.required))
     .bind(def.choices.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()))
-    .bind(def.min)
-    .bind(def.max)
+    .bind(bound_param(def.min))
+    .bind(bound_param(def.max))
     .bind(clock::now_ms())
     .bind(id)
     .bind(expected_version)
@@ -383,9 +397,23 @@ pub async fn update(
     Ok(def)
 }
 
-/// Applies a patch to stored values: a key set to `null` is removed, others replaced.
-pub fn merge(mut stored: Map<String, Value>, patch: Map<String, Value>) -> Map<String, Value> {
-    for (k, v) in patch {
+/// The values stored in a record's `custom_fields` column.
+pub fn from_column(text: &str) -> Map<String, Value> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// What a record's `custom_fields` column stores for `values`.
+pub fn to_column(values: &Map<String, Value>) -> String {
+    Value::Object(values.clone()).to_string()
+}
+
+/// Applies a patch's `custom_fields`, if it has them, to the stored values: a key set to
+/// `null` is removed, others replaced, absent ones kept.
+pub fn merge(
+    mut stored: Map<String, Value>,
+    patch: Option<Map<String, Value>>,
+) -> Map<String, Value> {
+    for (k, v) in patch.unwrap_or_default() {
         if v.is_null() {
             stored.remove(&k);
         } else {
@@ -395,15 +423,33 @@ pub fn merge(mut stored: Map<String, Value>, patch: Map<String, Value>) -> Map<S
     stored
 }
 
-/// Checks `values` against the dealer's definitions for `entity`, pushing one error per
-/// problem (unknown key, wrong type, out of range, required and missing).
+/// Who writes a record's custom field values, for what [`validate`] asks of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// Staff writing the record through its own API: every value is checked and the dealer's
+    /// required fields must be given.
+    Staff,
+    /// The host making or updating a record as a follow-up of another use case (the customer
+    /// made from a lead for its order, the vehicle made or updated at delivery). It writes no
+    /// values of its own (a new record has none, an updated one keeps its own), so nothing is
+    /// checked and the use case never fails for them: staff fill in a required field at their
+    /// next write of the record.
+    FollowUp,
+}
+
+/// Checks `values` written by `writer` against the dealer's definitions for `entity`, pushing
+/// one error per problem (unknown key, wrong type, out of range, required and missing).
 pub async fn validate(
     conn: &mut AnyConnection,
     dealer_id: i64,
     entity: Entity,
+    writer: Writer,
     values: &Map<String, Value>,
     errors: &mut Vec<FieldError>,
 ) -> Result<()> {
+    if writer == Writer::FollowUp {
+        return Ok(());
+    }
     let defs = definitions(conn, dealer_id, entity).await?;
     errors.extend(check_values(&defs, values));
     Ok(())
@@ -570,7 +616,14 @@ mod tests {
     fn a_patch_null_removes_a_value() {
         let stored = json!({"a": 1, "b": 2}).as_object().cloned().unwrap();
         let patch = json!({"a": null, "c": 3}).as_object().cloned().unwrap();
-        assert_eq!(Value::Object(merge(stored, patch)), json!({"b": 2, "c": 3}));
+        assert_eq!(
+            Value::Object(merge(stored.clone(), Some(patch))),
+            json!({"b": 2, "c": 3})
+        );
+        assert_eq!(
+            Value::Object(merge(stored.clone(), None)),
+            Value::Object(stored)
+        );
     }
 
     #[test]

@@ -42,7 +42,8 @@ async fn list(
     ))
 }
 
-/// Defines a typed field on customers, vehicles, orders or repair orders (dealer or HQ admin).
+/// Defines a typed field on customers, vehicles, orders, repair orders or trade-ins (dealer or
+/// HQ admin).
 #[utoipa::path(post, path = "/custom-fields", tag = "custom fields", request_body = NewFieldDef,
     responses((status = 201, body = FieldDef), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create(

@@ -11,6 +11,7 @@ use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
 use super::problem::Problem;
 use crate::access::{Caller, Permission};
+use crate::custom_fields::Writer;
 use crate::customers::interactions::{self, Interaction, NewInteraction};
 use crate::customers::view360::{self, Customer360};
 use crate::customers::{self, Customer, CustomerPatch, CustomerSearch, NewCustomer, ShareConsent};
@@ -66,7 +67,7 @@ async fn create(
         Begun::Replayed(response) => return Ok(response),
     };
     let dealer_id = network::dealer_for_write(create.conn(), &caller, new.dealer_id).await?;
-    let customer = customers::create(create.conn(), &caller, dealer_id, new).await?;
+    let customer = customers::create(create.conn(), &caller, dealer_id, new, Writer::Staff).await?;
     create
         .created(format!("/api/v1/customers/{}", customer.id), &customer)
         .await

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::sales::commission::{self, Statement, StatementQuery};
 use crate::sales::delivery::{self, NewDelivery};
 use crate::sales::orders::{self, NewOrder, Order, OrderFilter, OrderPatch, StatusMove};
-use crate::sales::trade_ins::{self, Acceptance, NewTradeIn, TradeIn};
+use crate::sales::trade_ins::{self, Acceptance, NewTradeIn, TradeIn, TradeInPatch};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,7 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deliver_order))
         .routes(routes!(commission_statement))
         .routes(routes!(create_trade_in))
-        .routes(routes!(get_trade_in))
+        .routes(routes!(get_trade_in, update_trade_in))
         .routes(routes!(accept_trade_in))
         .routes(routes!(decline_trade_in))
         .routes(routes!(add_trade_in_photo))
@@ -92,8 +92,9 @@ async fn get_order(
     Ok(extract::tagged(&order))
 }
 
-/// Revises a draft order's terms (discount, finance plan, insurance, colour, lines) or
-/// allocates its VIN. A changed discount or finance plan becomes a new approval request,
+/// Revises a draft order's terms (discount, finance plan, insurance, colour, lines), allocates
+/// its VIN, or changes its custom fields (merged by key, `null` removes one; any status). A
+/// changed discount or finance plan becomes a new approval request,
 /// decided by the dealer's approval plugin; staff with the step's position approve or reject
 /// it at `/approvals/{id}/approve|reject`. Send the ETag you read as `If-Match`.
 #[utoipa::path(patch, path = "/orders/{id}", tag = "sales", request_body = OrderPatch,
@@ -169,7 +170,8 @@ async fn commission_statement(
     ))
 }
 
-/// Records the evaluation of a customer's old car with its quote.
+/// Records the evaluation of a customer's old car with its quote and the dealer's custom fields
+/// for trade-ins.
 #[utoipa::path(post, path = "/trade-ins", tag = "sales", request_body = NewTradeIn,
     responses((status = 201, body = TradeIn), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn create_trade_in(
@@ -194,6 +196,26 @@ async fn get_trade_in(
     caller.require(Permission::ReadRecords)?;
     let mut conn = state.db.pool().acquire().await?;
     let trade_in = trade_ins::get(&mut conn, &caller, id).await?;
+    Ok(extract::tagged(&trade_in))
+}
+
+/// Changes a trade-in's custom fields (merged by key, `null` removes one; validated against the
+/// dealer's definitions). Send the ETag you read as `If-Match`.
+#[utoipa::path(patch, path = "/trade-ins/{id}", tag = "sales", request_body = TradeInPatch,
+    params(("id" = i64, Path), ("If-Match" = String, Header, description = "the ETag you read")),
+    responses((status = 200, body = TradeIn), (status = 404, body = Problem), (status = 412, body = Problem),
+        (status = 422, body = Problem), (status = 428, body = Problem)))]
+async fn update_trade_in(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    IfMatch(expected): IfMatch,
+    Json(patch): Json<TradeInPatch>,
+) -> Result<Response> {
+    caller.require(Permission::WriteRecords)?;
+    let mut tx = state.db.begin_write().await?;
+    let trade_in = trade_ins::update(&mut tx, &caller, id, expected, patch).await?;
+    tx.commit().await?;
     Ok(extract::tagged(&trade_in))
 }
 

@@ -25,7 +25,7 @@ use crate::service::extra_work::{
 };
 use crate::service::repair_orders::{
     self, CheckIn, Dispatch, FirstTimeFix, Move, NewLine, NewPayment, NewProgress, NewRepairOrder,
-    OwnerRepair, PhotoStage, QualityCheck, RepairOrder, RoFilter,
+    OwnerRepair, PhotoStage, QualityCheck, RepairOrder, RepairOrderPatch, RoFilter,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -37,7 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel))
         .routes(routes!(list_repair_orders, create_repair_order))
         .routes(routes!(first_time_fix))
-        .routes(routes!(get_repair_order))
+        .routes(routes!(get_repair_order, update_repair_order))
         .routes(routes!(check_in))
         .routes(routes!(dispatch))
         .routes(routes!(add_line))
@@ -246,6 +246,26 @@ async fn get_repair_order(
     Ok(extract::tagged(
         &repair_orders::get(&mut conn, &caller, id).await?,
     ))
+}
+
+/// Changes a repair order's custom fields (merged by key, `null` removes one; validated against
+/// the dealer's definitions), in any status. Send the ETag you read as `If-Match`.
+#[utoipa::path(patch, path = "/repair-orders/{id}", tag = "service", request_body = RepairOrderPatch,
+    params(("id" = i64, Path), ("If-Match" = String, Header, description = "the ETag you read")),
+    responses((status = 200, body = RepairOrder), (status = 404, body = Problem), (status = 412, body = Problem),
+        (status = 422, body = Problem), (status = 428, body = Problem)))]
+async fn update_repair_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    IfMatch(expected): IfMatch,
+    Json(patch): Json<RepairOrderPatch>,
+) -> Result<Response> {
+    caller.require(Permission::WriteRecords)?;
+    let mut tx = state.db.begin_write().await?;
+    let order = repair_orders::update(&mut tx, &caller, id, expected, patch).await?;
+    tx.commit().await?;
+    Ok(extract::tagged(&order))
 }
 
 /// Check-in inspection: the odometer (recorded as a mileage reading of the vehicle) and the

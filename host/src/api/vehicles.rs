@@ -12,6 +12,7 @@ use super::idempotency::{Begun, Create};
 use super::pagination::{Page, PageParams};
 use super::problem::Problem;
 use crate::access::{Caller, Permission};
+use crate::custom_fields::Writer;
 use crate::error::Result;
 use crate::network;
 use crate::vehicles::mileage::{self, MileageHistory, NewReading, Reading};
@@ -69,7 +70,7 @@ async fn create(
         Begun::Replayed(response) => return Ok(response),
     };
     let dealer_id = network::dealer_for_write(create.conn(), &caller, new.dealer_id).await?;
-    let vehicle = vehicles::create(create.conn(), &caller, dealer_id, new).await?;
+    let vehicle = vehicles::create(create.conn(), &caller, dealer_id, new, Writer::Staff).await?;
     create
         .created(format!("/api/v1/vehicles/{}", vehicle.id), &vehicle)
         .await
@@ -102,7 +103,7 @@ async fn update(
 ) -> Result<Response> {
     caller.require(Permission::WriteRecords)?;
     let mut tx = state.db.begin_write().await?;
-    let vehicle = vehicles::update(&mut tx, &caller, id, version, patch).await?;
+    let vehicle = vehicles::update(&mut tx, &caller, id, version, patch, Writer::Staff).await?;
     tx.commit().await?;
     Ok(tagged(&vehicle))
 }

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access::{Caller, masking};
 use crate::audit::{self, Entry, ReadLog};
 use crate::clock;
-use crate::custom_fields::{self, Entity};
+use crate::custom_fields::{self, Entity, Writer};
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::text;
@@ -244,6 +244,7 @@ impl Draft {
         conn: &mut AnyConnection,
         dealer_id: i64,
         self_id: Option<i64>,
+        writer: Writer,
     ) -> Result<()> {
         let mut errors = Vec::new();
         text::trim_or_invalid(&mut errors, "name", "invalid_name", &mut self.name, 64);
@@ -330,6 +331,7 @@ impl Draft {
             conn,
             dealer_id,
             Entity::Customer,
+            writer,
             &self.custom_fields,
             &mut errors,
         )
@@ -441,7 +443,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<CustomerRow>) -> Result<Vec
             share_consent_at: clock::opt_datetime(r.share_consent_at),
             share_consent_by_key_id: r.share_consent_by_key_id,
             household: household.remove(&r.id).unwrap_or_default(),
-            custom_fields: serde_json::from_str(&r.custom_fields).unwrap_or_default(),
+            custom_fields: custom_fields::from_column(&r.custom_fields),
             version: r.version,
             created_at: clock::to_datetime(r.created_at),
             updated_at: clock::to_datetime(r.updated_at),
@@ -519,11 +521,14 @@ async fn write_lists(conn: &mut AnyConnection, id: i64, draft: &Draft) -> Result
     Ok(())
 }
 
+/// Creates a customer of `dealer_id` (the caller has checked they may write for it), with its
+/// audit entry on `conn`; `writer` says whether staff give its custom field values.
 pub async fn create(
     conn: &mut AnyConnection,
     caller: &Caller,
     dealer_id: i64,
     new: NewCustomer,
+    writer: Writer,
 ) -> Result<Customer> {
     let mut draft = Draft {
         name: new.name,
@@ -539,7 +544,7 @@ pub async fn create(
         household: new.household,
         custom_fields: new.custom_fields,
     };
-    draft.validate(conn, dealer_id, None).await?;
+    draft.validate(conn, dealer_id, None, writer).await?;
     let now = clock::now_ms();
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO customers (dealer_id, name, gender, birthday, id_number, member_tier, source_channel, referrer_id, \
@@ -556,7 +561,7 @@ pub async fn create(
     .bind(draft.referrer_id)
     .bind(i64::from(draft.marketing_consent))
     .bind(draft.marketing_consent.then_some(now))
-    .bind(Value::Object(draft.custom_fields.clone()).to_string())
+    .bind(custom_fields::to_column(&draft.custom_fields))
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -611,12 +616,11 @@ pub async fn update(
                 })
                 .collect()
         }),
-        custom_fields: match patch.custom_fields {
-            Some(p) => custom_fields::merge(current.custom_fields, p),
-            None => current.custom_fields,
-        },
+        custom_fields: custom_fields::merge(current.custom_fields, patch.custom_fields),
     };
-    draft.validate(conn, dealer_id, Some(id)).await?;
+    draft
+        .validate(conn, dealer_id, Some(id), Writer::Staff)
+        .await?;
     let now = clock::now_ms();
     let consent_at = match (consent_before, draft.marketing_consent) {
         (false, true) => Some(now),
@@ -637,7 +641,7 @@ pub async fn update(
     .bind(draft.referrer_id)
     .bind(i64::from(draft.marketing_consent))
     .bind(consent_at)
-    .bind(Value::Object(draft.custom_fields.clone()).to_string())
+    .bind(custom_fields::to_column(&draft.custom_fields))
     .bind(now)
     .bind(id)
     .bind(expected_version)

@@ -22,6 +22,7 @@ use super::orders::{self, Order, OrderRow, OrderStatus};
 use crate::access::Caller;
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::custom_fields::Writer;
 use crate::db::Db;
 use crate::domain_events::{self, FollowUp};
 use crate::error::{Error, Result};
@@ -116,7 +117,7 @@ async fn hand_over(
                 components: (!components.is_empty()).then(|| components.clone()),
                 ..VehiclePatch::default()
             };
-            vehicles::update(conn, caller, id, version, patch).await?;
+            vehicles::update(conn, caller, id, version, patch, Writer::FollowUp).await?;
             vehicles::link_person(
                 conn,
                 caller,
@@ -146,7 +147,9 @@ async fn hand_over(
                 owner_id: Some(row.customer_id),
                 custom_fields: serde_json::Map::new(),
             };
-            vehicles::create(conn, caller, row.dealer_id, new).await?.id
+            vehicles::create(conn, caller, row.dealer_id, new, Writer::FollowUp)
+                .await?
+                .id
         }
     };
     mileage::add(

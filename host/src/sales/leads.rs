@@ -21,6 +21,7 @@ use super::{is_active_staff, text_enum};
 use crate::access::{Caller, masking};
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::custom_fields::Writer;
 use crate::customers::{self, NewCustomer, PhoneInput, SourceChannel, identity};
 use crate::db::decode;
 use crate::db::{Param, Sql};
@@ -828,7 +829,7 @@ pub(crate) async fn ensure_customer(
                 household: Vec::new(),
                 custom_fields: serde_json::Map::new(),
             };
-            customers::create(conn, caller, row.dealer_id, new)
+            customers::create(conn, caller, row.dealer_id, new, Writer::FollowUp)
                 .await?
                 .id
         }

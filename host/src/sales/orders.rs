@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
@@ -27,6 +28,7 @@ use crate::access::Caller;
 use crate::approvals::{self, ApprovalRequest, ApprovalStatus, NewRequest, RequestKind, Subject};
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::custom_fields::{self, Entity, Writer};
 use crate::db::decode;
 use crate::db::{Db, Param, Sql};
 use crate::error::{Error, FieldError, Result};
@@ -163,6 +165,8 @@ pub struct Order {
     /// The vehicle made at delivery.
     pub vehicle_id: Option<i64>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// The values of the dealer's custom fields for orders (`GET /custom-fields?entity=order`).
+    pub custom_fields: Map<String, Value>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -209,6 +213,10 @@ pub struct NewOrder {
     pub vehicle_cost_fen: i64,
     #[serde(default)]
     pub lines: Vec<NewLine>,
+    /// Values of the dealer's custom fields for orders, validated against their definitions
+    /// (`GET /custom-fields?entity=order`); a required one must be given.
+    #[serde(default)]
+    pub custom_fields: Map<String, Value>,
 }
 
 /// A revision of a draft order's terms; absent fields stay as they are. A changed discount or
@@ -242,6 +250,10 @@ pub struct OrderPatch {
     pub components: Option<Vec<Component>>,
     /// Replaces the accessory, insurance, finance and service-package lines.
     pub lines: Option<Vec<NewLine>>,
+    /// Merged into the stored custom field values by key; a key set to `null` is removed. The
+    /// result is validated against the dealer's definitions, as on create. Accepted in every
+    /// status: the values are the dealer's own records, not terms of the sale.
+    pub custom_fields: Option<Map<String, Value>>,
 }
 
 /// A status move.
@@ -287,6 +299,7 @@ pub(crate) struct OrderRow {
     pub finance_approval_id: Option<i64>,
     pub vehicle_id: Option<i64>,
     pub delivered_at: Option<i64>,
+    pub custom_fields: String,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -295,7 +308,7 @@ pub(crate) struct OrderRow {
 const ORDER_COLUMNS: &str = "id, dealer_id, customer_id, lead_id, consultant_id, brand, model, trim, colour, vin, \
      list_price_fen, discount_fen, finance_plan, financed_fen, insurance_product, insurer, \
      insurance_expiry, components, status, \
-     discount_approval_id, finance_approval_id, vehicle_id, delivered_at, version, created_at, updated_at";
+     discount_approval_id, finance_approval_id, vehicle_id, delivered_at, custom_fields, version, created_at, updated_at";
 
 impl OrderRow {
     pub(crate) fn status(&self) -> Result<OrderStatus> {
@@ -484,6 +497,15 @@ pub async fn create(conn: &mut AnyConnection, caller: &Caller, new: &NewOrder) -
     {
         lead.stage.check_move(Stage::Negotiating)?;
     }
+    custom_fields::validate(
+        conn,
+        dealer_id,
+        Entity::Order,
+        Writer::Staff,
+        &new.custom_fields,
+        &mut errors,
+    )
+    .await?;
     let (Some(brand), Some(model)) = (brand, model) else {
         return Err(Error::Invalid(errors));
     };
@@ -498,8 +520,8 @@ pub async fn create(conn: &mut AnyConnection, caller: &Caller, new: &NewOrder) -
     let now = clock::now_ms();
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO sales_orders (dealer_id, customer_id, lead_id, consultant_id, brand, model, trim, colour, vin, \
-         list_price_fen, vehicle_cost_fen, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
+         list_price_fen, vehicle_cost_fen, status, custom_fields, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
     )
     .bind(dealer_id)
     .bind(customer_id)
@@ -513,6 +535,7 @@ pub async fn create(conn: &mut AnyConnection, caller: &Caller, new: &NewOrder) -
     .bind(new.list_price_fen)
     .bind(new.vehicle_cost_fen)
     .bind(OrderStatus::Draft.as_str())
+    .bind(custom_fields::to_column(&new.custom_fields))
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -664,6 +687,7 @@ pub(crate) async fn load(conn: &mut AnyConnection, id: i64) -> Result<Order> {
         commission,
         vehicle_id: row.vehicle_id,
         delivered_at: clock::opt_datetime(row.delivered_at),
+        custom_fields: custom_fields::from_column(&row.custom_fields),
         version: row.version,
         created_at: clock::to_datetime(row.created_at),
         updated_at: clock::to_datetime(row.updated_at),
@@ -768,9 +792,10 @@ struct Planned {
     request: NewRequest,
 }
 
-/// Revises a draft order's terms. A changed discount or finance plan is decided by the
-/// dealer's approval plugin (outside the write transaction) and stored as a new approval
-/// request in it, with an entry in the timeline. Audited.
+/// Revises a draft order's terms, its vehicle and policy until delivery, and its custom fields
+/// in any status (the merged values validated as on create). A changed discount or finance
+/// plan is decided by the dealer's approval plugin (outside the write transaction) and stored
+/// as a new approval request in it, with an entry in the timeline. Audited.
 pub async fn revise(
     db: &Db,
     plugins: &Plugins,
@@ -826,6 +851,19 @@ pub async fn revise(
     if let Some(lines) = &patch.lines {
         check_lines(&mut errors, lines);
     }
+    let fields = custom_fields::merge(
+        custom_fields::from_column(&row.custom_fields),
+        patch.custom_fields.clone(),
+    );
+    custom_fields::validate(
+        &mut conn,
+        dealer_id,
+        Entity::Order,
+        Writer::Staff,
+        &fields,
+        &mut errors,
+    )
+    .await?;
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
@@ -985,6 +1023,11 @@ pub async fn revise(
             serde_json::to_string(components).unwrap_or_default(),
         ));
         changed.push("components");
+    }
+    if patch.custom_fields.is_some() {
+        sql.push(", custom_fields = ")
+            .bind(Param::Text(custom_fields::to_column(&fields)));
+        changed.push("custom_fields");
     }
     for (p, decision) in decided {
         let stored = approvals::store(&mut tx, &p.request, decision, caller).await?;

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
@@ -14,6 +15,7 @@ use crate::access::{self, Caller, Record};
 use crate::attachments::{self, Attachment, Store};
 use crate::audit::{self, Entry};
 use crate::clock;
+use crate::custom_fields::{self, Entity, Writer};
 use crate::db::decode;
 use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
@@ -66,6 +68,10 @@ pub struct TradeIn {
     pub order_id: Option<i64>,
     /// Photos of the car, oldest first (download at `/attachments/{id}`).
     pub photos: Vec<Attachment>,
+    /// The values of the dealer's custom fields for trade-ins
+    /// (`GET /custom-fields?entity=trade_in`).
+    pub custom_fields: Map<String, Value>,
+    /// Send it back as `If-Match` when updating.
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -90,6 +96,29 @@ pub struct NewTradeIn {
     pub checklist: Vec<ChecklistItem>,
     /// The price offered for the car.
     pub quote_fen: i64,
+    /// Values of the dealer's custom fields for trade-ins, validated against their definitions
+    /// (`GET /custom-fields?entity=trade_in`); a required one must be given.
+    #[serde(default)]
+    pub custom_fields: Map<String, Value>,
+}
+
+/// A change to a trade-in; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TradeInPatch {
+    /// Merged into the stored custom field values by key; a key set to `null` is removed. The
+    /// result is validated against the dealer's definitions, as on create.
+    pub custom_fields: Option<Map<String, Value>>,
+}
+
+impl TradeInPatch {
+    /// The names of the fields this patch sets (what the audit log records, never the values).
+    pub fn fields(&self) -> Vec<&'static str> {
+        [("custom_fields", self.custom_fields.is_some())]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -112,13 +141,14 @@ struct TradeInRow {
     quote_fen: i64,
     status: String,
     order_id: Option<i64>,
+    custom_fields: String,
     version: i64,
     created_at: i64,
     updated_at: i64,
 }
 
 const COLUMNS: &str = "id, dealer_id, customer_id, vin, plate, model, mileage_km, checklist, quote_fen, status, \
-     order_id, version, created_at, updated_at";
+     order_id, custom_fields, version, created_at, updated_at";
 
 impl TradeInRow {
     fn into_trade_in(self, photos: Vec<Attachment>) -> Result<TradeIn> {
@@ -135,6 +165,7 @@ impl TradeInRow {
             quote_fen: self.quote_fen,
             order_id: self.order_id,
             photos,
+            custom_fields: custom_fields::from_column(&self.custom_fields),
             version: self.version,
             created_at: clock::to_datetime(self.created_at),
             updated_at: clock::to_datetime(self.updated_at),
@@ -194,6 +225,15 @@ pub async fn create(
             orders::TEXT_MAX,
         );
     }
+    custom_fields::validate(
+        conn,
+        dealer_id,
+        Entity::TradeIn,
+        Writer::Staff,
+        &new.custom_fields,
+        &mut errors,
+    )
+    .await?;
     let (Some(vin), Some(model)) = (vin, model) else {
         return Err(Error::Invalid(errors));
     };
@@ -203,7 +243,7 @@ pub async fn create(
     let now = clock::now_ms();
     let row: TradeInRow = sqlx::query_as(&format!(
         "INSERT INTO trade_ins (dealer_id, customer_id, vin, plate, model, mileage_km, checklist, quote_fen, status, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {COLUMNS}"
+         custom_fields, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {COLUMNS}"
     ))
     .bind(dealer_id)
     .bind(new.customer_id)
@@ -214,6 +254,7 @@ pub async fn create(
     .bind(serde_json::to_string(&new.checklist).unwrap_or_else(|_| "[]".into()))
     .bind(new.quote_fen)
     .bind(TradeInStatus::Quoted.as_str())
+    .bind(custom_fields::to_column(&new.custom_fields))
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -244,6 +285,65 @@ async fn fetch(conn: &mut AnyConnection, id: i64) -> Result<TradeIn> {
 
 pub async fn get(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<TradeIn> {
     dealer_of(conn, caller, id).await?;
+    fetch(conn, id).await
+}
+
+/// Changes trade-in `id`, if it is still at version `expected`: its custom field values, merged
+/// into the stored ones and validated against the dealer's definitions. Accepted in every
+/// status (the values are the dealer's own records, not the quote). Audited with the names of
+/// the fields changed.
+pub async fn update(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    id: i64,
+    expected: i64,
+    patch: TradeInPatch,
+) -> Result<TradeIn> {
+    let dealer_id = dealer_of(conn, caller, id).await?;
+    let current = fetch(conn, id).await?;
+    if current.version != expected {
+        return Err(Error::StaleVersion {
+            current: current.version,
+        });
+    }
+    let changed = patch.fields();
+    let fields = custom_fields::merge(current.custom_fields, patch.custom_fields);
+    let mut errors = Vec::new();
+    custom_fields::validate(
+        conn,
+        dealer_id,
+        Entity::TradeIn,
+        Writer::Staff,
+        &fields,
+        &mut errors,
+    )
+    .await?;
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let updated = sqlx::query(
+        "UPDATE trade_ins SET custom_fields = $1, version = version + 1, updated_at = $2 \
+         WHERE id = $3 AND version = $4",
+    )
+    .bind(custom_fields::to_column(&fields))
+    .bind(clock::now_ms())
+    .bind(id)
+    .bind(expected)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(Error::StaleVersion {
+            current: expected + 1,
+        });
+    }
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("update", "trade_in", id, dealer_id)
+            .with_detail(serde_json::json!({ "fields": changed })),
+    )
+    .await?;
     fetch(conn, id).await
 }
 

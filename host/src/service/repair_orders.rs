@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,6 +22,7 @@ use crate::access::Caller;
 use crate::attachments::{self, Attachment};
 use crate::audit::{self, Actor, Entry};
 use crate::clock;
+use crate::custom_fields::{self, Entity, Writer};
 use crate::db::{Db, Param, Sql, decode};
 use crate::domain_events::{self, FollowUp};
 use crate::error::{Error, FieldError, Result};
@@ -211,7 +213,7 @@ pub struct Payment {
 }
 
 /// One entry of the timeline. `kind` is what happened (created, check_in, dispatch, status,
-/// progress, line, extra_work, owner_decision, quality_check, settlement, payment).
+/// progress, line, extra_work, owner_decision, quality_check, settlement, payment, revised).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RoEvent {
     pub id: i64,
@@ -261,6 +263,9 @@ pub struct RepairOrder {
     /// Oldest first.
     pub events: Vec<RoEvent>,
     pub photos: Vec<Photo>,
+    /// The values of the dealer's custom fields for repair orders
+    /// (`GET /custom-fields?entity=repair_order`).
+    pub custom_fields: Map<String, Value>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -291,6 +296,29 @@ pub struct NewRepairOrder {
     pub complaint_code: String,
     /// What the owner reports (up to 2000 characters).
     pub complaint: Option<String>,
+    /// Values of the dealer's custom fields for repair orders, validated against their
+    /// definitions (`GET /custom-fields?entity=repair_order`); a required one must be given.
+    #[serde(default)]
+    pub custom_fields: Map<String, Value>,
+}
+
+/// A change to a repair order; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepairOrderPatch {
+    /// Merged into the stored custom field values by key; a key set to `null` is removed. The
+    /// result is validated against the dealer's definitions, as on create.
+    pub custom_fields: Option<Map<String, Value>>,
+}
+
+impl RepairOrderPatch {
+    /// The names of the fields this patch sets (what the audit log records, never the values).
+    pub fn fields(&self) -> Vec<&'static str> {
+        [("custom_fields", self.custom_fields.is_some())]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -392,13 +420,15 @@ pub(crate) struct Row {
     paid_fen: i64,
     settled_at: Option<i64>,
     paid_at: Option<i64>,
+    custom_fields: String,
     pub(crate) version: i64,
     created_at: i64,
     updated_at: i64,
 }
 
 const COLUMNS: &str = "id, dealer_id, customer_id, vehicle_id, appointment_id, complaint_code, complaint, status, \
-     technician_staff_id, mileage_km, comeback_of_id, paid_fen, settled_at, paid_at, version, created_at, updated_at";
+     technician_staff_id, mileage_km, comeback_of_id, paid_fen, settled_at, paid_at, custom_fields, version, \
+     created_at, updated_at";
 
 impl Row {
     pub(crate) fn status(&self) -> Result<RoStatus> {
@@ -414,10 +444,12 @@ pub struct ValidRepairOrder {
     appointment_id: Option<i64>,
     complaint_code: String,
     complaint: String,
+    custom_fields: Map<String, Value>,
 }
 
-/// Validates a new repair order: fields, dealer, and either an arrived appointment not yet
-/// converted or a customer and vehicle of the dealer. Run it outside the create's transaction.
+/// Validates a new repair order: fields, dealer, custom field values, and either an arrived
+/// appointment not yet converted or a customer and vehicle of the dealer. Run it outside the
+/// create's transaction.
 pub async fn check_new(
     conn: &mut AnyConnection,
     caller: &Caller,
@@ -491,6 +523,17 @@ pub async fn check_new(
             }
         },
     };
+    if let Some(dealer_id) = dealer {
+        custom_fields::validate(
+            conn,
+            dealer_id,
+            Entity::RepairOrder,
+            Writer::Staff,
+            &new.custom_fields,
+            &mut errors,
+        )
+        .await?;
+    }
     match dealer {
         Some(dealer_id) if errors.is_empty() => Ok(ValidRepairOrder {
             dealer_id,
@@ -499,6 +542,7 @@ pub async fn check_new(
             appointment_id: new.appointment_id,
             complaint_code,
             complaint,
+            custom_fields: new.custom_fields.clone(),
         }),
         _ => Err(Error::Invalid(errors)),
     }
@@ -524,7 +568,8 @@ pub async fn create(
     let comeback_of = previous.map(|(id,)| id);
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO repair_orders (dealer_id, customer_id, vehicle_id, appointment_id, complaint_code, complaint, \
-         status, comeback_of_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $8) RETURNING id",
+         status, comeback_of_id, custom_fields, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9) RETURNING id",
     )
     .bind(valid.dealer_id)
     .bind(valid.customer_id)
@@ -533,6 +578,7 @@ pub async fn create(
     .bind(&valid.complaint_code)
     .bind(&valid.complaint)
     .bind(comeback_of)
+    .bind(custom_fields::to_column(&valid.custom_fields))
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -780,6 +826,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<Row>) -> Result<Vec<RepairO
             comeback_of_id: r.comeback_of_id,
             settled_at: clock::opt_datetime(r.settled_at),
             paid_at: clock::opt_datetime(r.paid_at),
+            custom_fields: custom_fields::from_column(&r.custom_fields),
             version: r.version,
             created_at: clock::to_datetime(r.created_at),
             updated_at: clock::to_datetime(r.updated_at),
@@ -995,6 +1042,57 @@ fn invalid_if_any(errors: Vec<FieldError>) -> Result<()> {
     } else {
         Err(Error::Invalid(errors))
     }
+}
+
+/// Changes repair order `id`, if it is still at version `expected`: its custom field values,
+/// merged into the stored ones and validated against the dealer's definitions. Accepted in
+/// every status (the values are the dealer's own records, not the work or its price). A
+/// `revised` entry in the timeline; audited with the names of the fields changed.
+pub async fn update(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    id: i64,
+    expected: i64,
+    patch: RepairOrderPatch,
+) -> Result<RepairOrder> {
+    let row = for_change(conn, caller, id, expected).await?;
+    let changed = patch.fields();
+    let fields = custom_fields::merge(
+        custom_fields::from_column(&row.custom_fields),
+        patch.custom_fields,
+    );
+    let mut errors = Vec::new();
+    custom_fields::validate(
+        conn,
+        row.dealer_id,
+        Entity::RepairOrder,
+        Writer::Staff,
+        &fields,
+        &mut errors,
+    )
+    .await?;
+    invalid_if_any(errors)?;
+    advance(
+        conn,
+        Actor::Staff(caller),
+        &row,
+        row.status()?,
+        "revised",
+        None,
+        &[(
+            "custom_fields",
+            Param::Text(custom_fields::to_column(&fields)),
+        )],
+    )
+    .await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("update", "repair_order", id, row.dealer_id)
+            .with_detail(serde_json::json!({ "fields": changed })),
+    )
+    .await?;
+    fetch(conn, id).await
 }
 
 /// Records the check-in: the odometer (a mileage reading of the vehicle) and the inspection

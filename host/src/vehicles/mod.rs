@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access::Caller;
 use crate::audit::{self, Entry, ReadLog};
 use crate::clock;
-use crate::custom_fields::{self, Entity};
+use crate::custom_fields::{self, Entity, Writer};
 use crate::db::{Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::text;
@@ -219,6 +219,7 @@ impl Draft {
         &mut self,
         conn: &mut AnyConnection,
         dealer_id: i64,
+        writer: Writer,
         errors: &mut Vec<FieldError>,
     ) -> Result<Option<identity::Plate>> {
         let plate = match self.plate.as_deref().filter(|p| !p.trim().is_empty()) {
@@ -260,6 +261,7 @@ impl Draft {
             conn,
             dealer_id,
             Entity::Vehicle,
+            writer,
             &self.custom_fields,
             errors,
         )
@@ -357,7 +359,7 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<VehicleRow>) -> Result<Vec<
                 people: people.remove(&r.id).unwrap_or_default(),
                 latest_mileage_km: own.last().map(|m| m.km),
                 estimated_daily_km: mileage::estimate_daily_km(&own, purchase_date, today),
-                custom_fields: serde_json::from_str(&r.custom_fields).unwrap_or_default(),
+                custom_fields: custom_fields::from_column(&r.custom_fields),
                 version: r.version,
                 created_at: clock::to_datetime(r.created_at),
                 updated_at: clock::to_datetime(r.updated_at),
@@ -478,11 +480,14 @@ async fn write_components(
     Ok(())
 }
 
+/// Creates a vehicle of `dealer_id` (the caller has checked they may write for it), with its
+/// audit entry on `conn`; `writer` says whether staff give its custom field values.
 pub async fn create(
     conn: &mut AnyConnection,
     caller: &Caller,
     dealer_id: i64,
     new: NewVehicle,
+    writer: Writer,
 ) -> Result<Vehicle> {
     let mut errors = Vec::new();
     let vin = identity::parse_vin(&new.vin).unwrap_or_else(|message| {
@@ -511,7 +516,7 @@ pub async fn create(
         components: new.components,
         custom_fields: new.custom_fields,
     };
-    let plate = d.validate(conn, dealer_id, &mut errors).await?;
+    let plate = d.validate(conn, dealer_id, writer, &mut errors).await?;
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
@@ -545,7 +550,7 @@ pub async fn create(
     .bind(clock::format_date(d.purchase_date))
     .bind(d.insurer.as_deref())
     .bind(clock::format_date(d.insurance_expiry))
-    .bind(Value::Object(d.custom_fields.clone()).to_string())
+    .bind(custom_fields::to_column(&d.custom_fields))
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -562,12 +567,15 @@ pub async fn create(
     load(conn, id).await
 }
 
+/// Updates vehicle `id` in the caller's scope, if it is still at `expected_version`, with its
+/// audit entry on `conn`; `writer` says whether staff give its custom field values.
 pub async fn update(
     conn: &mut AnyConnection,
     caller: &Caller,
     id: i64,
     expected_version: i64,
     patch: VehiclePatch,
+    writer: Writer,
 ) -> Result<Vehicle> {
     let dealer_id = dealer_of(conn, caller, id).await?;
     let current = load(conn, id).await?;
@@ -589,12 +597,9 @@ pub async fn update(
         insurer: patch.insurer.unwrap_or(current.insurer),
         insurance_expiry: patch.insurance_expiry.unwrap_or(current.insurance_expiry),
         components: patch.components.unwrap_or(current.components),
-        custom_fields: match patch.custom_fields {
-            Some(p) => custom_fields::merge(current.custom_fields, p),
-            None => current.custom_fields,
-        },
+        custom_fields: custom_fields::merge(current.custom_fields, patch.custom_fields),
     };
-    let plate = d.validate(conn, dealer_id, &mut errors).await?;
+    let plate = d.validate(conn, dealer_id, writer, &mut errors).await?;
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
@@ -613,7 +618,7 @@ pub async fn update(
     .bind(clock::format_date(d.purchase_date))
     .bind(d.insurer.as_deref())
     .bind(clock::format_date(d.insurance_expiry))
-    .bind(Value::Object(d.custom_fields.clone()).to_string())
+    .bind(custom_fields::to_column(&d.custom_fields))
     .bind(clock::now_ms())
     .bind(id)
     .bind(expected_version)

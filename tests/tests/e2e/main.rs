@@ -30,6 +30,7 @@ mod ticket_service;
 mod audit_use_cases;
 mod care;
 mod concurrency;
+mod custom_fields_records;
 mod domain_events;
 mod foundations;
 mod read_audit;

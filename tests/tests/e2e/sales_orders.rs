@@ -51,7 +51,7 @@ async fn try_move(app: &TestApp, order: &Value, status: &str) -> Reply {
     .await
 }
 
-async fn move_to(app: &TestApp, order: &Value, status: &str) -> Value {
+pub(crate) async fn move_to(app: &TestApp, order: &Value, status: &str) -> Value {
     let reply = try_move(app, order, status).await;
     assert_eq!(reply.status, 200, "to {status}: {}", reply.text);
     assert_eq!(reply.body["status"], status);
