@@ -10,6 +10,7 @@ mod custom_fields;
 mod customers;
 pub mod extract;
 mod idempotency;
+mod imports;
 mod integrations;
 mod loyalty;
 mod network;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::routes())
         .merge(sales::routes())
         .merge(orders::routes())
+        .merge(imports::routes())
         .split_for_parts();
     Router::new()
         .nest("/api/v1", api.fallback(unknown_route))
@@ -133,6 +135,8 @@ fn body_limit(request: &Request) -> usize {
         MAX_COMPONENT_BYTES
     } else if post && (path.ends_with("/photos") || path.ends_with("/attachments")) {
         attachment_files::MAX_BYTES
+    } else if post && path == "/api/v1/imports" {
+        crate::imports::MAX_FILE_BYTES
     } else {
         BODY_LIMIT
     }
