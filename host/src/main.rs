@@ -444,11 +444,12 @@ async fn import_command(db: &Db, args: ImportArgs) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
+    .map_err(|e| match e {
+        dealer_host::error::Error::Conflict { .. } => anyhow::anyhow!("{}", describe(&e)),
+        e => anyhow::anyhow!(
             "import {id} stopped: {}; resume it with --resume {id}",
             describe(&e)
-        )
+        ),
     })?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();

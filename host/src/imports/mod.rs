@@ -463,13 +463,11 @@ async fn run_batches(
         actor,
     };
     let start = sheet.rows.partition_point(|r| r.line <= job.last_line);
-    let mut batches = 0;
-    for batch in sheet.rows[start..].chunks(BATCH_ROWS) {
-        if pass.max_batches.is_some_and(|max| batches >= max) {
+    for (committed, batch) in sheet.rows[start..].chunks(BATCH_ROWS).enumerate() {
+        if pass.max_batches.is_some_and(|max| committed >= max) {
             return release(db, runner).await;
         }
         let job = commit_batch(db, &ctx, &runner.token, batch).await?;
-        batches += 1;
         progress(&job);
     }
     finish(db, &ctx, &runner.token).await
