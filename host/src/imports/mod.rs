@@ -473,6 +473,36 @@ async fn run_batches(
     finish(db, &ctx, &runner.token).await
 }
 
+/// Resumes every job whose runner died (running, its lease run out), as the `imports`
+/// worker, each to its end; returns how many it finished. A job another runner takes first is
+/// left to it.
+pub async fn resume_abandoned(db: &Db) -> Result<usize> {
+    let ids: Vec<(i64,)> = sqlx::query_as(
+        "SELECT id FROM import_jobs WHERE status = 'running' AND lease_until < $1 ORDER BY id",
+    )
+    .bind(clock::now_ms())
+    .fetch_all(db.pool())
+    .await?;
+    let mut finished = 0;
+    for (id,) in ids {
+        let runner = match claim(db, id).await {
+            Ok(Claimed::Runner(runner)) => runner,
+            Ok(Claimed::Done(_)) | Err(Error::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        run_claimed(
+            db,
+            Actor::System("imports"),
+            runner,
+            Pass::default(),
+            |_| {},
+        )
+        .await?;
+        finished += 1;
+    }
+    Ok(finished)
+}
+
 /// Imports one batch in one transaction, with the job's progress.
 async fn commit_batch(
     db: &Db,

@@ -3,10 +3,12 @@
 //! dry run that stores nothing, idempotent re-runs, resumption after an interruption, and the
 //! job visible to its dealer's admins and HQ only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dealer_host::audit::Actor;
 use dealer_host::imports::{self, Kind, Mapping, NewImport, Pass};
+use dealer_host::{AppState, workers};
 use dealer_tests::{Backend, Reply, TestApp, call, on_both_backends, valid_vin};
 use serde_json::{Value, json};
 
@@ -17,6 +19,7 @@ on_both_backends!(
     an_xlsx_export_imports_like_the_csv,
     a_mapping_names_the_columns_and_a_bad_one_or_an_unreadable_file_is_refused_at_once,
     imports_are_for_dealer_admins_and_hq_and_stay_in_their_dealer,
+    the_imports_worker_finishes_a_job_whose_runner_died,
 );
 
 /// `POST /imports` with `file` as the body and `query` as the parameters.
@@ -560,4 +563,65 @@ async fn imports_are_for_dealer_admins_and_hq_and_stay_in_their_dealer(backend: 
     assert_eq!(customers_of(&app, app.units.dealer_b).await, 2);
     let hidden = call(app.get(&app.keys.a_admin, &format!("/imports/{}", hq_job["id"]))).await;
     assert_eq!(hidden.status, 404);
+}
+
+async fn the_imports_worker_finishes_a_job_whose_runner_died(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rows = imports::BATCH_ROWS + 10;
+    let mut csv = String::from("姓名,手机\n");
+    for i in 0..rows {
+        csv.push_str(&format!("车主{i},1391000{i:04}\n"));
+    }
+    let admin = app.caller(&app.keys.a_admin).await;
+    let new = NewImport {
+        dealer_id: app.units.dealer_a,
+        kind: Kind::Customers,
+        format: Some(imports::Format::Csv),
+        file_name: "owners.csv".into(),
+        bytes: csv.into_bytes(),
+        mapping: Mapping::new(),
+        dry_run: false,
+    };
+    let job = imports::create(&app.db, Actor::Staff(&admin), new)
+        .await
+        .expect("a job");
+    let pass = Pass {
+        max_batches: Some(1),
+    };
+    imports::run(&app.db, Actor::Staff(&admin), job.id, pass, |_| {})
+        .await
+        .expect("one batch");
+    // Its runner died after the first batch; its lease has run out.
+    sqlx::query("UPDATE import_jobs SET status = 'running', runner = 'killed', lease_until = 0 WHERE id = $1")
+        .bind(job.id)
+        .execute(app.db.pool())
+        .await
+        .expect("abandoned");
+
+    let files = dealer_tests::scratch_dir("imports-worker");
+    let state = AppState::with_runtime(app.db.clone(), dealer_tests::shared_runtime(), &files.path)
+        .expect("a host's state");
+    let intervals = workers::Intervals {
+        outbox: None,
+        scheduler: None,
+        run_retention: None,
+        imports: Some(Duration::from_millis(50)),
+    };
+    let running = workers::start(
+        &state,
+        Arc::new(dealer_host::outbox::Senders::log_only()),
+        intervals,
+    );
+    let done = finished(&app, &app.keys.a_admin, job.id).await;
+    running.stop().await;
+    assert_eq!(done["status"], "done");
+    assert_eq!(counts(&done), (rows as i64, rows as i64, 0, 0), "{done}");
+    assert_eq!(customers_of(&app, app.units.dealer_a).await, rows as i64);
+    let (worker,): (String,) =
+        sqlx::query_as("SELECT detail FROM audit_log WHERE action = 'import' AND entity_id = $1")
+            .bind(job.id)
+            .fetch_one(app.db.pool())
+            .await
+            .expect("the job's audit entry");
+    assert!(worker.contains("\"worker\":\"imports\""), "{worker}");
 }
