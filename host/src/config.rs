@@ -132,6 +132,7 @@ impl Settings {
                         .or(file.scheduler_interval_secs),
                     Intervals::default().scheduler,
                 ),
+                imports: Intervals::default().imports,
                 run_retention: Some(Retention {
                     max_days: file.run_retention_days.unwrap_or(retention.max_days),
                     max_per_hook: file

@@ -430,7 +430,8 @@ pub enum Writer {
     /// required fields must be given.
     Staff,
     /// The host making or updating a record as a follow-up of another use case (the customer
-    /// made from a lead for its order, the vehicle made or updated at delivery). It writes no
+    /// made from a lead for its order, the vehicle made or updated at delivery), or an import
+    /// of a dealer's export, which brings no custom fields. It writes no
     /// values of its own (a new record has none, an updated one keeps its own), so nothing is
     /// checked and the use case never fails for them: staff fill in a required field at their
     /// next write of the record.

@@ -14,6 +14,7 @@ pub mod customers;
 pub mod db;
 pub mod domain_events;
 pub mod error;
+pub mod imports;
 pub mod integrations;
 pub mod lookups;
 pub mod loyalty;

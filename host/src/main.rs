@@ -11,7 +11,7 @@ use dealer_host::config::{LogFormat, Overrides, Settings};
 use dealer_host::plugins::catalogue;
 use dealer_host::plugins::runtime::{Limits, Runtime};
 use dealer_host::tls::TlsFiles;
-use dealer_host::{Db, network, outbox, seed};
+use dealer_host::{Db, imports, network, outbox, seed};
 use tracing_subscriber::EnvFilter;
 
 /// Every plugin call allocates and frees a store, an instance and its bindings; mimalloc
@@ -88,6 +88,50 @@ enum Command {
     /// Print the API's OpenAPI document (JSON), as `/api/v1/openapi.json` serves it; needs
     /// no database.
     Openapi,
+    /// Import customers, vehicles or service history from a CSV or XLSX export (or resume an
+    /// interrupted import with --resume); rows are committed in batches, rows already there
+    /// are left unchanged, and every refused row is written to a CSV report.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The dealer's code (e.g. BJ-CY-4S) or id.
+    #[arg(long, required_unless_present = "resume")]
+    dealer: Option<String>,
+    /// customers, vehicles or service_history.
+    #[arg(long, value_parser = parse_kind, required_unless_present = "resume")]
+    kind: Option<imports::Kind>,
+    /// The export, `.csv` (UTF-8 or GBK) or `.xlsx`.
+    #[arg(long, required_unless_present = "resume")]
+    file: Option<PathBuf>,
+    /// Field → column header, a TOML or JSON file (`name = "客户姓名"`); other fields are
+    /// fed by the columns named like them (姓名, 手机, 车牌, VIN, 里程, ...).
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// csv or xlsx (default: from the file's extension).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<imports::Format>,
+    /// Check every row, store nothing, and report the refused ones.
+    #[arg(long)]
+    dry_run: bool,
+    /// Resume the import job with this id after its last committed batch.
+    #[arg(long, conflicts_with_all = ["dealer", "kind", "file", "mapping", "format", "dry_run"])]
+    resume: Option<i64>,
+    /// Where to write the refused rows (default import-<job id>-errors.csv).
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+fn parse_kind(s: &str) -> Result<imports::Kind, String> {
+    imports::Kind::parse(s).ok_or_else(|| {
+        let names: Vec<_> = imports::Kind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown kind {s:?}; one of: {}", names.join(", "))
+    })
+}
+
+fn parse_format(s: &str) -> Result<imports::Format, String> {
+    imports::Format::parse(s).ok_or_else(|| format!("unknown format {s:?}; csv or xlsx"))
 }
 
 #[derive(Subcommand)]
@@ -201,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { command } => keys_command(&db, command).await?,
         Command::Plugins { command } => plugins_command(&db, &settings.data_dir, command).await?,
         Command::Openapi => unreachable!("printed before the database is opened"),
+        Command::Import(args) => import_command(&db, args).await?,
         Command::Serve {
             demo,
             sla_interval_secs,
@@ -335,6 +380,189 @@ async fn plugins_command(
         }
     }
     Ok(())
+}
+
+/// Problems printed on the terminal; all of them go to the report file.
+const PRINTED_PROBLEMS: usize = 20;
+
+async fn import_command(db: &Db, args: ImportArgs) -> anyhow::Result<()> {
+    let id = match args.resume {
+        Some(id) => id,
+        None => {
+            let (Some(dealer), Some(kind), Some(file)) = (args.dealer, args.kind, args.file) else {
+                bail!("name the --dealer, the --kind and the --file, or --resume a job");
+            };
+            let dealer_id = find_dealer(db, &dealer).await?;
+            let mapping = match &args.mapping {
+                Some(path) => read_mapping(path)?,
+                None => imports::Mapping::new(),
+            };
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let new = imports::NewImport {
+                dealer_id,
+                kind,
+                format: args.format,
+                file_name: file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                bytes,
+                mapping,
+                dry_run: args.dry_run,
+            };
+            let job = imports::create(db, Actor::COMMAND_LINE, new)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot import {}: {}", file.display(), describe(&e))
+                })?;
+            eprintln!(
+                "import job {} ({} rows of {}; resume with `dealer-host import --resume {}`)",
+                job.id,
+                job.rows_total,
+                job.kind.as_str(),
+                job.id
+            );
+            job.id
+        }
+    };
+    let mut conn = db.pool().acquire().await?;
+    let job = imports::get_unscoped(&mut conn, id)
+        .await
+        .map_err(|e| anyhow::anyhow!("import {id}: {}", describe(&e)))?;
+    drop(conn);
+    let bar = indicatif::ProgressBar::new(u64::try_from(job.rows_total).unwrap_or(0)).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} {bar:40} {human_pos}/{human_len} rows ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(if job.dry_run { "checking" } else { "importing" });
+    bar.set_position(u64::try_from(job.rows_done).unwrap_or(0));
+    bar.reset_eta();
+    let started = std::time::Instant::now();
+    let first_done = job.rows_done;
+    let job = imports::run(
+        db,
+        Actor::COMMAND_LINE,
+        id,
+        imports::Pass::default(),
+        |job| {
+            bar.set_position(u64::try_from(job.rows_done).unwrap_or(0));
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        dealer_host::error::Error::Conflict { .. } => anyhow::anyhow!("{}", describe(&e)),
+        e => anyhow::anyhow!(
+            "import {id} stopped: {}; resume it with --resume {id}",
+            describe(&e)
+        ),
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let rows = job.rows_done - first_done;
+    println!(
+        "import {} of {} {}: {} rows, {} {}, {} unchanged, {} refused ({rows} rows in {seconds:.1} s, {:.0} rows/s)",
+        job.id,
+        job.kind.as_str(),
+        if job.dry_run {
+            "(dry run, nothing stored)"
+        } else {
+            "done"
+        },
+        job.rows_done,
+        job.rows_created,
+        if job.dry_run {
+            "would be created"
+        } else {
+            "created"
+        },
+        job.rows_unchanged,
+        job.rows_failed,
+        rows as f64 / seconds.max(0.001),
+    );
+    if job.rows_failed > 0 {
+        let path = args
+            .report
+            .unwrap_or_else(|| PathBuf::from(format!("import-{}-errors.csv", job.id)));
+        let printed = write_report(db, job.id, &path).await?;
+        for problem in printed {
+            println!(
+                "  line {}: {} {}: {}",
+                problem.line, problem.field, problem.code, problem.message
+            );
+        }
+        println!("every refused row is in {}", path.display());
+    }
+    Ok(())
+}
+
+/// Writes every problem of job `id` to `path` as CSV and returns the first few.
+async fn write_report(
+    db: &Db,
+    id: i64,
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<imports::RowError>> {
+    let mut writer =
+        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    writer.write_record(["line", "field", "code", "message"])?;
+    let mut conn = db.pool().acquire().await?;
+    let (mut after, mut first) = (None, Vec::new());
+    loop {
+        let page = imports::errors(&mut conn, id, after, 1000).await?;
+        for problem in page.iter().take(1000) {
+            writer.write_record([
+                problem.line.to_string().as_str(),
+                &problem.field,
+                &problem.code,
+                &problem.message,
+            ])?;
+            if first.len() < PRINTED_PROBLEMS {
+                first.push(problem.clone());
+            }
+        }
+        if page.len() <= 1000 {
+            break;
+        }
+        after = page.get(999).map(|p| p.id);
+    }
+    writer.flush()?;
+    Ok(first)
+}
+
+fn read_mapping(path: &std::path::Path) -> anyhow::Result<imports::Mapping> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JSON object of field to column", path.display()))
+    } else {
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a TOML table of field to column", path.display()))
+    }
+}
+
+/// The id of the dealer with this code, or this id.
+async fn find_dealer(db: &Db, dealer: &str) -> anyhow::Result<i64> {
+    let mut conn = db.pool().acquire().await?;
+    let unit = match network::find_by_code(&mut conn, dealer).await? {
+        Some(unit) => Some((unit.id, unit.kind)),
+        None => match dealer.parse::<i64>() {
+            Ok(id) => network::kind_and_path(&mut conn, id)
+                .await?
+                .map(|(kind, _)| (id, kind)),
+            Err(_) => None,
+        },
+    };
+    match unit {
+        Some((id, kind)) if kind == "dealer" || kind == "branch" => Ok(id),
+        Some((_, kind)) => bail!("{dealer:?} is a unit of kind {kind}, not a dealer"),
+        None => bail!("no dealer with code or id {dealer:?} (see GET /api/v1/network/units)"),
+    }
 }
 
 /// A domain error for a person at a terminal: with each invalid field's message.

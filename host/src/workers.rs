@@ -1,7 +1,8 @@
 //! The host's background loops, started with the server and stopped with it: the outbox
 //! worker (runs due domain events, the follow-ups of committed changes, then delivers due
-//! messages), the scheduler (plans reminders, expires points) and the run-log retention
-//! (deletes old plugin runs, [`runs::prune`]). Each runs one pass, then waits its interval,
+//! messages), the scheduler (plans reminders, expires points), the run-log retention
+//! (deletes old plugin runs, [`runs::prune`]) and the imports worker (finishes imports whose
+//! runner died, [`imports::resume_abandoned`]). Each runs one pass, then waits its interval,
 //! or less after a failed pass (a database outage): 15 s, doubling with each failure in a row,
 //! up to 5 minutes ([`next_wait`]); on shutdown the loop ends (the outbox pass under way
 //! finishes first, a scheduler pass is dropped). Every replica runs them: the passes share the
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::AppState;
 use crate::outbox::{self, Senders};
 use crate::plugins::runs::{self, Retention};
-use crate::{clock, domain_events, loyalty, queue, reminders};
+use crate::{clock, domain_events, imports, loyalty, queue, reminders};
 
 /// How often each loop runs; `None` turns a loop off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct Intervals {
     pub scheduler: Option<Duration>,
     /// The run log's retention policy, applied every `Retention::every`.
     pub run_retention: Option<Retention>,
+    /// Resuming imports whose runner died (`imports::resume_abandoned`).
+    pub imports: Option<Duration>,
 }
 
 impl Default for Intervals {
@@ -34,6 +37,7 @@ impl Default for Intervals {
             outbox: Some(Duration::from_secs(5)),
             scheduler: Some(Duration::from_secs(3600)),
             run_retention: Some(Retention::default()),
+            imports: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -108,6 +112,25 @@ pub fn start(state: &AppState, senders: Arc<Senders>, intervals: Intervals) -> W
                     ran(pruned, "run retention", |deleted| {
                         if deleted > 0 {
                             tracing::info!(deleted, "plugin runs pruned");
+                        }
+                    })
+                }
+            },
+        )));
+    }
+    if let Some(every) = intervals.imports {
+        let db = state.db.clone();
+        handles.push(tokio::spawn(repeat(
+            every,
+            stopped.clone(),
+            Finish::Now,
+            move || {
+                let db = db.clone();
+                async move {
+                    let resumed = imports::resume_abandoned(&db).await;
+                    ran(resumed, "imports", |finished| {
+                        if finished > 0 {
+                            tracing::info!(finished, "abandoned imports resumed");
                         }
                     })
                 }

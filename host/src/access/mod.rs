@@ -96,6 +96,8 @@ pub enum Permission {
     /// See the integration partners and grant them purposes for one's dealer, or revoke them:
     /// the dealer's own consent, so its admin only.
     ManagePartners,
+    /// Import customers, vehicles and service history from a file, and follow the imports.
+    ImportRecords,
 }
 
 impl Permission {
@@ -123,6 +125,7 @@ impl Permission {
                 matches!(role, HqAdmin | HqAnalyst | RegionalManager | DealerAdmin)
             }
             Permission::ManagePartners => role == DealerAdmin,
+            Permission::ImportRecords => matches!(role, HqAdmin | DealerAdmin),
         }
     }
 
@@ -139,6 +142,7 @@ impl Permission {
             Permission::ReadPluginRuns => "read the plugin run log",
             Permission::OperateWorkers => "see the outbox or run the scheduler",
             Permission::ManagePartners => "manage the dealer's partner grants",
+            Permission::ImportRecords => "import records from a file",
         }
     }
 }
@@ -267,6 +271,7 @@ pub enum Record {
     TestDrive,
     Appointment,
     RepairOrder,
+    ImportJob,
 }
 
 impl Record {
@@ -285,6 +290,7 @@ impl Record {
             Record::TestDrive => "test_drives",
             Record::Appointment => "appointments",
             Record::RepairOrder => "repair_orders",
+            Record::ImportJob => "import_jobs",
         }
     }
 
@@ -303,6 +309,7 @@ impl Record {
             Record::TestDrive => "test_drive",
             Record::Appointment => "appointment",
             Record::RepairOrder => "repair_order",
+            Record::ImportJob => "import_job",
         }
     }
 }

@@ -10,6 +10,7 @@ mod custom_fields;
 mod customers;
 pub mod extract;
 mod idempotency;
+mod imports;
 mod integrations;
 mod loyalty;
 mod network;
@@ -91,6 +92,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(tasks::routes())
         .merge(sales::routes())
         .merge(orders::routes())
+        .merge(imports::routes())
 }
 
 /// Refuses a body announced larger than the limit before reading any of it. A component
@@ -115,6 +117,8 @@ fn body_limit(request: &Request) -> usize {
         MAX_COMPONENT_BYTES
     } else if post && (path.ends_with("/photos") || path.ends_with("/attachments")) {
         attachment_files::MAX_BYTES
+    } else if post && path == "/api/v1/imports" {
+        crate::imports::MAX_FILE_BYTES
     } else {
         BODY_LIMIT
     }

@@ -34,6 +34,16 @@ impl PageParams {
 
     /// The id to continue below (lists are newest first).
     pub fn before_id(&self) -> Result<Option<i64>> {
+        self.cursor_id("before:")
+    }
+
+    /// The id to continue above, for the few lists kept in the order they were written
+    /// ([`Page::from_rows_oldest_first`]).
+    pub fn after_id(&self) -> Result<Option<i64>> {
+        self.cursor_id("after:")
+    }
+
+    fn cursor_id(&self, prefix: &str) -> Result<Option<i64>> {
         let Some(cursor) = &self.cursor else {
             return Ok(None);
         };
@@ -41,7 +51,7 @@ impl PageParams {
             .decode(cursor)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("before:").and_then(|n| n.parse().ok()))
+            .and_then(|s| s.strip_prefix(prefix).and_then(|n| n.parse().ok()))
             .map(Some)
             .ok_or(Error::BadRequest {
                 code: "invalid_cursor",
@@ -59,12 +69,20 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// `rows` were fetched with `LIMIT limit + 1`, newest first; `id` gives a row's id.
-    pub fn from_rows(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+    pub fn from_rows(rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        Page::cut(rows, limit, |last| format!("before:{}", id(last)))
+    }
+
+    /// `rows` were fetched with `LIMIT limit + 1`, oldest first (see [`PageParams::after_id`]).
+    pub fn from_rows_oldest_first(rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        Page::cut(rows, limit, |last| format!("after:{}", id(last)))
+    }
+
+    fn cut(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last()
-                .map(|last| URL_SAFE_NO_PAD.encode(format!("before:{}", id(last))))
+            rows.last().map(|last| URL_SAFE_NO_PAD.encode(cursor(last)))
         } else {
             None
         };

@@ -487,6 +487,7 @@ pub async fn read(
     Ok(customer)
 }
 
+/// Replaces the phones, tags and household of customer `id` with the draft's.
 async fn write_lists(conn: &mut AnyConnection, id: i64, draft: &Draft) -> Result<()> {
     for table in ["customer_phones", "customer_tags", "household_links"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE customer_id = $1"))
@@ -494,6 +495,11 @@ async fn write_lists(conn: &mut AnyConnection, id: i64, draft: &Draft) -> Result
             .execute(&mut *conn)
             .await?;
     }
+    insert_lists(conn, id, draft).await
+}
+
+/// Stores the phones, tags and household of customer `id`, which has none yet.
+async fn insert_lists(conn: &mut AnyConnection, id: i64, draft: &Draft) -> Result<()> {
     for (i, p) in draft.phones.iter().enumerate() {
         sqlx::query("INSERT INTO customer_phones (customer_id, position, phone, label) VALUES ($1, $2, $3, $4)")
             .bind(id)
@@ -521,15 +527,24 @@ async fn write_lists(conn: &mut AnyConnection, id: i64, draft: &Draft) -> Result
     Ok(())
 }
 
-/// Creates a customer of `dealer_id` (the caller has checked they may write for it), with its
-/// audit entry on `conn`; `writer` says whether staff give its custom field values.
-pub async fn create(
+/// A [`NewCustomer`] that passed [`check_new`]: normalised, ready to store.
+pub(crate) struct CheckedCustomer(Draft);
+
+impl CheckedCustomer {
+    /// The customer's phone numbers, normalised (digits only).
+    pub(crate) fn phones(&self) -> impl Iterator<Item = &str> {
+        self.0.phones.iter().map(|p| p.number.as_str())
+    }
+}
+
+/// The one check of a new customer of `dealer_id`: every problem at once, as
+/// [`Error::Invalid`]. [`create`] runs it, and so does an import, row by row.
+pub(crate) async fn check_new(
     conn: &mut AnyConnection,
-    caller: &Caller,
     dealer_id: i64,
     new: NewCustomer,
     writer: Writer,
-) -> Result<Customer> {
+) -> Result<CheckedCustomer> {
     let mut draft = Draft {
         name: new.name,
         gender: new.gender,
@@ -545,6 +560,16 @@ pub async fn create(
         custom_fields: new.custom_fields,
     };
     draft.validate(conn, dealer_id, None, writer).await?;
+    Ok(CheckedCustomer(draft))
+}
+
+/// Stores a checked customer of `dealer_id` and returns its id; the caller audits it.
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    checked: &CheckedCustomer,
+) -> Result<i64> {
+    let draft = &checked.0;
     let now = clock::now_ms();
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO customers (dealer_id, name, gender, birthday, id_number, member_tier, source_channel, referrer_id, \
@@ -565,7 +590,38 @@ pub async fn create(
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    write_lists(conn, id, &draft).await?;
+    insert_lists(conn, id, draft).await?;
+    Ok(id)
+}
+
+/// The oldest customer of `dealer_id` with phone `phone` (normalised), if any.
+pub(crate) async fn find_by_phone(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    phone: &str,
+) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT c.id FROM customer_phones p JOIN customers c ON c.id = p.customer_id \
+         WHERE p.phone = $1 AND c.dealer_id = $2 ORDER BY c.id LIMIT 1",
+    )
+    .bind(phone)
+    .bind(dealer_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// Creates a customer of `dealer_id` (the caller has checked they may write for it), with its
+/// audit entry on `conn`; `writer` says whether staff give its custom field values.
+pub async fn create(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    dealer_id: i64,
+    new: NewCustomer,
+    writer: Writer,
+) -> Result<Customer> {
+    let checked = check_new(conn, dealer_id, new, writer).await?;
+    let id = insert(conn, dealer_id, &checked).await?;
     audit::record(conn, caller, Entry::ok("create", "customer", id, dealer_id)).await?;
     Ok(load(conn, id).await?.masked_for(caller))
 }

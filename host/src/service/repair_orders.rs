@@ -1653,6 +1653,128 @@ async fn settle_in(
     fetch(conn, id).await
 }
 
+/// A visit from before the platform, as a dealer's previous system (DMS) exported it: a
+/// repair order that was settled and paid on `at`, with what it cost.
+pub(crate) struct PastVisit {
+    pub dealer_id: i64,
+    pub customer_id: i64,
+    pub vehicle_id: i64,
+    /// When it was settled, UTC ms.
+    pub at: i64,
+    pub mileage_km: Option<i64>,
+    /// The kind of service, matched like a complaint code (`maintenance`, `repair`, ...).
+    pub complaint_code: String,
+    pub complaint: String,
+    pub labour_fen: i64,
+    pub parts_fen: i64,
+}
+
+/// The rules of a repair order applied to a past visit: the complaint code and text as
+/// [`check_new`] checks them, amounts of 0 to [`AMOUNT_MAX_FEN`], an odometer of 0 to
+/// 3,000,000 km. Normalises `visit` in place and pushes every problem.
+pub(crate) fn check_past(visit: &mut PastVisit, errors: &mut Vec<FieldError>) {
+    visit.complaint_code =
+        text::required(errors, "complaint_code", &visit.complaint_code, CODE_MAX)
+            .unwrap_or_default();
+    visit.complaint = visit.complaint.trim().to_owned();
+    if visit.complaint.chars().count() > TEXT_MAX {
+        errors.push(FieldError::new(
+            "complaint",
+            "too_long",
+            format!("complaint is at most {TEXT_MAX} characters"),
+        ));
+    }
+    for (field, amount) in [
+        ("labour_fen", visit.labour_fen),
+        ("parts_fen", visit.parts_fen),
+    ] {
+        if !(0..=AMOUNT_MAX_FEN).contains(&amount) {
+            errors.push(FieldError::new(
+                field,
+                "invalid_amount",
+                format!("an amount is 0 to {AMOUNT_MAX_FEN} fen"),
+            ));
+        }
+    }
+    if visit
+        .mileage_km
+        .is_some_and(|km| !(0..=3_000_000).contains(&km))
+    {
+        errors.push(FieldError::new(
+            "mileage_km",
+            "invalid_km",
+            "an odometer reading is between 0 and 3,000,000 km",
+        ));
+    }
+}
+
+/// Stores a checked past visit as a paid repair order (its labour and parts as one line each,
+/// paid in full by the method `imported`, the timeline saying so) and returns its id. Nothing
+/// follows it (no points, no partner event: it happened before the platform); the caller
+/// audits it.
+pub(crate) async fn record_past(
+    conn: &mut AnyConnection,
+    actor: Actor<'_>,
+    visit: &PastVisit,
+) -> Result<i64> {
+    let now = clock::now_ms();
+    let total = visit.labour_fen + visit.parts_fen;
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO repair_orders (dealer_id, customer_id, vehicle_id, complaint_code, complaint, status, mileage_km, \
+         labour_fen, parts_fen, total_fen, paid_fen, settled_at, paid_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'paid', $6, $7, $8, $9, $9, $10, $10, $10, $11) RETURNING id",
+    )
+    .bind(visit.dealer_id)
+    .bind(visit.customer_id)
+    .bind(visit.vehicle_id)
+    .bind(&visit.complaint_code)
+    .bind(&visit.complaint)
+    .bind(visit.mileage_km)
+    .bind(visit.labour_fen)
+    .bind(visit.parts_fen)
+    .bind(total)
+    .bind(visit.at)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let description = if visit.complaint.is_empty() {
+        &visit.complaint_code
+    } else {
+        &visit.complaint
+    };
+    for (kind, amount) in [
+        (LineKind::Labour, visit.labour_fen),
+        (LineKind::Part, visit.parts_fen),
+    ] {
+        if amount > 0 {
+            insert_line(conn, id, kind, description, 100, amount, None).await?;
+        }
+    }
+    if total > 0 {
+        sqlx::query(
+            "INSERT INTO repair_order_payments (repair_order_id, method, amount_fen, paid_at, actor_key_id) \
+             VALUES ($1, 'imported', $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(total)
+        .bind(visit.at)
+        .bind(actor.key_id())
+        .execute(&mut *conn)
+        .await?;
+    }
+    append_event(
+        conn,
+        actor,
+        id,
+        "imported",
+        None,
+        RoStatus::Paid,
+        Some("imported from the dealer's previous system"),
+    )
+    .await?;
+    Ok(id)
+}
+
 /// A settled visit of a vehicle, as reminders count them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visit {

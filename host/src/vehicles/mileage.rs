@@ -100,9 +100,59 @@ pub async fn add(
     new: NewReading,
 ) -> Result<Reading> {
     let dealer_id = dealer_of(conn, caller, vehicle_id).await?;
+    let read_at = new
+        .read_at
+        .map_or_else(clock::now_ms, |t| t.timestamp_millis());
+    let source = new
+        .source
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "manual".into());
+    let reading = record(conn, vehicle_id, new.km, read_at, &source).await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("add_mileage", "vehicle", vehicle_id, dealer_id),
+    )
+    .await?;
+    Ok(reading)
+}
+
+/// Stores a reading of a vehicle the caller may change, once [`check`] passed; the caller
+/// audits it.
+pub(crate) async fn record(
+    conn: &mut AnyConnection,
+    vehicle_id: i64,
+    km: i64,
+    read_at: i64,
+    source: &str,
+) -> Result<Reading> {
+    check(conn, vehicle_id, km, read_at).await?;
+    sqlx::query("INSERT INTO mileage_readings (vehicle_id, km, read_at, source, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(vehicle_id)
+        .bind(km)
+        .bind(read_at)
+        .bind(source)
+        .bind(clock::now_ms())
+        .execute(&mut *conn)
+        .await?;
+    Ok(Reading {
+        km,
+        read_at: clock::to_datetime(read_at),
+        source: source.to_owned(),
+    })
+}
+
+/// The one rule of a reading: 0 to 3,000,000 km, not in the future, never below an earlier
+/// reading of the vehicle nor above a later one.
+pub(crate) async fn check(
+    conn: &mut AnyConnection,
+    vehicle_id: i64,
+    km: i64,
+    read_at: i64,
+) -> Result<()> {
     let now = clock::now_ms();
-    let read_at = new.read_at.map_or(now, |t| t.timestamp_millis());
-    if new.km < 0 || new.km > 3_000_000 {
+    if !(0..=3_000_000).contains(&km) {
         return Err(Error::invalid(
             "km",
             "invalid_km",
@@ -123,11 +173,11 @@ pub async fn add(
     .bind(read_at)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some((km,)) = before.filter(|(km,)| *km > new.km) {
+    if let Some((earlier,)) = before.filter(|(earlier,)| *earlier > km) {
         return Err(Error::invalid(
             "km",
             "mileage_decreased",
-            format!("an earlier reading already shows {km} km; odometers do not go back"),
+            format!("an earlier reading already shows {earlier} km; odometers do not go back"),
         ));
     }
     let after: Option<(i64,)> = sqlx::query_as(
@@ -137,37 +187,14 @@ pub async fn add(
     .bind(read_at)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some((km,)) = after.filter(|(km,)| *km < new.km) {
+    if let Some((later,)) = after.filter(|(later,)| *later < km) {
         return Err(Error::invalid(
             "km",
             "mileage_decreased",
-            format!("a later reading shows only {km} km"),
+            format!("a later reading shows only {later} km"),
         ));
     }
-    let source = new
-        .source
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "manual".into());
-    sqlx::query("INSERT INTO mileage_readings (vehicle_id, km, read_at, source, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(vehicle_id)
-        .bind(new.km)
-        .bind(read_at)
-        .bind(&source)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    audit::record(
-        conn,
-        caller,
-        Entry::ok("add_mileage", "vehicle", vehicle_id, dealer_id),
-    )
-    .await?;
-    Ok(Reading {
-        km: new.km,
-        read_at: clock::to_datetime(read_at),
-        source,
-    })
+    Ok(())
 }
 
 pub async fn history(

@@ -480,15 +480,31 @@ async fn write_components(
     Ok(())
 }
 
-/// Creates a vehicle of `dealer_id` (the caller has checked they may write for it), with its
-/// audit entry on `conn`; `writer` says whether staff give its custom field values.
-pub async fn create(
+/// A [`NewVehicle`] that passed [`check_new`]: normalised, ready to store.
+pub(crate) struct CheckedVehicle {
+    vin: String,
+    plate: Option<identity::Plate>,
+    owner_id: Option<i64>,
+    draft: Draft,
+}
+
+impl CheckedVehicle {
+    /// The VIN, normalised.
+    pub(crate) fn vin(&self) -> &str {
+        &self.vin
+    }
+}
+
+/// The one check of a new vehicle of `dealer_id` (VIN, owner, plate, texts, dates, components,
+/// custom fields): every problem at once, as [`Error::Invalid`]. [`create`] runs it, and so
+/// does an import, row by row. Whether the dealer has the VIN already is the caller's question
+/// ([`find_by_vin`]).
+pub(crate) async fn check_new(
     conn: &mut AnyConnection,
-    caller: &Caller,
     dealer_id: i64,
     new: NewVehicle,
     writer: Writer,
-) -> Result<Vehicle> {
+) -> Result<CheckedVehicle> {
     let mut errors = Vec::new();
     let vin = identity::parse_vin(&new.vin).unwrap_or_else(|message| {
         errors.push(FieldError::new("vin", "invalid_vin", message));
@@ -503,7 +519,7 @@ pub async fn create(
             "the owner is not a customer of this dealer",
         ));
     }
-    let mut d = Draft {
+    let mut draft = Draft {
         plate: new.plate,
         brand: new.brand,
         model: new.model,
@@ -516,22 +532,53 @@ pub async fn create(
         components: new.components,
         custom_fields: new.custom_fields,
     };
-    let plate = d.validate(conn, dealer_id, writer, &mut errors).await?;
+    let plate = draft.validate(conn, dealer_id, writer, &mut errors).await?;
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
-    let existing: Option<(i64,)> =
+    Ok(CheckedVehicle {
+        vin,
+        plate,
+        owner_id: new.owner_id,
+        draft,
+    })
+}
+
+/// The vehicle of `dealer_id` with VIN `vin` (normalised), if any.
+pub(crate) async fn find_by_vin(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    vin: &str,
+) -> Result<Option<i64>> {
+    let row: Option<(i64,)> =
         sqlx::query_as("SELECT id FROM vehicles WHERE dealer_id = $1 AND vin = $2")
             .bind(dealer_id)
-            .bind(&vin)
+            .bind(vin)
             .fetch_optional(&mut *conn)
             .await?;
-    if let Some((existing,)) = existing {
-        return Err(Error::Conflict {
-            code: "already_exists",
-            message: format!("this dealer already has the vehicle with VIN {vin} (id {existing})"),
-        });
-    }
+    Ok(row.map(|(id,)| id))
+}
+
+/// The customer who owns vehicle `id` now, if anyone does.
+pub(crate) async fn current_owner(conn: &mut AnyConnection, id: i64) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT customer_id FROM vehicle_people WHERE vehicle_id = $1 AND role = 'owner' AND until IS NULL \
+         ORDER BY since DESC, id DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(customer,)| customer))
+}
+
+/// Stores a checked vehicle of `dealer_id` (with its owner link) and returns its id; the
+/// caller has made sure the dealer does not have the VIN yet, and audits it.
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    checked: &CheckedVehicle,
+) -> Result<i64> {
+    let (d, plate) = (&checked.draft, &checked.plate);
     let now = clock::now_ms();
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO vehicles (dealer_id, vin, plate, plate_key, brand, model, trim_level, color, model_year, purchase_date, \
@@ -539,7 +586,7 @@ pub async fn create(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
     )
     .bind(dealer_id)
-    .bind(&vin)
+    .bind(&checked.vin)
     .bind(plate.as_ref().map(|p| p.display.clone()))
     .bind(plate.as_ref().map(|p| p.key.clone()))
     .bind(&d.brand)
@@ -555,7 +602,7 @@ pub async fn create(
     .fetch_one(&mut *conn)
     .await?;
     write_components(conn, id, &d.components).await?;
-    if let Some(owner) = new.owner_id {
+    if let Some(owner) = checked.owner_id {
         sqlx::query("INSERT INTO vehicle_people (vehicle_id, customer_id, role, since) VALUES ($1, $2, 'owner', $3)")
             .bind(id)
             .bind(owner)
@@ -563,6 +610,29 @@ pub async fn create(
             .execute(&mut *conn)
             .await?;
     }
+    Ok(id)
+}
+
+/// Creates a vehicle of `dealer_id` (the caller has checked they may write for it), with its
+/// audit entry on `conn`; `writer` says whether staff give its custom field values.
+pub async fn create(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    dealer_id: i64,
+    new: NewVehicle,
+    writer: Writer,
+) -> Result<Vehicle> {
+    let checked = check_new(conn, dealer_id, new, writer).await?;
+    if let Some(existing) = find_by_vin(conn, dealer_id, &checked.vin).await? {
+        return Err(Error::Conflict {
+            code: "already_exists",
+            message: format!(
+                "this dealer already has the vehicle with VIN {} (id {existing})",
+                checked.vin
+            ),
+        });
+    }
+    let id = insert(conn, dealer_id, &checked).await?;
     audit::record(conn, caller, Entry::ok("create", "vehicle", id, dealer_id)).await?;
     load(conn, id).await
 }

@@ -266,6 +266,7 @@ async fn the_background_loop_delivers_until_stopped(backend: Backend) {
         outbox: Some(Duration::from_millis(50)),
         scheduler: None,
         run_retention: None,
+        imports: None,
     };
     let running = workers::start(&state, Arc::new(senders), intervals);
     let ids = enqueue(&app, app.units.dealer_a, "app", 2).await;

@@ -13,6 +13,7 @@ mod api_customers;
 mod api_foundation;
 mod api_tickets;
 mod api_vehicles;
+mod imports;
 mod partners;
 mod shared_history;
 
