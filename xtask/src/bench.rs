@@ -502,7 +502,16 @@ fn measure(
 
 /// 8 clients each create `requests` tickets for a customer of `dealer` (the caller's own).
 fn tickets(key: &str, dealer: &str, requests: usize) -> anyhow::Result<Measured> {
-    let (_, page) = request("GET", "/api/v1/customers?limit=1", Some(key), None)?;
+    // The key's own dealer: a dealer's key also sees customers shared with it by others,
+    // and a ticket is for a customer of the dealer raising it.
+    let (_, me) = request("GET", "/api/v1/me", Some(key), None)?;
+    let dealer_id = me["org_id"].as_i64().context("the key's dealer")?;
+    let (_, page) = request(
+        "GET",
+        &format!("/api/v1/customers?dealer_id={dealer_id}&limit=1"),
+        Some(key),
+        None,
+    )?;
     let customer = page["items"][0]["id"]
         .as_i64()
         .with_context(|| format!("a customer of {dealer}"))?;
