@@ -11,6 +11,7 @@ use crate::error::{Error, FieldError, Result};
 
 /// What an import brings in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ImportKind)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Customers,

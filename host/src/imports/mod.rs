@@ -40,6 +40,7 @@ pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 const LEASE_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = ImportStatus)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Waiting for a runner, or stopped between two batches: resume it.
@@ -75,6 +76,7 @@ impl Status {
 
 /// An import job and its progress.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ImportJob)]
 pub struct Job {
     pub id: i64,
     pub dealer_id: i64,
@@ -110,6 +112,7 @@ pub struct Job {
 
 /// One problem of one refused row.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ImportRowError)]
 pub struct RowError {
     pub id: i64,
     /// The row's line in the file; the header is line 1.

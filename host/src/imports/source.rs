@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ImportFormat)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     Csv,
