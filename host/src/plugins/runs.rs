@@ -438,13 +438,22 @@ pub async fn record(conn: &mut AnyConnection, run: &NewRun) -> Result<i64> {
     .bind(run.source.as_str())
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query(
-        "UPDATE plugin_runs SET input = NULL, output = NULL, effects = NULL \
-         WHERE dealer_id = $1 AND hook = $2 AND source = $3 AND input IS NOT NULL AND id <= \
+    // Concurrent runs of one hook trim overlapping rows: on PostgreSQL each takes only the
+    // rows no other trim holds (the holder clears them), so two trims never wait on each
+    // other, which deadlocked under load. SQLite has one writer and no row locks.
+    let unlocked = if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    sqlx::query(&format!(
+        "UPDATE plugin_runs SET input = NULL, output = NULL, effects = NULL WHERE id IN \
          (SELECT id FROM plugin_runs \
-          WHERE dealer_id = $1 AND hook = $2 AND source = $3 AND input IS NOT NULL \
-          ORDER BY id DESC LIMIT 1 OFFSET $4)",
-    )
+          WHERE dealer_id = $1 AND hook = $2 AND source = $3 AND input IS NOT NULL AND id <= \
+          (SELECT id FROM plugin_runs \
+           WHERE dealer_id = $1 AND hook = $2 AND source = $3 AND input IS NOT NULL \
+           ORDER BY id DESC LIMIT 1 OFFSET $4){unlocked})"
+    ))
     .bind(run.dealer_id)
     .bind(run.hook.as_str())
     .bind(run.source.as_str())

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 on_both_backends!(
     fifty_tickets_opened_at_once_are_all_created,
     fifty_tickets_routed_by_a_plugin_at_once_are_all_created,
+    crowds_of_tickets_past_the_replay_window_are_all_created,
     fifty_retries_of_one_ticket_at_once_store_one_ticket,
     fifty_extra_work_proposals_at_once_are_all_stored,
     fifty_reported_points_events_at_once_are_all_awarded,
@@ -112,6 +113,29 @@ async fn fifty_tickets_routed_by_a_plugin_at_once_are_all_created(backend: Backe
         "{}",
         replies[0].text
     );
+}
+
+/// Past the runs kept for replay, every run clears the input of the oldest ones; crowds doing
+/// that at once deadlocked on PostgreSQL (500 `deadlock detected`).
+async fn crowds_of_tickets_past_the_replay_window_are_all_created(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let customer_id = customer(&app, 1).await;
+    let rounds = dealer_host::plugins::runs::RECENT_INPUTS as usize / CROWD + 4;
+    for round in 0..rounds {
+        let requests = (0..CROWD)
+            .map(|n| {
+                let body = ticket(customer_id, round * CROWD + n);
+                app.post(&app.keys.a_service, "/tickets", &body)
+            })
+            .collect();
+        assert_all(&all_at_once(requests).await, 201);
+    }
+    let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tickets WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_one(app.db.pool())
+        .await
+        .expect("the tickets counted");
+    assert_eq!(stored as usize, rounds * CROWD);
 }
 
 async fn fifty_retries_of_one_ticket_at_once_store_one_ticket(backend: Backend) {
