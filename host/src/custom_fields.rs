@@ -423,6 +423,25 @@ pub fn merge(
     stored
 }
 
+/// A staff patch of a record whose only change is its custom fields: `stored` merged with
+/// `patch` (see [`merge`]) and checked as a whole, or [`Error::Invalid`] naming each problem.
+pub async fn patched(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    entity: Entity,
+    stored: Map<String, Value>,
+    patch: Option<Map<String, Value>>,
+) -> Result<Map<String, Value>> {
+    let fields = merge(stored, patch);
+    let mut errors = Vec::new();
+    validate(conn, dealer_id, entity, Writer::Staff, &fields, &mut errors).await?;
+    if errors.is_empty() {
+        Ok(fields)
+    } else {
+        Err(Error::Invalid(errors))
+    }
+}
+
 /// Who writes a record's custom field values, for what [`validate`] asks of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writer {

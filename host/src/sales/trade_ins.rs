@@ -307,20 +307,14 @@ pub async fn update(
         });
     }
     let changed = patch.fields();
-    let fields = custom_fields::merge(current.custom_fields, patch.custom_fields);
-    let mut errors = Vec::new();
-    custom_fields::validate(
+    let fields = custom_fields::patched(
         conn,
         dealer_id,
         Entity::TradeIn,
-        Writer::Staff,
-        &fields,
-        &mut errors,
+        current.custom_fields,
+        patch.custom_fields,
     )
     .await?;
-    if !errors.is_empty() {
-        return Err(Error::Invalid(errors));
-    }
     let updated = sqlx::query(
         "UPDATE trade_ins SET custom_fields = $1, version = version + 1, updated_at = $2 \
          WHERE id = $3 AND version = $4",

@@ -1057,21 +1057,14 @@ pub async fn update(
 ) -> Result<RepairOrder> {
     let row = for_change(conn, caller, id, expected).await?;
     let changed = patch.fields();
-    let fields = custom_fields::merge(
-        custom_fields::from_column(&row.custom_fields),
-        patch.custom_fields,
-    );
-    let mut errors = Vec::new();
-    custom_fields::validate(
+    let fields = custom_fields::patched(
         conn,
         row.dealer_id,
         Entity::RepairOrder,
-        Writer::Staff,
-        &fields,
-        &mut errors,
+        custom_fields::from_column(&row.custom_fields),
+        patch.custom_fields,
     )
     .await?;
-    invalid_if_any(errors)?;
     advance(
         conn,
         Actor::Staff(caller),
