@@ -341,23 +341,6 @@ async fn open_lead_with_phone(
     Ok(row.map(|(id,)| id))
 }
 
-/// The dealer's customer with `phone` (the oldest, if several share it).
-async fn customer_with_phone(
-    conn: &mut AnyConnection,
-    dealer_id: i64,
-    phone: &str,
-) -> Result<Option<i64>> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT c.id FROM customers c JOIN customer_phones p ON p.customer_id = c.id \
-         WHERE c.dealer_id = $1 AND p.phone = $2 ORDER BY c.id LIMIT 1",
-    )
-    .bind(dealer_id)
-    .bind(phone)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(|(id,)| id))
-}
-
 /// The next of the dealer's active sales consultants after the one assigned last, or `None`
 /// when the dealer has none.
 async fn next_consultant(conn: &mut AnyConnection, dealer_id: i64) -> Result<Option<i64>> {
@@ -452,7 +435,7 @@ pub async fn create(
             message: format!("lead {open} is already open for this phone number"),
         });
     }
-    let customer_id = customer_with_phone(conn, dealer_id, &checked.phone).await?;
+    let customer_id = customers::find_by_phone(conn, dealer_id, &checked.phone).await?;
     let consultant_id = match new.consultant_id {
         Some(c) => Some(c),
         None => next_consultant(conn, dealer_id).await?,
@@ -807,7 +790,7 @@ pub(crate) async fn ensure_customer(
     if let Some(customer) = row.customer_id {
         return Ok(customer);
     }
-    let customer = match customer_with_phone(conn, row.dealer_id, &row.phone).await? {
+    let customer = match customers::find_by_phone(conn, row.dealer_id, &row.phone).await? {
         Some(existing) => existing,
         None => {
             let channel = decode("leads", &row.channel, Channel::parse)?;
