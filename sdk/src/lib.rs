@@ -80,7 +80,7 @@ pub mod bindings;
 pub mod dates;
 mod hooks;
 mod host;
-pub mod money;
+pub use dealer_money as money;
 
 /// VINs (ISO 3779 check digit) and Chinese plates, by the same rules the host validates with.
 pub mod identity {

@@ -171,28 +171,14 @@ fn whole(s: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// An amount in yuan (`1,280.50`, `¥1280.5`, `1280元`) in fen; at most two decimals.
+/// An amount in yuan as exports write it (`1,280.50`, `¥1280.5`, `1280元`) in fen: the
+/// grouping and the currency marks dropped, then [`dealer_money::parse_yuan`].
 fn yuan_to_fen(s: &str) -> Option<i64> {
     let cleaned: String = s
         .chars()
         .filter(|c| !matches!(c, ',' | ' ' | '¥' | '￥' | '元'))
         .collect();
-    let (negative, cleaned) = match cleaned.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, cleaned.as_str()),
-    };
-    let (whole, fraction) = cleaned.split_once('.').unwrap_or((cleaned, ""));
-    if whole.is_empty()
-        || !whole.chars().all(|c| c.is_ascii_digit())
-        || fraction.len() > 2
-        || !fraction.chars().all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let yuan: i64 = whole.parse().ok()?;
-    let fen: i64 = format!("{fraction:0<2}").parse().ok()?;
-    let total = yuan.checked_mul(100)?.checked_add(fen)?;
-    Some(if negative { -total } else { total })
+    dealer_money::parse_yuan(&cleaned).ok()
 }
 
 async fn known_key(conn: &mut AnyConnection, ctx: &Context<'_>, key: &str) -> Result<Option<i64>> {

@@ -1,7 +1,7 @@
 //! Money in integer fen (1 yuan = 100 fen), never a float.
 //!
 //! ```
-//! use dealer_sdk::money::{self, Rounding};
+//! use dealer_money::{self as money, Rounding};
 //!
 //! assert_eq!(money::format_yuan(25_800_050), "258000.50");
 //! assert_eq!(money::parse_yuan("258000.5"), Ok(25_800_050));
@@ -12,7 +12,8 @@
 
 use std::fmt;
 
-pub use crate::types::Fen;
+/// An amount in fen, as the WIT's `fen` carries it.
+pub type Fen = i64;
 
 /// Fen in one yuan.
 pub const FEN_PER_YUAN: Fen = 100;
