@@ -40,6 +40,15 @@ pub enum Error {
     Unauthenticated(&'static str),
     #[error("{0}")]
     Forbidden(String),
+    /// A sign-in with a wrong username or password (which of the two is not told).
+    #[error("the username or the password is wrong")]
+    SignInFailed,
+    /// A sign-in refused for a while after repeated wrong passwords.
+    #[error("too many wrong passwords: sign-in is locked for {} more minutes", retry_after_seconds.div_ceil(60))]
+    SignInLocked { retry_after_seconds: u64 },
+    /// A write with a session cookie that does not carry the session's CSRF token.
+    #[error("send the session's CSRF token in the X-CSRF-Token header with every write")]
+    CsrfRejected,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// An owner's link that is not (or no longer) valid.

@@ -84,20 +84,43 @@ pub async fn serve(
     };
     let served = match listener.into() {
         Endpoint::Plain(listener) => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<api::session::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
         Endpoint::Tls(listener) => {
             let app = app.layer(axum::middleware::map_response(strict_transport));
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<api::session::Peer>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
     };
     sweep.abort();
     reads.flush().await;
     served
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for api::session::Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        api::session::Peer(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::Listener>>
+    for api::session::Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::Listener>) -> Self {
+        api::session::Peer(*stream.remote_addr())
+    }
 }
 
 async fn strict_transport(mut response: axum::response::Response) -> axum::response::Response {

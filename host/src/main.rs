@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use dealer_host::access::{Role, keys};
+use dealer_host::access::{Role, keys, logins};
 use dealer_host::audit::Actor;
 use dealer_host::config::{LogFormat, Overrides, Settings};
 use dealer_host::plugins::catalogue;
@@ -66,6 +66,10 @@ enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, env = "DEALER_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Serve the console from this directory (a build of `console/`, e.g. one being
+        /// developed) instead of the one embedded in the binary.
+        #[arg(long)]
+        console_dir: Option<PathBuf>,
     },
     /// Apply pending database migrations.
     Migrate,
@@ -79,6 +83,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage staff logins for the console.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
     },
     /// Publish built plugins to HQ's catalogue and enable them for a dealer.
     Plugins {
@@ -187,6 +196,19 @@ enum KeysCommand {
     List,
 }
 
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Set the password of a login (read from DEALER_STAFF_PASSWORD, or else one line of
+    /// standard input; never an argument, which other users could see). With --staff-id it
+    /// gives that staff member a login named --username first, or renames theirs.
+    SetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        staff_id: Option<i64>,
+    },
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| {
         let names: Vec<_> = dealer_host::access::ALL_ROLES
@@ -243,6 +265,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Keys { command } => keys_command(&db, command).await?,
+        Command::Staff { command } => staff_command(&db, command).await?,
         Command::Plugins { command } => plugins_command(&db, &settings.data_dir, command).await?,
         Command::Openapi => unreachable!("printed before the database is opened"),
         Command::Import(args) => import_command(&db, args).await?,
@@ -251,12 +274,14 @@ async fn main() -> anyhow::Result<()> {
             sla_interval_secs,
             tls_cert,
             tls_key,
+            console_dir,
             ..
         } => {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.listen))?;
             let addr = listener.local_addr()?;
+            let secure_cookies = tls_cert.is_some();
             let endpoint = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => dealer_host::Endpoint::Tls(
                     dealer_host::tls::Listener::new(listener, TlsFiles::new(cert, key))
@@ -267,12 +292,14 @@ async fn main() -> anyhow::Result<()> {
             if demo {
                 let summary = seed::demo(&db).await?;
                 let issued = seed::issue_demo_keys(&db).await?;
+                let logins = seed::issue_demo_logins(&db).await?;
                 println!("{summary}\n");
                 println!(
                     "Dealer platform demo on {} ({} database)",
                     addr,
                     db.backend().name()
                 );
+                println!("  the console:     http://{addr}/");
                 println!("  browse the API:  http://{addr}/docs");
                 println!(
                     "  try:             curl -H 'Authorization: Bearer <key>' http://{addr}/api/v1/customers\n"
@@ -285,12 +312,27 @@ async fn main() -> anyhow::Result<()> {
                     };
                     println!("  {who:<30} {}  {}", key.key, key.unit_name);
                 }
+                println!("\nConsole logins (fresh passwords each start):");
+                for login in logins {
+                    let who = match login.position {
+                        Some(position) => {
+                            format!("{} ({})", login.role.as_str(), position.as_str())
+                        }
+                        None => login.role.as_str().to_owned(),
+                    };
+                    println!(
+                        "  {who:<30} {:<32} {}  {}",
+                        login.username, login.password, login.unit_name
+                    );
+                }
                 println!();
             }
             tracing::info!(%addr, backend = db.backend().name(), "serving");
             let mut state = dealer_host::AppState::new(db, &settings.data_dir)
                 .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e:#}"))?;
             state.sla_interval = std::time::Duration::from_secs(sla_interval_secs);
+            state.secure_cookies = secure_cookies;
+            state.console_dir = console_dir;
             dealer_host::serve_with_workers(
                 endpoint,
                 state,
@@ -575,6 +617,43 @@ fn describe(error: &dealer_host::error::Error) -> String {
             .join("; "),
         other => other.to_string(),
     }
+}
+
+async fn staff_command(db: &Db, command: StaffCommand) -> anyhow::Result<()> {
+    match command {
+        StaffCommand::SetPassword { username, staff_id } => {
+            let password = match std::env::var("DEALER_STAFF_PASSWORD") {
+                Ok(password) => password,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("cannot read the password from standard input")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let staff_id = match staff_id {
+                Some(id) => id,
+                None => {
+                    let mut conn = db.pool().acquire().await?;
+                    logins::staff_of_username(&mut conn, &username)
+                        .await?
+                        .with_context(|| {
+                            format!("no login is named {username:?}; give --staff-id to make one")
+                        })?
+                }
+            };
+            let change = network::LoginChange::new(&username, Some(&password)).await?;
+            let mut tx = db.begin_write().await?;
+            let login = network::set_login(&mut tx, Actor::COMMAND_LINE, staff_id, &change).await?;
+            tx.commit().await?;
+            println!(
+                "password set for {} (staff {}); their sessions have ended",
+                login.username, login.staff_id
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn keys_command(db: &Db, command: KeysCommand) -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! The dealer network: a tree of units (HQ → region → dealer group → dealer → branch), the staff
 //! who work in them, and the network-wide policy HQ sets. Owns `org_units`, `staff` and
-//! `network_policy`.
+//! `network_policy`; the use cases of staff logins and sign-in (stored by `access::logins`).
 
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
@@ -8,9 +8,11 @@ use utoipa::ToSchema;
 
 pub use crate::access::Position;
 use crate::access::keys::{self, ApiKeyInfo, NewApiKey};
+use crate::access::logins::{self, NewSession, SessionCaller, StaffLogin};
 use crate::access::{Caller, Role};
 use crate::audit::{self, Actor, Entry};
 use crate::clock;
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::text;
 
@@ -580,4 +582,159 @@ pub async fn revoke_key(
     )
     .await?;
     Ok(revoked)
+}
+
+/// A staff member's unit and its path, for the scope check of who may touch them.
+async fn staff_in_scope(conn: &mut AnyConnection, caller: &Caller, staff_id: i64) -> Result<Staff> {
+    let found: Option<(i64, String)> = sqlx::query_as(
+        "SELECT s.org_unit_id, o.path FROM staff s JOIN org_units o ON o.id = s.org_unit_id \
+         WHERE s.id = $1",
+    )
+    .bind(staff_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    crate::access::in_scope(caller, "staff", staff_id, found)?;
+    staff_member(conn, staff_id).await
+}
+
+/// A login change asked for: a checked username and, when a password is given, its hash
+/// (computed here, before any transaction, since argon2id is slow on purpose).
+pub struct LoginChange {
+    username: String,
+    password_hash: Option<String>,
+}
+
+impl LoginChange {
+    pub async fn new(username: &str, password: Option<&str>) -> Result<LoginChange> {
+        let username = logins::check_username(username)?;
+        let password_hash = match password {
+            Some(password) => {
+                logins::check_password(password, &username)?;
+                Some(logins::hash_password(password).await)
+            }
+            None => None,
+        };
+        Ok(LoginChange {
+            username,
+            password_hash,
+        })
+    }
+}
+
+/// The login of a staff member in the caller's scope (`None`: they have none).
+pub async fn login_of(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    staff_id: i64,
+) -> Result<Option<StaffLogin>> {
+    staff_in_scope(conn, caller, staff_id).await?;
+    logins::find(conn, staff_id).await
+}
+
+/// Creates or changes the login of staff member `staff_id` — in the subtree of a key holder
+/// `by` (who has checked they may manage keys), or anyone for the operator's command line —
+/// with its audit entry on `conn`. A new password ends the login's sessions.
+pub async fn set_login(
+    conn: &mut AnyConnection,
+    by: Actor<'_>,
+    staff_id: i64,
+    change: &LoginChange,
+) -> Result<StaffLogin> {
+    let staff = match by {
+        Actor::Staff(caller) => staff_in_scope(conn, caller, staff_id).await?,
+        Actor::System(_) => staff_member(conn, staff_id).await?,
+        Actor::Owner { .. } => {
+            return Err(Error::Forbidden(
+                "an owner's link cannot manage logins".into(),
+            ));
+        }
+    };
+    let login = logins::set(
+        conn,
+        staff.id,
+        staff.role,
+        staff.org_unit_id,
+        &change.username,
+        change.password_hash.as_deref(),
+    )
+    .await?;
+    audit::record_as(
+        conn,
+        &by,
+        Entry::ok("set_login", "staff", staff.id, staff.org_unit_id)
+            .with_detail(serde_json::json!({ "password_changed": change.password_hash.is_some() })),
+    )
+    .await?;
+    Ok(login)
+}
+
+/// Disables the login of staff member `staff_id` in the caller's scope and ends its sessions,
+/// with its audit entry on `conn`.
+pub async fn disable_login(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    staff_id: i64,
+) -> Result<StaffLogin> {
+    let staff = staff_in_scope(conn, caller, staff_id).await?;
+    let login = logins::disable(conn, staff_id).await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("disable_login", "staff", staff.id, staff.org_unit_id),
+    )
+    .await?;
+    Ok(login)
+}
+
+/// Signs a staff member in ([`logins::sign_in`]) and audits it as theirs.
+pub async fn sign_in(
+    db: &Db,
+    login: &str,
+    password: &str,
+    address: &str,
+) -> Result<(NewSession, SessionCaller)> {
+    let session = logins::sign_in(db, login, password, address).await?;
+    let mut conn = db.pool().acquire().await?;
+    let signed_in = logins::authenticate(&mut conn, &session.token).await?;
+    audit::record(
+        &mut conn,
+        &signed_in.caller,
+        Entry::ok(
+            "sign_in",
+            "staff",
+            session.staff_id,
+            signed_in.caller.org_id,
+        ),
+    )
+    .await?;
+    Ok((session, signed_in))
+}
+
+/// Changes the signed-in person's own password (the current one checked; their other sessions
+/// end), with its audit entry.
+pub async fn change_own_password(
+    db: &Db,
+    session: &SessionCaller,
+    current: &str,
+    new: &str,
+) -> Result<()> {
+    let mut conn = db.pool().acquire().await?;
+    let staff_id = session.caller.staff_id.unwrap_or_default();
+    let username = logins::username(&mut conn, staff_id)
+        .await?
+        .ok_or(Error::NotFound { entity: "login" })?;
+    drop(conn);
+    logins::check_password(new, &username)?;
+    logins::check_current(db, staff_id, current).await?;
+    let hash = logins::hash_password(new).await;
+    let mut tx = db.begin_write().await?;
+    logins::store_own_password(&mut tx, session, &hash).await?;
+    audit::record(
+        &mut tx,
+        &session.caller,
+        Entry::ok("change_password", "staff", staff_id, session.caller.org_id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -23,6 +23,10 @@ pub struct AppState {
     pub reads: ReadLog,
     /// Time between two SLA sweeps of a serving host ([`crate::tickets::sla`]).
     pub sla_interval: std::time::Duration,
+    /// Whether the session cookie is marked `Secure` (the host serves HTTPS).
+    pub secure_cookies: bool,
+    /// Serve the console from this directory rather than the build embedded in the binary.
+    pub console_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -57,6 +61,8 @@ impl AppState {
             plugins,
             attachments,
             sla_interval: crate::tickets::sla::DEFAULT_INTERVAL,
+            secure_cookies: false,
+            console_dir: None,
         })
     }
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::access::Caller;
+use crate::access::{self, Caller, Record};
+use crate::audit::{self, Entry};
 use crate::clock;
 use crate::db::{Param, Sql};
 use crate::error::Result;
@@ -34,6 +35,10 @@ pub struct Task {
     pub due: String,
     pub status: TaskStatus,
     pub created_at: DateTime<Utc>,
+    /// When an advisor marked it done.
+    pub done_at: Option<DateTime<Utc>>,
+    /// Who marked it done.
+    pub done_by_staff_id: Option<i64>,
 }
 
 /// A task to create.
@@ -66,6 +71,8 @@ struct Row {
     due: String,
     status: String,
     created_at: i64,
+    done_at: Option<i64>,
+    done_by_staff_id: Option<i64>,
 }
 
 impl From<Row> for Task {
@@ -84,8 +91,42 @@ impl From<Row> for Task {
                 TaskStatus::Open
             },
             created_at: clock::to_datetime(r.created_at),
+            done_at: clock::opt_datetime(r.done_at),
+            done_by_staff_id: r.done_by_staff_id,
         }
     }
+}
+
+const COLUMNS: &str = "id, dealer_id, vehicle_id, customer_id, kind, title, due, status, created_at, done_at, done_by_staff_id";
+
+/// Marks task `id` in the caller's scope done, as the caller, with its audit entry on `conn`;
+/// a task already done is answered as it is.
+pub async fn complete(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Result<Task> {
+    let dealer = access::owning_dealer(conn, caller, Record::AdvisorTask, id).await?;
+    let done = sqlx::query(
+        "UPDATE advisor_tasks SET status = 'done', done_at = $1, done_by_staff_id = $2 \
+         WHERE id = $3 AND status = 'open'",
+    )
+    .bind(clock::now_ms())
+    .bind(caller.staff_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 1 {
+        audit::record(
+            conn,
+            caller,
+            Entry::ok("complete", "advisor_task", id, dealer),
+        )
+        .await?;
+    }
+    let row: Row = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM advisor_tasks WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.into())
 }
 
 /// Creates the task unless one with its dedupe key exists at its dealer; the new id, or
@@ -121,10 +162,7 @@ pub async fn list(
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Task>> {
-    let mut sql = Sql::new(
-        "SELECT id, dealer_id, vehicle_id, customer_id, kind, title, due, status, created_at \
-         FROM advisor_tasks WHERE 1 = 1",
-    );
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM advisor_tasks WHERE 1 = 1"));
     caller.scope(&mut sql, "dealer_id");
     if let Some(status) = filter.status {
         sql.push(" AND status = ").bind(Param::Text(

@@ -5,6 +5,7 @@
 //! caller's subtree of the network is indistinguishable from a row that does not exist.
 
 pub mod keys;
+pub mod logins;
 pub mod masking;
 
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,39 @@ pub enum Permission {
 }
 
 impl Permission {
+    pub const ALL: [Permission; 12] = [
+        Permission::ReadRecords,
+        Permission::WriteRecords,
+        Permission::ManageCustomFields,
+        Permission::ManageKeys,
+        Permission::ManageNetwork,
+        Permission::ReadAudit,
+        Permission::ReadPlugins,
+        Permission::ManagePlugins,
+        Permission::ReadPluginRuns,
+        Permission::OperateWorkers,
+        Permission::ManagePartners,
+        Permission::ImportRecords,
+    ];
+
+    /// The wire name, as the console reads it to show or hide what a role may do.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ReadRecords => "read_records",
+            Permission::WriteRecords => "write_records",
+            Permission::ManageCustomFields => "manage_custom_fields",
+            Permission::ManageKeys => "manage_keys",
+            Permission::ManageNetwork => "manage_network",
+            Permission::ReadAudit => "read_audit",
+            Permission::ReadPlugins => "read_plugins",
+            Permission::ManagePlugins => "manage_plugins",
+            Permission::ReadPluginRuns => "read_plugin_runs",
+            Permission::OperateWorkers => "operate_workers",
+            Permission::ManagePartners => "manage_partners",
+            Permission::ImportRecords => "import_records",
+        }
+    }
+
     fn allowed(self, role: Role) -> bool {
         use Role::*;
         match self {
@@ -215,6 +249,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The names of every permission the caller's role holds.
+    pub fn permissions(&self) -> Vec<&'static str> {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| p.allowed(self.role))
+            .map(Permission::as_str)
+            .collect()
+    }
+
     pub fn require(&self, permission: Permission) -> Result<()> {
         if permission.allowed(self.role) {
             Ok(())
@@ -272,6 +315,7 @@ pub enum Record {
     Appointment,
     RepairOrder,
     ImportJob,
+    AdvisorTask,
 }
 
 impl Record {
@@ -291,6 +335,7 @@ impl Record {
             Record::Appointment => "appointments",
             Record::RepairOrder => "repair_orders",
             Record::ImportJob => "import_jobs",
+            Record::AdvisorTask => "advisor_tasks",
         }
     }
 
@@ -310,6 +355,7 @@ impl Record {
             Record::Appointment => "appointment",
             Record::RepairOrder => "repair_order",
             Record::ImportJob => "import_job",
+            Record::AdvisorTask => "advisor_task",
         }
     }
 }

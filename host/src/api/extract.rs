@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
+use super::{AppState, session};
 use crate::access::{Caller, keys};
 use crate::error::{Error, FieldError};
 use crate::model::Versioned;
@@ -193,6 +193,8 @@ impl From<PathRejection> for Error {
     }
 }
 
+/// A key (`Authorization: Bearer dk_…` or `X-API-Key`) or, without one, a console session
+/// cookie (whose writes carry the CSRF token, [`super::session`]).
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
@@ -202,12 +204,21 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .ok_or(Error::Unauthenticated(
-                "send your API key as `Authorization: Bearer dk_...` (create one with `dealer-host keys create`)",
-            ))?;
-        let mut conn = state.db.pool().acquire().await?;
-        let caller = keys::authenticate(&mut conn, presented.trim()).await?;
+            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        let caller = match presented {
+            Some(key) => {
+                let mut conn = state.db.pool().acquire().await?;
+                keys::authenticate(&mut conn, key.trim()).await?
+            }
+            None => match session::cookie_token(&parts.headers) {
+                Some(token) => session::caller_of_cookie(parts, state, token).await?.caller,
+                None => {
+                    return Err(Error::Unauthenticated(
+                        "sign in, or send your API key as `Authorization: Bearer dk_...` (create one with `dealer-host keys create`)",
+                    ));
+                }
+            },
+        };
         tracing::Span::current().record("key_id", caller.key_id);
         Ok(caller)
     }

@@ -6,6 +6,7 @@
 mod approvals;
 mod attachments;
 mod audit;
+mod console;
 mod custom_fields;
 mod customers;
 pub mod extract;
@@ -24,6 +25,7 @@ pub mod problem;
 mod reminders;
 mod sales;
 mod service;
+pub mod session;
 mod surveys;
 mod tasks;
 mod tickets;
@@ -33,7 +35,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
 use utoipa::ToSchema;
@@ -59,7 +61,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api.fallback(unknown_route))
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi::complete(doc)))
-        .route("/", axum::routing::get(home))
+        .fallback(console::serve)
         .layer(middleware::map_response(method_not_allowed))
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -93,6 +95,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(sales::routes())
         .merge(orders::routes())
         .merge(imports::routes())
+        .merge(session::routes())
 }
 
 /// Refuses a body announced larger than the limit before reading any of it. A component
@@ -174,8 +177,4 @@ async fn health(State(state): State<AppState>) -> Result<extract::Json<Health>, 
         database: state.db.backend().name(),
         version: env!("CARGO_PKG_VERSION"),
     }))
-}
-
-async fn home() -> Html<&'static str> {
-    Html(include_str!("home.html"))
 }

@@ -5,7 +5,9 @@
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::Response;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
 use utoipa::{Modify, OpenApi as _};
@@ -23,12 +25,14 @@ pub const BASE_PATH: &str = "/api/v1";
     info(
         title = "Dealer platform API",
         description = "Customers, vehicles and their history across a car brand's dealer network. \
-                       Authenticate with `Authorization: Bearer <API key>`. Errors are \
+                       Authenticate with `Authorization: Bearer <API key>`, or sign in \
+                       (`POST /session`) and send the `dealer_session` cookie, with the \
+                       session's `X-CSRF-Token` on every write. Errors are \
                        application/problem+json with a stable `code`. A record outside the \
                        caller's scope answers 404, the same as one that does not exist.",
     ),
     modifiers(&BearerAuth),
-    security(("api_key" = [])),
+    security(("api_key" = []), ("session" = [])),
     components(schemas(Problem))
 )]
 struct ApiDoc;
@@ -41,6 +45,10 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("dealer_session"))),
         );
     }
 }
@@ -105,8 +113,14 @@ fn complete_operation(operation: &mut Operation) {
         ));
     }
     if secured {
-        implied.push(("401", "No API key, or one that is unknown or revoked."));
-        implied.push(("403", "The caller's role may not do this."));
+        implied.push((
+            "401",
+            "No API key or session, or one that is unknown, revoked or ended.",
+        ));
+        implied.push((
+            "403",
+            "The caller's role may not do this, or a session's write lacks its CSRF token.",
+        ));
     }
     if names_record {
         implied.push((

@@ -72,10 +72,20 @@ impl IntoResponse for Error {
             },
         };
         let mut response = (status, axum::Json(problem)).into_response();
-        if let Error::Unavailable(_) = &self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        match &self {
+            Error::Unavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            Error::SignInLocked {
+                retry_after_seconds,
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+            }
+            _ => {}
         }
         if let Error::Denied(denial) = self {
             response.extensions_mut().insert(*denial);
@@ -101,6 +111,9 @@ fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::NotFound { .. } | Error::Denied(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Error::SignInFailed => (StatusCode::UNAUTHORIZED, "login_failed"),
+        Error::SignInLocked { .. } => (StatusCode::TOO_MANY_REQUESTS, "login_locked"),
+        Error::CsrfRejected => (StatusCode::FORBIDDEN, "csrf"),
         Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
         Error::LinkNotFound => (StatusCode::NOT_FOUND, "link_not_found"),
         Error::Gone { code, .. } => (StatusCode::GONE, code),

@@ -25,7 +25,7 @@ use crate::tickets::TicketStatus;
 pub const HQ_CODE: &str = "HQ";
 pub const NORTH_CODE: &str = "R-NORTH";
 pub const FLAGSHIP_CODE: &str = "BJ-CY-4S";
-const SHANGHAI_CODE: &str = "SH-PD-4S";
+pub const SHANGHAI_CODE: &str = "SH-PD-4S";
 const TIANJIN_CODE: &str = "TJ-HX-SS";
 
 const SEED: u64 = 0x5948_2024;

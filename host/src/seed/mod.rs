@@ -13,7 +13,8 @@ use std::fmt;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use crate::access::{Role, keys};
+use crate::access::{Role, keys, logins};
+use crate::audit::Actor;
 use crate::clock;
 use crate::db::{Db, Param, Sql};
 use crate::error::{Error, Result};
@@ -78,6 +79,7 @@ pub async fn demo(db: &Db) -> Result<DemoSummary> {
     let loaded = network_is_empty(&mut tx).await?;
     if loaded {
         demo::load(&mut tx).await?;
+        create_demo_logins(&mut tx).await?;
     }
     let summary = summary(&mut tx, loaded).await?;
     tx.commit().await?;
@@ -173,27 +175,8 @@ pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
     let mut issued = Vec::with_capacity(DEMO_KEYS.len());
     for (role, code, position) in DEMO_KEYS {
         let unit = demo_unit(&mut tx, code).await?;
-        let mut sql = Sql::new("SELECT id FROM staff WHERE org_unit_id = ");
-        sql.bind(Param::Int(unit.id))
-            .push(" AND role = ")
-            .bind(Param::Text(role.as_str().to_owned()))
-            .push(" AND active = 1");
-        if let Some(position) = position {
-            sql.push(" AND position = ")
-                .bind(Param::Text(position.as_str().to_owned()));
-        }
-        sql.push(" ORDER BY id LIMIT 1");
-        let staff: Option<(i64,)> = sqlx::query_as_with(sql.text(), sql.arguments())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let created = keys::create(
-            &mut tx,
-            role,
-            unit.id,
-            staff.map(|(id,)| id),
-            DEMO_KEY_LABEL,
-        )
-        .await?;
+        let staff = demo_staff(&mut tx, unit.id, role, position).await?;
+        let created = keys::create(&mut tx, role, unit.id, staff, DEMO_KEY_LABEL).await?;
         if role == Role::Partner {
             demo::grant_partner(&mut tx, created.info.id).await?;
         }
@@ -205,6 +188,139 @@ pub async fn issue_demo_keys(db: &Db) -> Result<Vec<IssuedKey>> {
         });
     }
     tx.commit().await?;
+    Ok(issued)
+}
+
+/// A console login [`issue_demo_logins`] gave a fresh password. `password` is shown this once.
+#[derive(Clone)]
+pub struct IssuedLogin {
+    pub role: Role,
+    pub position: Option<Position>,
+    pub unit_name: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// The demo staff who get a console login: one per role and position of the keys, and the
+/// general manager of the 上海浦东 4S store (another dealer, to try what is not shared).
+/// Their username is the unit's code and their position (or role): `bj-cy-4s.technician`.
+const DEMO_LOGINS: [(Role, &str, Option<Position>); 11] = [
+    (Role::HqAdmin, demo::HQ_CODE, None),
+    (Role::HqAnalyst, demo::HQ_CODE, None),
+    (Role::RegionalManager, demo::NORTH_CODE, None),
+    (
+        Role::DealerAdmin,
+        demo::FLAGSHIP_CODE,
+        Some(Position::GeneralManager),
+    ),
+    (
+        Role::Sales,
+        demo::FLAGSHIP_CODE,
+        Some(Position::SalesConsultant),
+    ),
+    (
+        Role::Sales,
+        demo::FLAGSHIP_CODE,
+        Some(Position::SalesManager),
+    ),
+    (
+        Role::Sales,
+        demo::FLAGSHIP_CODE,
+        Some(Position::FinanceDesk),
+    ),
+    (
+        Role::Service,
+        demo::FLAGSHIP_CODE,
+        Some(Position::ServiceAdvisor),
+    ),
+    (
+        Role::Service,
+        demo::FLAGSHIP_CODE,
+        Some(Position::Technician),
+    ),
+    (
+        Role::DealerAdmin,
+        demo::SHANGHAI_CODE,
+        Some(Position::GeneralManager),
+    ),
+    (
+        Role::Sales,
+        demo::SHANGHAI_CODE,
+        Some(Position::SalesConsultant),
+    ),
+];
+
+fn demo_username(code: &str, role: Role, position: Option<Position>) -> String {
+    let job = position.map_or(role.as_str(), Position::as_str);
+    format!("{}.{job}", code.to_lowercase())
+}
+
+/// The first active staff member of `unit` with `role` (and `position`).
+async fn demo_staff(
+    conn: &mut AnyConnection,
+    unit: i64,
+    role: Role,
+    position: Option<Position>,
+) -> Result<Option<i64>> {
+    let mut sql = Sql::new("SELECT id FROM staff WHERE org_unit_id = ");
+    sql.bind(Param::Int(unit))
+        .push(" AND role = ")
+        .bind(Param::Text(role.as_str().to_owned()))
+        .push(" AND active = 1");
+    if let Some(position) = position {
+        sql.push(" AND position = ")
+            .bind(Param::Text(position.as_str().to_owned()));
+    }
+    sql.push(" ORDER BY id LIMIT 1");
+    let staff: Option<(i64,)> = sqlx::query_as_with(sql.text(), sql.arguments())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(staff.map(|(id,)| id))
+}
+
+/// Gives the [`DEMO_LOGINS`] staff their logins, without a password yet (no sign-in until
+/// [`issue_demo_logins`] or `dealer-host staff set-password` sets one).
+async fn create_demo_logins(conn: &mut AnyConnection) -> Result<()> {
+    for (role, code, position) in DEMO_LOGINS {
+        let unit = demo_unit(conn, code).await?;
+        if let Some(staff) = demo_staff(conn, unit.id, role, position).await? {
+            let username = demo_username(code, role, position);
+            logins::set(conn, staff, role, unit.id, &username, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets a fresh random password on every demo login (ending their earlier sessions), to be
+/// printed by `serve --demo` next to the demo keys.
+pub async fn issue_demo_logins(db: &Db) -> Result<Vec<IssuedLogin>> {
+    let mut issued = Vec::with_capacity(DEMO_LOGINS.len());
+    for (role, code, position) in DEMO_LOGINS {
+        let password = {
+            use rand::Rng;
+            const LETTERS: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+            let mut rng = rand::thread_rng();
+            (0..12)
+                .map(|_| LETTERS[rng.gen_range(0..LETTERS.len())] as char)
+                .collect::<String>()
+        };
+        let username = demo_username(code, role, position);
+        let change = network::LoginChange::new(&username, Some(&password)).await?;
+        let mut tx = db.begin_write().await?;
+        let unit = demo_unit(&mut tx, code).await?;
+        let Some(staff) = demo_staff(&mut tx, unit.id, role, position).await? else {
+            continue;
+        };
+        network::set_login(&mut tx, Actor::COMMAND_LINE, staff, &change).await?;
+        tx.commit().await?;
+        issued.push(IssuedLogin {
+            role,
+            position,
+            unit_name: unit.name,
+            username,
+            password,
+        });
+    }
     Ok(issued)
 }
 

@@ -752,6 +752,33 @@ async fn insurance_expiring_in_30_days_gives_an_advisor_task(backend: Backend) {
     );
     let b = app.read(&app.keys.b_admin, "/tasks").await;
     assert!(items(&b).is_empty());
+
+    // The advisor marks it done from the workbench; another dealer cannot.
+    let task = tasks[0]["id"].as_i64().unwrap();
+    let foreign = call(app.post(
+        &app.keys.b_admin,
+        &format!("/tasks/{task}/done"),
+        &json!({}),
+    ))
+    .await;
+    assert_eq!(foreign.status, 404, "{}", foreign.text);
+    let done = call(app.post(
+        &app.keys.a_service,
+        &format!("/tasks/{task}/done"),
+        &json!({}),
+    ))
+    .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.body["status"], "done");
+    assert_eq!(done.body["done_by_staff_id"], app.staff.a_service);
+    assert!(done.body["done_at"].is_string());
+    let again = call(app.post(&app.keys.a_gm, &format!("/tasks/{task}/done"), &json!({}))).await;
+    assert_eq!(
+        again.body["done_by_staff_id"], app.staff.a_service,
+        "done once"
+    );
+    let open = app.read(&app.keys.a_service, "/tasks?status=open").await;
+    assert!(items(&open).is_empty(), "{open}");
 }
 
 async fn concurrent_scheduler_runs_send_each_reminder_once(backend: Backend) {

@@ -16,6 +16,7 @@ mod api_vehicles;
 mod imports;
 mod partners;
 mod shared_history;
+mod sign_in;
 
 // Sales and after-sales.
 mod business_dates;
