@@ -7,8 +7,6 @@
 //! run log, and how many vehicles a minute of the reminders scheduler plans. It prints
 //! medians, p99s and ratios; it asserts nothing.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -16,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+
+use crate::http::request;
 
 /// What `cargo xtask bench` was asked.
 pub struct Options {
@@ -178,7 +178,13 @@ pub fn run(root: &Path, target: &Path, options: &Options) -> anyhow::Result<()> 
         let hq = hq.clone();
         move || {
             let started = Instant::now();
-            let answer = request("POST", "/api/v1/reminders/run", Some(&hq), Some("{}"));
+            let answer = request(
+                LISTEN,
+                "POST",
+                "/api/v1/reminders/run",
+                Some(&hq),
+                Some("{}"),
+            );
             (started.elapsed(), answer)
         }
     });
@@ -241,7 +247,8 @@ fn run_stats(key: &str) -> anyhow::Result<RunStats> {
     let mut groups = Value::Null;
     for _ in 0..STATS_CALLS {
         let started = Instant::now();
-        let (status, answer) = request("GET", "/api/v1/plugin-runs/stats", Some(key), None)?;
+        let (status, answer) =
+            request(LISTEN, "GET", "/api/v1/plugin-runs/stats", Some(key), None)?;
         latencies.push(started.elapsed());
         if status != 200 {
             bail!("GET /plugin-runs/stats answered {status}: {answer}");
@@ -335,7 +342,7 @@ impl Server {
     fn wait_ready(&self) -> anyhow::Result<String> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok((200, body)) = request("GET", "/api/v1/health", None, None) {
+            if let Ok((200, body)) = request(LISTEN, "GET", "/api/v1/health", None, None) {
                 return Ok(body["database"].as_str().unwrap_or("?").to_owned());
             }
             if Instant::now() > deadline {
@@ -377,7 +384,7 @@ fn encode(text: &str) -> String {
 
 impl Samples {
     fn take(key: &str, n: usize) -> anyhow::Result<Samples> {
-        let (_, newest) = request("GET", "/api/v1/customers?limit=1", Some(key), None)?;
+        let (_, newest) = request(LISTEN, "GET", "/api/v1/customers?limit=1", Some(key), None)?;
         let max_id = newest["items"][0]["id"]
             .as_i64()
             .context("the newest customer")?;
@@ -393,6 +400,7 @@ impl Samples {
             // Spread over the ids, a prime stride apart so dealers and ages mix.
             let id = 1 + (i * 7919) % max_id;
             let (status, view) = request(
+                LISTEN,
                 "GET",
                 &format!("/api/v1/customers/{id}/360"),
                 Some(key),
@@ -504,7 +512,7 @@ fn measure(
 ) -> anyhow::Result<Measured> {
     load(clients, requests, &|c, i| {
         let path = &paths[(c * 31 + i) % paths.len()];
-        match request("GET", path, Some(key), None)? {
+        match request(LISTEN, "GET", path, Some(key), None)? {
             (200, _) => Ok(()),
             (status, _) => bail!("GET {path} answered {status}"),
         }
@@ -515,9 +523,10 @@ fn measure(
 fn tickets(key: &str, dealer: &str, requests: usize) -> anyhow::Result<Tickets> {
     // The key's own dealer: a dealer's key also sees customers shared with it by others,
     // and a ticket is for a customer of the dealer raising it.
-    let (_, me) = request("GET", "/api/v1/me", Some(key), None)?;
+    let (_, me) = request(LISTEN, "GET", "/api/v1/me", Some(key), None)?;
     let dealer_id = me["org_id"].as_i64().context("the key's dealer")?;
     let (_, page) = request(
+        LISTEN,
         "GET",
         &format!("/api/v1/customers?dealer_id={dealer_id}&limit=1"),
         Some(key),
@@ -536,7 +545,7 @@ fn tickets(key: &str, dealer: &str, requests: usize) -> anyhow::Result<Tickets> 
     .to_string();
     let refused = Mutex::new(Vec::new());
     let measured = load(8, requests, &|_, _| {
-        match request("POST", "/api/v1/tickets", Some(key), Some(&body))? {
+        match request(LISTEN, "POST", "/api/v1/tickets", Some(key), Some(&body))? {
             (201, _) => {}
             (status, answer) => refused.lock().expect("refusals lock").push(format!(
                 "{status} {}",
@@ -566,73 +575,4 @@ impl Tickets {
             Some(first) => format!(" ({} refused, e.g. {first})", self.refused.len()),
         }
     }
-}
-
-/// One HTTP/1.1 request on a new connection (`Connection: close`); the status and the JSON
-/// body (`Null` if it is not JSON).
-fn request(
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&str>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect(LISTEN)?;
-    stream.set_nodelay(true)?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {LISTEN}\r\nConnection: close\r\n");
-    if let Some(key) = key {
-        head.push_str(&format!("Authorization: Bearer {key}\r\n"));
-    }
-    if let Some(body) = body {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    if let Some(body) = body {
-        stream.write_all(body.as_bytes())?;
-    }
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line)?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("not an HTTP answer: {status_line:?}"))?;
-    let mut chunked = false;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if line.eq_ignore_ascii_case("transfer-encoding: chunked") {
-            chunked = true;
-        }
-    }
-    let mut raw = Vec::new();
-    reader.read_to_end(&mut raw)?;
-    if chunked {
-        raw = dechunk(&raw);
-    }
-    Ok((status, serde_json::from_slice(&raw).unwrap_or(Value::Null)))
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&raw[..end])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-            .unwrap_or(0);
-        if size == 0 || raw.len() < end + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
-        raw = &raw[(end + 4 + size).min(raw.len())..];
-    }
-    out
 }

@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod console;
+mod http;
 
 #[derive(Parser)]
 #[command(
@@ -29,12 +31,16 @@ enum Task {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
-    /// Check formatting and lints, then run every test on SQLite and PostgreSQL.
+    /// Build the console, check formatting and lints, then run every test on SQLite and
+    /// PostgreSQL: the Rust suite, then the console's browser tests against the real host.
     Test {
         /// Skip `cargo fmt --check` and clippy.
         #[arg(long)]
         no_lint: bool,
     },
+    /// Write the host's OpenAPI document to `console/openapi.json`, which the console's API
+    /// client is generated from (the tests fail while it is not current).
+    Openapi,
     /// Build the host (release), seed a scale network, serve it and print the latencies of
     /// the 360 view and customer search (1 and 8 clients) and the cost of a hook call.
     Bench {
@@ -58,6 +64,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Task::Demo { listen } => {
             setup()?;
+            console::build(&root)?;
             run(
                 cargo(&root).args(["build", "--release", "-p", "dealer-host"]),
                 "build the host",
@@ -95,7 +102,10 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Test { no_lint } => {
             setup()?;
+            console::ensure_chromium()?;
+            console::build(&root)?;
             if !no_lint {
+                console::lint(&root)?;
                 run(
                     cargo(&root).args(["fmt", "--all", "--", "--check"]),
                     "check formatting (run `cargo fmt`)",
@@ -112,7 +122,21 @@ fn main() -> anyhow::Result<()> {
                     "lint (fix the clippy findings above)",
                 )?;
             }
-            run(cargo(&root).args(["test", "--workspace"]), "run the tests")
+            run(
+                cargo(&root).args(["build", "--workspace", "--bins"]),
+                "build the host",
+            )?;
+            let binary = target_dir(&root).join("debug").join("dealer-host");
+            console::check_openapi(&root, &binary)?;
+            run(cargo(&root).args(["test", "--workspace"]), "run the tests")?;
+            console::browser_tests(&root, &binary, &target_dir(&root))
+        }
+        Task::Openapi => {
+            run(
+                cargo(&root).args(["build", "--workspace", "--bins"]),
+                "build the host",
+            )?;
+            console::write_openapi(&root, &target_dir(&root).join("debug").join("dealer-host"))
         }
         Task::Bench {
             customers,
