@@ -63,21 +63,32 @@ pub fn frame() -> OpenApi {
 /// a [`Problem`] in [`PROBLEM_JSON`].
 pub fn complete(mut doc: OpenApi) -> OpenApi {
     doc.servers = Some(vec![Server::new(BASE_PATH)]);
-    for item in doc.paths.paths.values_mut() {
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            complete_operation(operation);
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, operation) in [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            if let Some(operation) = operation {
+                operation.operation_id = Some(operation_id(method, path));
+                complete_operation(operation);
+            }
         }
     }
     doc
+}
+
+/// A name for the operation unique in the document, from its method and path
+/// (`get_customers_id_360` for `GET /customers/{id}/360`): the handlers' function names repeat
+/// across modules (`list`, `get`), and a generated client keys operations by this name.
+fn operation_id(method: &str, path: &str) -> String {
+    let words = path.split(|c: char| !c.is_ascii_alphanumeric());
+    std::iter::once(method)
+        .chain(words.filter(|w| !w.is_empty()))
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 fn complete_operation(operation: &mut Operation) {
@@ -187,6 +198,22 @@ mod tests {
             .iter()
             .map(|v| v.as_str().unwrap().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn every_operation_has_its_own_id() {
+        let doc = crate::api::document();
+        let mut seen = std::collections::HashSet::new();
+        for item in doc.paths.paths.values() {
+            for operation in [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+                .into_iter()
+                .flatten()
+            {
+                let id = operation.operation_id.clone().expect("an operationId");
+                assert!(seen.insert(id.clone()), "{id} names two operations");
+            }
+        }
+        assert!(seen.contains("get_customers_id_360"), "{seen:?}");
     }
 
     #[test]
