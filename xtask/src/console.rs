@@ -347,7 +347,7 @@ fn browser_tests_on(
         npm(root)
             .args(["run", "test:browser"])
             .env("CONSOLE_TEST_ENV", &env_file)
-            .env("CHROMIUM", CHROMIUM),
+            .env("CHROMIUM_PATH", CHROMIUM),
         &format!("run the console's browser tests on {}", database.backend()),
     )
 }
