@@ -1,0 +1,52 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { apiCall, baseUrl, launch, login, loginOf, newPage, screenshot } from './support.mjs'
+
+describe('a stale edit in a second tab', () => {
+  let browser
+  before(async () => {
+    browser = await launch()
+  })
+  after(async () => {
+    await browser?.close()
+  })
+
+  test('the second save is told of the conflict and keeps what was typed', async () => {
+    const { context, page: first } = await newPage(browser)
+    try {
+      await login(first, loginOf({ position: 'sales_manager' }))
+      const list = await apiCall(first, 'GET', '/customers?limit=1')
+      const customer = list.body.items[0]
+      const second = await context.newPage()
+      for (const page of [first, second]) {
+        await page.goto(`${baseUrl}/customers/${customer.id}`)
+        await page.locator('[data-test=edit-customer]').click()
+        await page.locator('[data-test=edit-name] input').waitFor()
+      }
+      const firstName = `${customer.name}甲`
+      const secondName = `${customer.name}乙`
+
+      await first.locator('[data-test=edit-name] input').fill(firstName)
+      await first.locator('[data-test=edit-save]').click()
+      await first.locator('[data-test=customer-name]').getByText(firstName).waitFor()
+      await screenshot(first, 'conflict', 'first-saved')
+
+      await second.locator('[data-test=edit-name] input').fill(secondName)
+      await second.locator('[data-test=edit-save]').click()
+      const conflict = second.locator('[data-test=conflict]')
+      await conflict.getByText('该客户已被他人修改').waitFor()
+      await conflict.getByText(`${customer.name} → ${firstName}`).waitFor()
+      assert.equal(await second.locator('[data-test=edit-name] input').inputValue(), secondName)
+      await screenshot(second, 'conflict', 'second-conflict')
+
+      await second.locator('[data-test=edit-save]').click()
+      await second.locator('[data-test=customer-name]').getByText(secondName).waitFor()
+      const stored = await apiCall(second, 'GET', `/customers/${customer.id}`)
+      assert.equal(stored.body.name, secondName)
+      await screenshot(second, 'conflict', 'second-saved')
+      await apiCall(second, 'PATCH', `/customers/${customer.id}`, { name: customer.name }, { 'If-Match': stored.etag })
+    } finally {
+      await context.close()
+    }
+  })
+})

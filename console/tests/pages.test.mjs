@@ -1,0 +1,82 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { baseUrl, launch, login, loginOf, newPage, screenshot } from './support.mjs'
+
+const TAG_CLASS = { breached: 'el-tag--danger', soon: 'el-tag--warning', ok: 'el-tag--success', none: 'el-tag--info' }
+
+describe('the tickets, plugins and audit pages', () => {
+  let browser
+  before(async () => {
+    browser = await launch()
+  })
+  after(async () => {
+    await browser?.close()
+  })
+
+  test('the tickets queue shows SLA colours, least time left first, and a ticket opens', async () => {
+    const { context, page } = await newPage(browser)
+    try {
+      await login(page, loginOf({ position: 'service_advisor' }))
+      await page.goto(`${baseUrl}/tickets`)
+      const tags = page.locator('[data-test=ticket-queue] [data-sla]')
+      await tags.first().waitFor()
+      const states = await tags.evaluateAll((els) => els.map((e) => ({ state: e.getAttribute('data-sla'), cls: e.className })))
+      for (const { state, cls } of states) assert.ok(cls.includes(TAG_CLASS[state]), `${state} → ${cls}`)
+      const order = ['breached', 'soon', 'ok', 'none']
+      const ranks = states.map((s) => order.indexOf(s.state))
+      assert.deepEqual(ranks, [...ranks].sort((a, b) => a - b), 'breached first, then under an hour, then the rest')
+      await screenshot(page, 'tickets', 'queue')
+      await page.locator('[data-test=ticket-queue] .el-table__body tr').first().click()
+      await page.waitForURL(/\/tickets\/\d+$/)
+      await page.getByText('处理记录').waitFor()
+      await screenshot(page, 'tickets', 'detail')
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('the plugins page renders for the general manager (dealer admin)', async () => {
+    const { context, page } = await newPage(browser)
+    try {
+      await login(page, loginOf({ position: 'general_manager' }))
+      await page.goto(`${baseUrl}/plugins`)
+      await page.locator('[data-test=bindings]').waitFor()
+      await page.locator('[data-test=catalogue] .el-table__body tr').first().waitFor()
+      await page.locator('[data-test=runs]').waitFor()
+      await page.waitForLoadState('networkidle')
+      assert.equal(await page.locator('.el-alert--error').count(), 0, 'no call failed')
+      await screenshot(page, 'plugins', 'plugins')
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('the audit log lists entries and filters them', async () => {
+    const { context, page } = await newPage(browser)
+    try {
+      await login(page, loginOf({ role: 'hq_admin', org: 'HQ' }))
+      await page.goto(`${baseUrl}/audit`)
+      const rows = page.locator('[data-test=audit-table] .el-table__body tr')
+      await rows.first().waitFor()
+      await screenshot(page, 'audit', 'audit')
+      await page.getByLabel('结果').click()
+      await page.getByRole('option', { name: '成功' }).click()
+      await page.waitForResponse((r) => r.url().includes('/api/v1/audit?') && r.url().includes('outcome=ok'))
+      await rows.first().waitFor()
+      await screenshot(page, 'audit', 'filtered')
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('the shell works at tablet width with the menu collapsed', async () => {
+    const { context, page } = await newPage(browser, { width: 820, height: 1180 })
+    try {
+      await login(page, loginOf({ position: 'service_advisor' }))
+      await page.locator('.el-menu--collapse').waitFor()
+      await screenshot(page, 'tablet', 'workbench')
+    } finally {
+      await context.close()
+    }
+  })
+})
