@@ -51,7 +51,7 @@ describe('the approvals inbox', () => {
       await page.getByRole('button', { name: '取消' }).click()
 
       await row.locator('[data-test=approve]').click()
-      await page.locator('[data-test=decision-comment] textarea').fill('同意，客户为老客户')
+      await page.locator('textarea[data-test=decision-comment]').fill('同意，客户为老客户')
       await Promise.all([
         page.waitForResponse((r) => r.url().endsWith(`/api/v1/approvals/${request.id}/approve`) && r.status() === 200),
         page.locator('[data-test=decision-submit]').click(),

@@ -21,22 +21,22 @@ describe('a stale edit in a second tab', () => {
       for (const page of [first, second]) {
         await page.goto(`${baseUrl}/customers/${customer.id}`)
         await page.locator('[data-test=edit-customer]').click()
-        await page.locator('[data-test=edit-name] input').waitFor()
+        await page.locator('input[data-test=edit-name]').waitFor()
       }
       const firstName = `${customer.name}甲`
       const secondName = `${customer.name}乙`
 
-      await first.locator('[data-test=edit-name] input').fill(firstName)
+      await first.locator('input[data-test=edit-name]').fill(firstName)
       await first.locator('[data-test=edit-save]').click()
       await first.locator('[data-test=customer-name]').getByText(firstName).waitFor()
       await screenshot(first, 'conflict', 'first-saved')
 
-      await second.locator('[data-test=edit-name] input').fill(secondName)
+      await second.locator('input[data-test=edit-name]').fill(secondName)
       await second.locator('[data-test=edit-save]').click()
       const conflict = second.locator('[data-test=conflict]')
       await conflict.getByText('该客户已被他人修改').waitFor()
       await conflict.getByText(`${customer.name} → ${firstName}`).waitFor()
-      assert.equal(await second.locator('[data-test=edit-name] input').inputValue(), secondName)
+      assert.equal(await second.locator('input[data-test=edit-name]').inputValue(), secondName)
       await screenshot(second, 'conflict', 'second-conflict')
 
       await second.locator('[data-test=edit-save]').click()

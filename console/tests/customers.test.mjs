@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { apiCall, baseUrl, launch, login, loginOf, newPage, screenshot } from './support.mjs'
 
 async function searchFor(page, text) {
-  const box = page.locator('[data-test=customer-search] input')
+  const box = page.locator('input[data-test=customer-search]')
   await box.fill('')
   await Promise.all([
     page.waitForResponse((r) => r.url().includes('/api/v1/customers?') && r.status() === 200),

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { baseUrl, launch, login, loginOf, newPage, screenshot } from './support.mjs'
+import { baseUrl, launch, lockoutLogin, login, loginOf, newPage, screenshot } from './support.mjs'
 
 describe('signing in and out', () => {
   let browser
@@ -12,7 +12,7 @@ describe('signing in and out', () => {
   })
 
   test('a wrong password is refused in words, and five of them lock the account', async () => {
-    const account = loginOf({ org: 'SH-PD-4S', position: 'general_manager' })
+    const account = lockoutLogin
     const { context, page } = await newPage(browser)
     try {
       await page.goto(`${baseUrl}/login`)
@@ -43,7 +43,7 @@ describe('signing in and out', () => {
     const { context, page } = await newPage(browser)
     try {
       await page.goto(`${baseUrl}/tickets`)
-      await page.waitForURL(/\/login\?next=%2Ftickets/)
+      await page.waitForURL(/\/login\?next=(%2F|\/)tickets/)
       await login(page, loginOf({ position: 'service_advisor' }), '/tickets')
       await page.waitForURL(`${baseUrl}/tickets`)
       await screenshot(page, 'login-next', 'tickets')

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { baseUrl, launch, login, loginOf, newPage, screenshot } from './support.mjs'
+import { apiCall, baseUrl, launch, login, loginOf, newPage, screenshot } from './support.mjs'
 
 const TAG_CLASS = { breached: 'el-tag--danger', soon: 'el-tag--warning', ok: 'el-tag--success', none: 'el-tag--info' }
 
@@ -17,6 +17,16 @@ describe('the tickets, plugins and audit pages', () => {
     const { context, page } = await newPage(browser)
     try {
       await login(page, loginOf({ position: 'service_advisor' }))
+      const customers = await apiCall(page, 'GET', '/customers?limit=1')
+      const opened = await apiCall(page, 'POST', '/tickets', {
+        customer_id: customers.body.items[0].id,
+        channel: 'hotline',
+        category: 'complaint',
+        subject: '空调异响，要求回电',
+        priority: 'urgent',
+      })
+      assert.equal(opened.status, 201, JSON.stringify(opened.body))
+      assert.ok(opened.body.first_contact_due, 'routing gave the new ticket an SLA')
       await page.goto(`${baseUrl}/tickets`)
       const tags = page.locator('[data-test=ticket-queue] [data-sla]')
       await tags.first().waitFor()
@@ -25,6 +35,7 @@ describe('the tickets, plugins and audit pages', () => {
       const order = ['breached', 'soon', 'ok', 'none']
       const ranks = states.map((s) => order.indexOf(s.state))
       assert.deepEqual(ranks, [...ranks].sort((a, b) => a - b), 'breached first, then under an hour, then the rest')
+      assert.ok(states.some((s) => s.state === 'ok'), 'the new ticket, hours to go, is green')
       await screenshot(page, 'tickets', 'queue')
       await page.locator('[data-test=ticket-queue] .el-table__body tr').first().click()
       await page.waitForURL(/\/tickets\/\d+$/)
@@ -41,8 +52,9 @@ describe('the tickets, plugins and audit pages', () => {
       await login(page, loginOf({ position: 'general_manager' }))
       await page.goto(`${baseUrl}/plugins`)
       await page.locator('[data-test=bindings]').waitFor()
-      await page.locator('[data-test=catalogue] .el-table__body tr').first().waitFor()
-      await page.locator('[data-test=runs]').waitFor()
+      await page.locator('[data-test=catalogue]').waitFor()
+      await page.locator('[data-test=stats-chart] canvas').waitFor()
+      await page.locator('[data-test=runs] .el-table__body tr').first().waitFor()
       await page.waitForLoadState('networkidle')
       assert.equal(await page.locator('.el-alert--error').count(), 0, 'no call failed')
       await screenshot(page, 'plugins', 'plugins')
@@ -59,7 +71,7 @@ describe('the tickets, plugins and audit pages', () => {
       const rows = page.locator('[data-test=audit-table] .el-table__body tr')
       await rows.first().waitFor()
       await screenshot(page, 'audit', 'audit')
-      await page.getByLabel('结果').click()
+      await page.locator('.el-select').filter({ has: page.getByRole('combobox', { name: '结果' }) }).click()
       await page.getByRole('option', { name: '成功' }).click()
       await page.waitForResponse((r) => r.url().includes('/api/v1/audit?') && r.url().includes('outcome=ok'))
       await rows.first().waitFor()

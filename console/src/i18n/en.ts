@@ -81,8 +81,8 @@ const en: typeof zhCN = {
   pointsKind: { earn: 'Earned', redeem: 'Redeemed', expire: 'Expired', adjust: 'Adjusted' },
   interaction: { call: 'Call', visit: 'Visit', message: 'Message', note: 'Note', purchase: 'Purchase', service: 'Service' },
   survey: { sentAt: 'Sent', answeredAt: 'Answered', unanswered: 'not answered', comment: 'Comment' },
-  reminderStatus: { planned: 'Planned', sent: 'Sent', cancelled: 'Cancelled' },
-  reminderKind: { maintenance: 'Maintenance', insurance_renewal: 'Insurance renewal', annual_inspection: 'Annual inspection' },
+  reminderStatus: { scheduled: 'Scheduled', sent: 'Sent', task: 'Advisor task' },
+  reminderKind: { maintenance: 'Maintenance', insurance_renewal: 'Insurance renewal', birthday: 'Birthday', purchase_anniversary: 'Purchase anniversary', care: 'Care' },
   appointment: {
     service: { maintenance: 'Maintenance', repair: 'Repair', warranty: 'Warranty', campaign: 'Campaign', inspection: 'Inspection', other: 'Other' },
     status: { booked: 'Booked', arrived: 'Arrived', cancelled: 'Cancelled', no_show: 'No-show' },
@@ -95,7 +95,7 @@ const en: typeof zhCN = {
   },
   approvals: {
     title: 'Approvals', mine: 'Waiting for me', allPending: 'All pending', all: 'All', what: 'Request', amount: 'Amount',
-    base: 'base', requestedBy: 'Asked by', staff: 'staff #{id}', waitingFor: 'Waiting for', approve: 'Approve', reject: 'Reject',
+    base: 'base', discountOf: '{pct}% of {base}', requestedBy: 'Asked by', staff: 'staff #{id}', waitingFor: 'Waiting for', approve: 'Approve', reject: 'Reject',
     approveTitle: 'Approve the request', rejectTitle: 'Reject the request', comment: 'Comment (optional)', reason: 'Reason for rejecting',
     reasonRequired: 'A rejection needs a reason', approved: 'Approved', rejected: 'Rejected', noneMine: 'Nothing is waiting for your approval',
     decisionReason: 'Rule',

@@ -12,7 +12,7 @@ function storedLocale(): Locale {
   return stored === 'en' ? 'en' : 'zh-CN'
 }
 
-export const i18n = createI18n<[typeof zhCN], Locale>({
+export const i18n = createI18n({
   legacy: false,
   locale: storedLocale(),
   fallbackLocale: 'zh-CN',

@@ -79,8 +79,8 @@ export default {
   pointsKind: { earn: '获得', redeem: '兑换', expire: '过期', adjust: '调整' },
   interaction: { call: '电话', visit: '到店', message: '消息', note: '备注', purchase: '购买', service: '服务' },
   survey: { sentAt: '发送时间', answeredAt: '回复时间', unanswered: '未回复', comment: '评价' },
-  reminderStatus: { planned: '已计划', sent: '已发送', cancelled: '已取消' },
-  reminderKind: { maintenance: '保养', insurance_renewal: '保险续保', annual_inspection: '年检' },
+  reminderStatus: { scheduled: '待发送', sent: '已发送', task: '已转顾问任务' },
+  reminderKind: { maintenance: '保养', insurance_renewal: '保险续保', birthday: '生日', purchase_anniversary: '购车纪念日', care: '关怀' },
   appointment: {
     service: { maintenance: '保养', repair: '维修', warranty: '保修', campaign: '召回/活动', inspection: '检测', other: '其他' },
     status: { booked: '已预约', arrived: '已到店', cancelled: '已取消', no_show: '未到店' },
@@ -93,7 +93,7 @@ export default {
   },
   approvals: {
     title: '审批', mine: '待我审批', allPending: '全部待审批', all: '全部', what: '审批内容', amount: '金额',
-    base: '原价', requestedBy: '申请人', staff: '员工 #{id}', waitingFor: '当前环节', approve: '通过', reject: '驳回',
+    base: '原价', discountOf: '原价 {base} 的 {pct}%', requestedBy: '申请人', staff: '员工 #{id}', waitingFor: '当前环节', approve: '通过', reject: '驳回',
     approveTitle: '通过审批', rejectTitle: '驳回审批', comment: '意见（可选）', reason: '驳回原因',
     reasonRequired: '驳回必须填写原因', approved: '已通过', rejected: '已驳回', noneMine: '没有等待您审批的申请',
     decisionReason: '规则说明',
