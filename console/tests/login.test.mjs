@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { baseUrl, launch, lockoutLogin, login, loginOf, newPage, screenshot } from './support.mjs'
+import { apiCall, baseUrl, launch, lockoutLogin, login, loginOf, newPage, screenshot } from './support.mjs'
 
 describe('signing in and out', () => {
   let browser
@@ -66,6 +66,51 @@ describe('signing in and out', () => {
       await screenshot(page, 'logout', 'login')
       const afterLogout = await fetch(`${baseUrl}/api/v1/session`, { headers: { Cookie: `dealer_session=${cookie.value}` } })
       assert.equal(afterLogout.status, 401)
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('a session that ends sends the next call to the login page, which comes back after', async () => {
+    const { context, page } = await newPage(browser)
+    try {
+      await login(page, loginOf({ position: 'sales_consultant' }))
+      await context.clearCookies()
+      await page.locator('[data-test=side-menu] [data-menu="/customers"]').click()
+      await page.waitForURL(/\/login\?next=(%2F|\/)customers/)
+      await screenshot(page, 'session-ended', 'login')
+      await login(page, loginOf({ position: 'sales_consultant' }), '/customers')
+      await page.waitForURL(`${baseUrl}/customers`)
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('the password is changed from the header, a wrong current one refused', async () => {
+    const account = loginOf({ position: 'finance_desk' })
+    const changed = `${account.password}-new`
+    const { context, page } = await newPage(browser)
+    try {
+      await login(page, account)
+      await page.locator('[data-test=change-password]').click()
+      await page.getByLabel('当前密码').fill('not-my-password')
+      await page.getByLabel('新密码', { exact: true }).fill(changed)
+      await page.getByLabel('再次输入新密码').fill(changed)
+      await page.locator('[data-test=password-submit]').click()
+      await page.locator('[data-test=password-error]').waitFor()
+      await screenshot(page, 'password', 'wrong-current')
+      await page.getByLabel('当前密码').fill(account.password)
+      await page.locator('[data-test=password-submit]').click()
+      await page.getByText('密码已修改').waitFor()
+      const signIn = (password) =>
+        fetch(`${baseUrl}/api/v1/session`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ username: account.username, password }),
+        })
+      assert.equal((await signIn(changed)).status, 201)
+      const back = await apiCall(page, 'PUT', '/session/password', { current_password: changed, new_password: account.password })
+      assert.equal(back.status, 204)
     } finally {
       await context.close()
     }

@@ -29,7 +29,15 @@ describe('each role signs in and sees its own menu', () => {
           .filter(([, permission]) => permission === null || me.permissions.includes(permission))
           .map(([path]) => path)
         assert.deepEqual(await menuPaths(page), expected)
-        await screenshot(page, name, 'workbench')
+        for (const path of expected) {
+          await page.locator(`[data-test=side-menu] [data-menu="${path}"]`).click()
+          await page.waitForURL(`${env.base_url}${path}`)
+          await page.waitForLoadState('networkidle')
+          await page.locator('.el-loading-mask').first().waitFor({ state: 'hidden' })
+          const errors = await page.locator('.el-alert--error').allInnerTexts()
+          assert.deepEqual(errors, [], `${path} shows no failed call`)
+          await screenshot(page, name, path === '/' ? 'workbench' : path.slice(1))
+        }
       } finally {
         await context.close()
       }

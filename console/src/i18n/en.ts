@@ -9,7 +9,6 @@ const en: typeof zhCN = {
     unknown: 'Unknown', updatedAt: 'Updated', yes: 'Yes',
   },
   errors: {
-    csrf: 'The session check failed; reload the page and try again',
     forbiddenPage: 'Your role may not use this page',
     generic: 'The request failed (HTTP {status})',
     network: 'The server cannot be reached; check the network',
@@ -24,6 +23,18 @@ const en: typeof zhCN = {
     brand: 'Dealer console', brandShort: 'DC', language: 'Language', logout: 'Sign out',
     logoutFailed: 'The server did not answer; you are signed out on this device', toggleMenu: 'Expand or collapse the menu',
   },
+  password: {
+    title: 'Change password', current: 'Current password', new: 'New password', repeat: 'New password again', currentRequired: 'Enter your current password',
+    newRequired: 'Enter a new password', length: '{min} to {max} characters', mismatch: 'The two new passwords differ', changed: 'Password changed; your other sessions have ended',
+  },
+  problem: {
+    unauthenticated: 'Your session has ended; sign in again', forbidden: 'Your role may not do this', not_found: 'No such record, or not within your access',
+    csrf: 'The session check failed; reload the page and try again', stale_version: 'Someone else changed this record; reload and try again', if_match_required: 'The version is missing; reload and try again',
+    invalid_transition: 'Not allowed in the current status', validation_failed: 'Some fields are not accepted', already_exists: 'Such a record already exists',
+    unavailable: 'The service is unavailable for the moment; try again soon', internal: 'An internal error; it has been logged', plugin_failed: 'A plugin failed and the operation was refused',
+    plugin_unavailable: 'A plugin is unavailable for the moment; try again soon', login_failed: 'Wrong username or password',
+  },
+  fieldError: { required: 'Required', wrong_password: 'The current password is wrong', unknown_field: 'Not a known field' },
   menu: { workbench: 'Workbench', customers: 'Customers', approvals: 'Approvals', tickets: 'Tickets', plugins: 'Plugins', audit: 'Audit log' },
   role: {
     hq_admin: 'HQ admin', hq_analyst: 'HQ analyst', regional_manager: 'Regional manager', dealer_admin: 'Dealer admin',
@@ -121,7 +132,7 @@ const en: typeof zhCN = {
     leftIn: '{span} left', overdueBy: '{span} over',
   },
   plugins: {
-    title: 'Plugins', dealer: 'Dealer', bindings: "This dealer's bindings", catalogue: 'Catalogue', runs: 'Run log', hook: 'Hook',
+    title: 'Plugins', dealer: 'Dealer', bindings: "The dealer's bindings", catalogue: 'Catalogue', runs: 'Run log', hook: 'Hook',
     plugin: 'Plugin', pinned: 'Pinned', previous: 'Previous', failurePolicy: 'On failure', killSwitch: 'Switch',
     stopped: 'Stopped', running: 'Running', kill: 'Stop now', revive: 'Revive', rollback: 'Roll back', configure: 'Configure',
     killReason: 'Reason (optional)', killTitle: 'Stop the {hook} plugin', killed: 'Stopped', revived: 'Revived', rolledBack: 'Rolled back',

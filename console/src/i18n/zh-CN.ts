@@ -7,7 +7,6 @@ export default {
     unknown: '未知', updatedAt: '更新时间', yes: '是',
   },
   errors: {
-    csrf: '会话校验失败，请刷新页面后重试',
     forbiddenPage: '您的角色无权使用此页面',
     generic: '操作失败（HTTP {status}）',
     network: '无法连接服务器，请检查网络',
@@ -22,6 +21,18 @@ export default {
     brand: '经销商管理控制台', brandShort: '控制台', language: '语言', logout: '退出登录',
     logoutFailed: '退出时服务器未响应，已在本机清除登录状态', toggleMenu: '展开或收起菜单',
   },
+  password: {
+    title: '修改密码', current: '当前密码', new: '新密码', repeat: '再次输入新密码', currentRequired: '请输入当前密码',
+    newRequired: '请输入新密码', length: '密码长度为 {min} 到 {max} 个字符', mismatch: '两次输入的新密码不一致', changed: '密码已修改，其他设备上的登录已退出',
+  },
+  problem: {
+    unauthenticated: '登录已失效，请重新登录', forbidden: '您的角色无权执行此操作', not_found: '记录不存在或不在您的权限范围内',
+    csrf: '会话校验失败，请刷新页面后重试', stale_version: '该记录已被他人修改，请刷新后再试', if_match_required: '缺少版本信息，请刷新后再试',
+    invalid_transition: '当前状态不允许此操作', validation_failed: '有字段不符合要求', already_exists: '已存在相同的记录',
+    unavailable: '服务暂时不可用，请稍后再试', internal: '服务器内部错误，已记录', plugin_failed: '插件执行失败，操作被拒绝',
+    plugin_unavailable: '插件暂时不可用，请稍后再试', login_failed: '用户名或密码错误',
+  },
+  fieldError: { required: '此项必填', wrong_password: '当前密码不正确', unknown_field: '系统不认识此字段' },
   menu: { workbench: '工作台', customers: '客户', approvals: '审批', tickets: '工单', plugins: '插件', audit: '审计日志' },
   role: {
     hq_admin: '总部管理员', hq_analyst: '总部分析师', regional_manager: '区域经理', dealer_admin: '经销商管理员',
@@ -119,11 +130,11 @@ export default {
     leftIn: '剩余 {span}', overdueBy: '已超 {span}',
   },
   plugins: {
-    title: '插件', dealer: '经销商', bindings: '本店插件绑定', catalogue: '插件目录', runs: '运行日志', hook: '扩展点',
+    title: '插件', dealer: '经销商', bindings: '经销商插件绑定', catalogue: '插件目录', runs: '运行日志', hook: '扩展点',
     plugin: '插件', pinned: '当前版本', previous: '上一版本', failurePolicy: '失败策略', killSwitch: '开关',
     stopped: '已停用', running: '运行中', kill: '紧急停用', revive: '恢复', rollback: '回滚', configure: '配置',
     killReason: '停用原因（可选）', killTitle: '停用「{hook}」插件', killed: '已停用', revived: '已恢复', rolledBack: '已回滚',
-    noBindings: '本店未绑定插件，全部使用内置规则', dealerKilled: '本店插件总开关已关闭：{reason}', builtIn: '内置规则',
+    noBindings: '未绑定插件，全部使用内置规则', dealerKilled: '该经销商的插件总开关已关闭：{reason}', builtIn: '内置规则',
     calls: '调用次数', errorRate: '错误率', statsChart: '插件调用次数与错误率', noRuns: '暂无运行记录', outcome: '结果',
     duration: '耗时', error: '错误', configTitle: '配置 {name}', noSettings: '该插件没有可配置项',
     bindingConflict: '该绑定已被他人修改，请关闭后重新打开',
