@@ -56,7 +56,7 @@ const en: typeof zhCN = {
     dueAt: 'due {at}',
   },
   customers: {
-    title: 'Customers', search: 'Search customers', searchPlaceholder: 'Name, phone, last 4 digits, plate, VIN or #tag',
+    title: 'Customers', dealer: 'Dealer', search: 'Search customers', searchPlaceholder: 'Name, phone, last 4 digits, plate, VIN or #tag',
     searchingBy: 'Searching by {kind}',
     kind: { all: 'everything', phone: 'phone', phoneTail: 'last 4 digits', plate: 'plate', vin: 'VIN', tag: 'tag', name: 'name' },
   },
@@ -106,7 +106,7 @@ const en: typeof zhCN = {
   },
   approvals: {
     title: 'Approvals', mine: 'Waiting for me', allPending: 'All pending', all: 'All', what: 'Request', amount: 'Amount',
-    base: 'base', discountOf: '{pct}% of {base}', requestedBy: 'Asked by', staff: 'staff #{id}', waitingFor: 'Waiting for', approve: 'Approve', reject: 'Reject',
+    base: 'base', discountOf: '{pct}% of {base}', requestedBy: 'Asked by', waitingFor: 'Waiting for', approve: 'Approve', reject: 'Reject',
     approveTitle: 'Approve the request', rejectTitle: 'Reject the request', comment: 'Comment (optional)', reason: 'Reason for rejecting',
     reasonRequired: 'A rejection needs a reason', approved: 'Approved', rejected: 'Rejected', noneMine: 'Nothing is waiting for your approval',
     decisionReason: 'Rule',

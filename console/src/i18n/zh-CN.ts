@@ -54,7 +54,7 @@ export default {
     dueAt: '应于 {at}',
   },
   customers: {
-    title: '客户', search: '搜索客户', searchPlaceholder: '姓名、手机号、手机尾号 4 位、车牌、VIN 或 #标签',
+    title: '客户', dealer: '门店', search: '搜索客户', searchPlaceholder: '姓名、手机号、手机尾号 4 位、车牌、VIN 或 #标签',
     searchingBy: '按{kind}搜索',
     kind: { all: '全部', phone: '手机号', phoneTail: '手机尾号', plate: '车牌', vin: 'VIN', tag: '标签', name: '姓名' },
   },
@@ -104,7 +104,7 @@ export default {
   },
   approvals: {
     title: '审批', mine: '待我审批', allPending: '全部待审批', all: '全部', what: '审批内容', amount: '金额',
-    base: '原价', discountOf: '原价 {base} 的 {pct}%', requestedBy: '申请人', staff: '员工 #{id}', waitingFor: '当前环节', approve: '通过', reject: '驳回',
+    base: '原价', discountOf: '原价 {base} 的 {pct}%', requestedBy: '申请人', waitingFor: '当前环节', approve: '通过', reject: '驳回',
     approveTitle: '通过审批', rejectTitle: '驳回审批', comment: '意见（可选）', reason: '驳回原因',
     reasonRequired: '驳回必须填写原因', approved: '已通过', rejected: '已驳回', noneMine: '没有等待您审批的申请',
     decisionReason: '规则说明',
