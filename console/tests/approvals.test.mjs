@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { apiCall, baseUrl, launch, login, loginOf, newPage, screenshot } from './support.mjs'
 
-/** A draft order with a 5% discount: the built-in rule (or the dealer's plugin) asks the sales manager. */
+/** A draft order with a 5% discount, asked for by `page`'s person: the built-in rule (or the dealer's plugin) asks the sales manager. */
 async function createPendingDiscount(page) {
   const customers = await apiCall(page, 'GET', '/customers?limit=1')
   const order = await apiCall(page, 'POST', '/orders', {
@@ -33,7 +33,13 @@ describe('the approvals inbox', () => {
       let mine = await apiCall(page, 'GET', '/approvals?status=pending&mine=true')
       assert.equal(mine.status, 200)
       if (mine.body.length === 0) {
-        await createPendingDiscount(page)
+        const asker = await newPage(browser)
+        try {
+          await login(asker.page, loginOf({ position: 'sales_consultant' }))
+          await createPendingDiscount(asker.page)
+        } finally {
+          await asker.context.close()
+        }
         mine = await apiCall(page, 'GET', '/approvals?status=pending&mine=true')
       }
       assert.ok(mine.body.length > 0, 'a request waits for the sales manager')
@@ -43,6 +49,9 @@ describe('the approvals inbox', () => {
       const row = page.locator('[data-test=approvals-table] .el-table__body tr').filter({ hasText: request.description }).first()
       await row.waitFor()
       await screenshot(page, 'approvals', 'inbox')
+      await row.locator('.el-table__expand-icon').click()
+      await page.locator('.el-step').first().waitFor()
+      await screenshot(page, 'approvals', 'steps')
 
       await row.locator('[data-test=reject]').click()
       await page.locator('[data-test=decision-submit]').click()

@@ -49,9 +49,19 @@ export async function newPage(browser, viewport = { width: 1366, height: 768 }) 
   return { context, page }
 }
 
+/**
+ * A full-page screenshot taken by growing the viewport to the page's height (Chromium's own
+ * full-page capture passes the page through a 1×1 viewport, which folds the menu, and
+ * draws the sticky header where the page was scrolled to).
+ */
 export async function screenshot(page, test, name) {
   mkdirSync(resultsDir, { recursive: true })
-  await page.screenshot({ path: join(resultsDir, `${test}-${name}.png`), fullPage: true, animations: 'disabled' })
+  const viewport = page.viewportSize()
+  const height = await page.evaluate(() => document.documentElement.scrollHeight)
+  await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, height) })
+  await page.evaluate(() => window.scrollTo(0, 0))
+  await page.screenshot({ path: join(resultsDir, `${test}-${name}.png`), animations: 'disabled' })
+  await page.setViewportSize(viewport)
 }
 
 /** Fills in the login page as `login` and waits for the shell to show who is signed in. */
