@@ -144,7 +144,7 @@ const en: typeof zhCN = {
   hook: { commission: 'Commission', approval: 'Approval', loyalty: 'Loyalty', 'ticket-routing': 'Ticket routing', reminders: 'Reminders', integration: 'Integration' },
   failurePolicy: { fallback: 'Fall back', fail_closed: 'Refuse' },
   outcome: { ok: 'OK', plugin_error: 'Plugin error', trap: 'Trap', timeout: 'Timeout', out_of_memory: 'Out of memory', invalid_output: 'Invalid output', denied: 'Denied' },
-  audit: { title: 'Audit log', entity: 'Entity', entityId: 'Entity ID', action: 'Action', outcome: 'Outcome', actor: 'Actor', detail: 'Detail' },
+  audit: { key: 'key #{id}', title: 'Audit log', entity: 'Entity', entityId: 'Entity ID', action: 'Action', outcome: 'Outcome', actor: 'Actor', detail: 'Detail' },
   auditOutcome: { ok: 'OK', denied: 'Denied' },
   fields: {
     required: '{label} is required', requiredPlain: 'Required', text: 'Enter text', number: 'Enter a number', integer: 'Enter a whole number',
