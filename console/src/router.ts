@@ -1,0 +1,63 @@
+import { createRouter, createWebHistory, type RouteLocationNormalized } from 'vue-router'
+import { onUnauthenticated } from './api/client'
+import { can, restoreSession, session, sessionLost, type Permission } from './session'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    /** Reachable without signing in. */
+    public?: boolean
+    /** What the page needs; without it the shell shows the 403 page. */
+    permission?: Permission
+  }
+}
+
+export const router = createRouter({
+  history: createWebHistory('/'),
+  routes: [
+    { path: '/login', name: 'login', component: () => import('./views/LoginPage.vue'), meta: { public: true } },
+    {
+      path: '/',
+      component: () => import('./components/AppShell.vue'),
+      children: [
+        { path: '', name: 'workbench', component: () => import('./views/WorkbenchPage.vue') },
+        { path: 'customers', name: 'customers', component: () => import('./views/CustomersPage.vue'), meta: { permission: 'read_records' } },
+        { path: 'customers/:id(\\d+)', name: 'customer', component: () => import('./views/Customer360Page.vue'), meta: { permission: 'read_records' } },
+        { path: 'approvals', name: 'approvals', component: () => import('./views/ApprovalsPage.vue'), meta: { permission: 'read_records' } },
+        { path: 'tickets', name: 'tickets', component: () => import('./views/TicketsPage.vue'), meta: { permission: 'read_records' } },
+        { path: 'tickets/:id(\\d+)', name: 'ticket', component: () => import('./views/TicketDetailPage.vue'), meta: { permission: 'read_records' } },
+        { path: 'plugins', name: 'plugins', component: () => import('./views/PluginsPage.vue'), meta: { permission: 'read_plugins' } },
+        { path: 'audit', name: 'audit', component: () => import('./views/AuditPage.vue'), meta: { permission: 'read_audit' } },
+        { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('./views/NotFoundPage.vue') },
+      ],
+    },
+  ],
+})
+
+/** The person may use the page `route` shows. */
+export function allowed(route: RouteLocationNormalized): boolean {
+  const permission = route.meta.permission
+  return !permission || can(permission)
+}
+
+function safeNext(next: unknown): string {
+  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') ? next : '/'
+}
+
+router.beforeEach(async (to) => {
+  if (!session.checked) await restoreSession()
+  if (to.meta.public) {
+    return to.name === 'login' && session.me ? safeNext(to.query.next) : true
+  }
+  if (!session.me) return { name: 'login', query: { next: to.fullPath } }
+  return true
+})
+
+onUnauthenticated(() => {
+  sessionLost()
+  const current = router.currentRoute.value
+  if (!current.meta.public) {
+    void router.replace({ name: 'login', query: { next: current.fullPath } })
+  }
+})
+
+export { safeNext }
