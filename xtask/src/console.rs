@@ -150,14 +150,24 @@ fn openapi(binary: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
-/// Installs Debian's chromium when it is missing (the browser tests need it).
+/// A CJK font, without which the screenshots show Chinese as boxes.
+const CJK_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
+
+/// Installs Debian's chromium and a CJK font when they are missing (the browser tests need
+/// the one, their screenshots the other).
 pub fn ensure_chromium() -> anyhow::Result<()> {
-    if Path::new(CHROMIUM).exists() {
+    if Path::new(CHROMIUM).exists() && Path::new(CJK_FONT).exists() {
         return Ok(());
     }
     let install = || {
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "chromium"])
+            .args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "chromium",
+                "fonts-noto-cjk",
+            ])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .is_ok_and(|s| s.success())
@@ -168,7 +178,7 @@ pub fn ensure_chromium() -> anyhow::Result<()> {
             "update the package lists",
         )?;
         if !install() {
-            bail!("cannot install chromium (apt-get install chromium)");
+            bail!("cannot install chromium (apt-get install chromium fonts-noto-cjk)");
         }
     }
     Ok(())

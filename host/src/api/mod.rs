@@ -63,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi::complete(doc)))
         .fallback(console::serve)
         .layer(middleware::map_response(method_not_allowed))
+        // The console's scripts are a few MB; gzip makes them a third (images are left alone).
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), audit_denials))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(refuse_oversized))
