@@ -529,7 +529,8 @@ impl Approver {
 }
 
 /// Approves or rejects the waiting step of request `id` as the caller, who must hold the
-/// step's role.
+/// step's role and, to approve, must not be the one who asked unless someone else approved an
+/// earlier step (four eyes).
 pub async fn act(
     conn: &mut AnyConnection,
     caller: &Caller,
@@ -561,6 +562,18 @@ pub async fn act(
             "step {} of this request needs the {} ({}); your key's staff member holds {yours}",
             step.seq, step.role, step.reason
         )));
+    }
+    // Four eyes: the one who asked approves only after someone else did (the owner's
+    // approval of extra work the advisor then confirms).
+    let vouched = request.steps.iter().any(|s| {
+        s.seq < step.seq
+            && s.status == "approved"
+            && (s.acted_by_link.is_some() || s.acted_by_staff != caller.staff_id)
+    });
+    if approve && caller.staff_id.is_some() && caller.staff_id == request.requested_by && !vouched {
+        return Err(Error::Forbidden(
+            "you asked for this approval: another holder of the step approves it".into(),
+        ));
     }
     let actor_ref = Acting {
         staff: caller.staff_id,

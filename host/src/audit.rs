@@ -360,6 +360,8 @@ pub struct AuditEntry {
     pub id: i64,
     pub at: chrono::DateTime<chrono::Utc>,
     pub actor_key_id: Option<i64>,
+    /// The staff member the actor's key (or console login) acts as.
+    pub actor_staff_id: Option<i64>,
     pub actor_role: String,
     pub actor_org_id: Option<i64>,
     pub action: String,
@@ -376,6 +378,7 @@ struct AuditRow {
     id: i64,
     at: i64,
     actor_key_id: Option<i64>,
+    actor_staff_id: Option<i64>,
     actor_role: String,
     actor_org_id: Option<i64>,
     action: String,
@@ -393,6 +396,10 @@ pub struct AuditFilter {
     pub entity_id: Option<i64>,
     pub action: Option<String>,
     pub outcome: Option<String>,
+    /// Only entries at or after this time.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries before this time.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Entries about records of dealers in the caller's scope, newest first, `limit + 1` at most
@@ -408,7 +415,9 @@ pub async fn list(
 ) -> Result<Vec<AuditEntry>> {
     reads.flush().await;
     let mut sql = Sql::new(
-        "SELECT id, at, actor_key_id, actor_role, actor_org_id, action, entity, entity_id, dealer_id, \
+        "SELECT id, at, actor_key_id, \
+         (SELECT k.staff_id FROM api_keys k WHERE k.id = audit_log.actor_key_id) AS actor_staff_id, \
+         actor_role, actor_org_id, action, entity, entity_id, dealer_id, \
          outcome, detail FROM audit_log WHERE 1 = 1",
     );
     caller.scope(&mut sql, "dealer_id");
@@ -424,6 +433,14 @@ pub async fn list(
     if let Some(o) = &filter.outcome {
         sql.push(" AND outcome = ").bind(Param::Text(o.clone()));
     }
+    if let Some(from) = filter.from {
+        sql.push(" AND at >= ")
+            .bind(Param::Int(from.timestamp_millis()));
+    }
+    if let Some(until) = filter.until {
+        sql.push(" AND at < ")
+            .bind(Param::Int(until.timestamp_millis()));
+    }
     if let Some(b) = before_id {
         sql.push(" AND id < ").bind(Param::Int(b));
     }
@@ -438,6 +455,7 @@ pub async fn list(
             id: r.id,
             at: clock::to_datetime(r.at),
             actor_key_id: r.actor_key_id,
+            actor_staff_id: r.actor_staff_id,
             actor_role: r.actor_role,
             actor_org_id: r.actor_org_id,
             action: r.action,

@@ -205,6 +205,10 @@ pub struct TestDriveFilter {
     pub lead_id: Option<i64>,
     pub demo_vehicle_id: Option<i64>,
     pub consultant_id: Option<i64>,
+    /// Only drives starting at or after this time (a calendar's first day).
+    pub from: Option<DateTime<Utc>>,
+    /// Only drives starting before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 #[derive(FromRow)]
@@ -446,6 +450,14 @@ pub async fn list(
     }
     if let Some(c) = filter.consultant_id {
         sql.push(" AND consultant_id = ").bind(Param::Int(c));
+    }
+    if let Some(from) = filter.from {
+        sql.push(" AND starts_at >= ")
+            .bind(Param::Int(from.timestamp_millis()));
+    }
+    if let Some(until) = filter.until {
+        sql.push(" AND starts_at < ")
+            .bind(Param::Int(until.timestamp_millis()));
     }
     sql.push(" ORDER BY starts_at, id LIMIT 500");
     let rows: Vec<DriveRow> = sqlx::query_as_with(sql.text(), sql.arguments())

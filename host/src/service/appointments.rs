@@ -187,6 +187,11 @@ pub struct AppointmentFilter {
     pub customer_id: Option<i64>,
     pub vehicle_id: Option<i64>,
     pub campaign_id: Option<i64>,
+    /// Only slots starting at or after this time (a calendar's first day, e.g.
+    /// `2026-12-03T00:00:00+08:00`).
+    pub from: Option<DateTime<Utc>>,
+    /// Only slots starting before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Appointment conversion of a period: appointments whose slot starts in it, and how many of
@@ -461,6 +466,14 @@ pub async fn list(
                 .push(" = ")
                 .bind(Param::Int(v));
         }
+    }
+    if let Some(from) = filter.from {
+        sql.push(" AND slot_start >= ")
+            .bind(Param::Int(from.timestamp_millis()));
+    }
+    if let Some(until) = filter.until {
+        sql.push(" AND slot_start < ")
+            .bind(Param::Int(until.timestamp_millis()));
     }
     if let Some(b) = before_id {
         sql.push(" AND id < ").bind(Param::Int(b));

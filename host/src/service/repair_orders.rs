@@ -245,6 +245,9 @@ pub struct RepairOrder {
     pub complaint_code: String,
     pub complaint: String,
     pub status: RoStatus,
+    /// The statuses this order may move to from `status` (the one table of moves, so a
+    /// client offers only those).
+    pub next_statuses: Vec<RoStatus>,
     pub technician_staff_id: Option<i64>,
     /// The odometer at check-in.
     pub mileage_km: Option<i64>,
@@ -802,8 +805,10 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<Row>) -> Result<Vec<RepairO
         let total_fen = labour_fen + parts_fen;
         let events = events.remove(&r.id).unwrap_or_default();
         let photos = photos_of(conn, r.id, &events).await?;
+        let status = r.status()?;
         out.push(RepairOrder {
-            status: r.status()?,
+            status,
+            next_statuses: status.next().to_vec(),
             inspection: inspection.remove(&r.id).unwrap_or_default(),
             payments: payments.remove(&r.id).unwrap_or_default(),
             events,

@@ -16,6 +16,7 @@ on_both_backends!(
     another_dealer_cannot_see_or_move_an_order,
     a_delivery_through_any_caller_gets_its_points_care_plan_and_partner_event,
     a_delivered_car_keeps_the_policy_and_the_batches_the_order_sold,
+    nobody_approves_the_discount_they_asked_for,
 );
 
 const LIST_PRICE: i64 = 20_000_000;
@@ -795,4 +796,44 @@ async fn a_delivered_car_keeps_the_policy_and_the_batches_the_order_sold(backend
     .await;
     assert_eq!(reply.status, 409, "{}", reply.text);
     assert!(reply.has_code("order_closed"), "{}", reply.text);
+}
+
+async fn nobody_approves_the_discount_they_asked_for(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let manager = &app.keys.a_sales_manager;
+    let customer = app
+        .create(
+            manager,
+            "/customers",
+            &json!({"name": "钱多多", "phones": [{"number": "13812340000"}], "tags": []}),
+        )
+        .await;
+    let order = app
+        .create(
+            manager,
+            "/orders",
+            &json!({"customer_id": customer["id"], "brand": "红旗", "model": "H5",
+                    "list_price_fen": LIST_PRICE, "vehicle_cost_fen": VEHICLE_COST}),
+        )
+        .await;
+    let reply = patch_order(&app, manager, &order, json!({"discount_fen": 2_000_000})).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let request = current_request(&reply.body, "discount_approval_id").clone();
+    assert_eq!(
+        request["requested_by"], app.staff.a_sales_manager,
+        "{request}"
+    );
+
+    let own = act(&app, manager, &request["id"], "approve").await;
+    assert_eq!(own.status, 403, "{}", own.text);
+    assert!(
+        own.text.contains("you asked for this approval"),
+        "{}",
+        own.text
+    );
+    let still = app
+        .read(manager, &format!("/approvals/{}", request["id"]))
+        .await;
+    assert_eq!(still["status"], "pending", "{still}");
+    assert_eq!(still["steps"][0]["status"], "waiting", "{still}");
 }

@@ -95,6 +95,23 @@ async fn booking_a_test_drive_moves_the_lead_and_overlaps_are_refused(backend: B
         )
         .await;
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    // A calendar asks for its window: drives starting in [from, until).
+    let window = app
+        .read(
+            &app.keys.a_sales,
+            &format!(
+                "/test-drives?demo_vehicle_id={car}&from=2030-05-01T10:30:00Z&until=2030-05-01T11:30:00Z"
+            ),
+        )
+        .await;
+    let starts: Vec<&str> = window
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["starts_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 1, "{window}");
+    assert!(starts[0].starts_with("2030-05-01T11:00:00"), "{window}");
     assert_eq!(app.read(&app.keys.b_admin, "/test-drives").await, json!([]));
 }
 

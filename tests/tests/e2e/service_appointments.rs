@@ -257,4 +257,30 @@ async fn another_dealer_cannot_see_an_appointment(backend: Backend) {
         app.read(&app.keys.north_manager, &path).await["id"],
         a["id"]
     );
+
+    // A calendar asks for its window: slots starting in [from, until).
+    let later = app
+        .create(
+            &app.keys.a_service,
+            "/appointments",
+            &booking(customer, vehicle, "phone", 3),
+        )
+        .await;
+    let window = |from: &str, until: &str| format!("/appointments?from={from}&until={until}");
+    let first_day = app
+        .read(&app.keys.a_service, &window(&slot(1), &slot(2)))
+        .await;
+    assert_eq!(
+        ids(&first_day),
+        vec![a["id"].as_i64().unwrap()],
+        "{first_day}"
+    );
+    let both = app
+        .read(&app.keys.a_service, &window(&slot(0), &slot(4)))
+        .await;
+    assert_eq!(ids(&both).len(), 2, "{both}");
+    let third_day = app
+        .read(&app.keys.a_service, &window(&slot(3), &slot(4)))
+        .await;
+    assert_eq!(ids(&third_day), vec![later["id"].as_i64().unwrap()]);
 }

@@ -139,6 +139,11 @@ async fn an_owner_books_and_the_repair_runs_to_payment(backend: Backend) {
     )
     .await;
     assert_eq!(inspected["status"], "inspected");
+    assert_eq!(
+        inspected["next_statuses"],
+        json!(["in_progress", "cancelled"]),
+        "the moves a client may offer"
+    );
     assert_eq!(inspected["mileage_km"], 18_500);
     let grades: Vec<&str> = inspected["inspection"]
         .as_array()

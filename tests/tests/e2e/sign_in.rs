@@ -141,15 +141,26 @@ async fn a_staff_member_signs_in_and_acts_with_their_role_and_scope(backend: Bac
     // The session acts through the login's own key: the audit log names it, as a key's
     // acts are named.
     let audit = app
-        .read(&app.keys.a_admin, "/audit?action=sign_in&limit=10")
+        .read(
+            &app.keys.a_admin,
+            "/audit?action=sign_in&limit=10&from=2026-01-01T00:00:00Z",
+        )
         .await;
     let entries = audit["items"].as_array().unwrap();
     assert!(
-        entries
-            .iter()
-            .any(|e| e["entity_id"] == app.staff.a_sales && e["actor_role"] == "sales"),
+        entries.iter().any(|e| e["entity_id"] == app.staff.a_sales
+            && e["actor_role"] == "sales"
+            && e["actor_staff_id"] == app.staff.a_sales),
         "{audit}"
     );
+
+    let before = app
+        .read(
+            &app.keys.a_admin,
+            "/audit?action=sign_in&until=2026-01-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(before["items"], json!([]), "nobody signed in before 2026");
 
     // Without a cookie or a key, nothing.
     let anonymous = call(app.client.get(url(&app, "/customers"))).await;
