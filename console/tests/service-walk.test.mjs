@@ -121,6 +121,7 @@ describe('the service walk: appointment to payment, with the owner approving ext
       assert.match(link, new RegExp(`^${baseUrl}/o/extra-work/[0-9a-f]{16,}$`))
       await page.getByRole('img', { name: '车主确认链接二维码' }).waitFor()
       await page.locator('[data-test=ro-status]').getByText('待车主确认').waitFor()
+      assert.equal(await page.locator('[data-move=in_progress]').count(), 0, 'no resuming while the owner is asked')
       await screenshot(page, 'service', 'extra-work-qr')
 
       const proposals = await apiCall(page, 'GET', `/repair-orders/${roId}/extra-work`)
@@ -176,6 +177,7 @@ describe('the service walk: appointment to payment, with the owner approving ext
       await page.getByText('显示已付款和已取消').click()
       const card = page.locator('[data-status=paid] [data-test=ro-card]').filter({ hasText: `#${roId}` })
       await card.waitFor()
+      await card.scrollIntoViewIfNeeded()
       await screenshot(page, 'service', 'board')
       await card.click()
       await page.waitForURL(`${baseUrl}/service/repair-orders/${roId}`)
