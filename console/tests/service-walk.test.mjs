@@ -148,6 +148,7 @@ describe('the service walk: appointment to payment, with the owner approving ext
       assert.match(await page.locator(`[data-test=extra-work] [data-item="${fluid.id}"]`).innerText(), /不同意/)
       await page.locator('[data-test=ro-status]').getByText('维修中').waitFor()
       await page.locator('[data-test=ro-total]').getByText('¥880.00').waitFor()
+      assert.equal(await page.locator('[data-test=owner-link-box]').count(), 0, 'the used link is no longer offered')
       await screenshot(page, 'service', 'extra-work-approved')
 
       await page.getByLabel('进度说明').fill('已更换前刹车片')
