@@ -15,6 +15,7 @@ export const router = createRouter({
   history: createWebHistory('/'),
   routes: [
     { path: '/login', name: 'login', component: () => import('./views/LoginPage.vue'), meta: { public: true } },
+    { path: '/o/extra-work/:token', name: 'owner-extra-work', component: () => import('./views/OwnerExtraWorkPage.vue'), meta: { public: true } },
     {
       path: '/',
       component: () => import('./components/AppShell.vue'),
@@ -25,6 +26,9 @@ export const router = createRouter({
         { path: 'approvals', name: 'approvals', component: () => import('./views/ApprovalsPage.vue'), meta: { permission: 'read_records' } },
         { path: 'tickets', name: 'tickets', component: () => import('./views/TicketsPage.vue'), meta: { permission: 'read_records' } },
         { path: 'tickets/:id(\\d+)', name: 'ticket', component: () => import('./views/TicketDetailPage.vue'), meta: { permission: 'read_records' } },
+        { path: 'service/appointments', name: 'appointments', component: () => import('./views/service/AppointmentsPage.vue'), meta: { permission: 'read_records' } },
+        { path: 'service/repair-orders', name: 'repair-orders', component: () => import('./views/service/RepairOrdersBoard.vue'), meta: { permission: 'read_records' } },
+        { path: 'service/repair-orders/:id(\\d+)', name: 'repair-order', component: () => import('./views/service/RepairOrderPage.vue'), meta: { permission: 'read_records' } },
         { path: 'plugins', name: 'plugins', component: () => import('./views/PluginsPage.vue'), meta: { permission: 'read_plugins' } },
         { path: 'audit', name: 'audit', component: () => import('./views/AuditPage.vue'), meta: { permission: 'read_audit' } },
         { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('./views/NotFoundPage.vue') },
