@@ -161,7 +161,7 @@ const en: typeof zhCN = {
     channel: { walk_in: 'Walk-in', online_ad: 'Online ad', auto_show: 'Auto show', app: 'App', referral: 'Referral' },
     csvField: { name: 'Name', phone: 'Phone', channel: 'Channel', score: 'Score', tags: 'Tags', interest: 'Interest' },
     lineKind: { vehicle: 'Vehicle', accessory: 'Accessory', insurance: 'Insurance', finance: 'Finance', 'service-package': 'Service package', 'trade-in': 'Trade-in' },
-    stepStatus: { waiting: 'Waiting', approved: 'Approved', rejected: 'Rejected', skipped: 'Skipped' },
+    stepStatus: { queued: 'after the step before', waiting: 'Waiting', approved: 'Approved', rejected: 'Rejected', skipped: 'Skipped' },
     tradeInStatus: { quoted: 'Quoted', accepted: 'Accepted by the customer', declined: 'Declined by the customer' },
     grade: { green: 'Good', yellow: 'Fair', red: 'Poor' },
     orderEvent: { created: 'Created', status: 'Status', revised: 'Terms revised', approval_requested: 'Approval asked', trade_in: 'Trade-in', delivered: 'Delivered' },

@@ -159,7 +159,7 @@ export default {
     channel: { walk_in: '到店', online_ad: '线上广告', auto_show: '车展', app: 'App', referral: '转介绍' },
     csvField: { name: '姓名', phone: '手机号', channel: '渠道', score: '评分', tags: '标签', interest: '意向车型' },
     lineKind: { vehicle: '整车', accessory: '精品附件', insurance: '保险', finance: '金融', 'service-package': '服务包', 'trade-in': '置换' },
-    stepStatus: { waiting: '待审批', approved: '已通过', rejected: '已驳回', skipped: '已跳过' },
+    stepStatus: { queued: '等待前一步', waiting: '待审批', approved: '已通过', rejected: '已驳回', skipped: '已跳过' },
     tradeInStatus: { quoted: '已报价', accepted: '客户已接受', declined: '客户已拒绝' },
     grade: { green: '良好', yellow: '一般', red: '较差' },
     orderEvent: { created: '创建', status: '状态变更', revised: '修改条款', approval_requested: '发起审批', trade_in: '置换', delivered: '交车' },
