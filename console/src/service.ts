@@ -13,26 +13,12 @@ export const ACTIVE_STATUSES: RoStatus[] = ['open', 'inspected', 'in_progress', 
 export const CLOSED_STATUSES: RoStatus[] = ['paid', 'cancelled']
 
 /**
- * The moves the host allows from each status (`RoStatus::next` in host/src/service/repair_orders.rs):
- * the repair order does not carry them, so the page offers these and, when the host refuses one
- * (409 `invalid_transition`), shows the `allowed` list it answers with.
+ * The moves made by `POST /repair-orders/{id}/status`, of those the host says the order may
+ * make next (`next_statuses`); the others record data through their own call.
  */
-export const NEXT: Record<RoStatus, RoStatus[]> = {
-  open: ['inspected', 'cancelled'],
-  inspected: ['in_progress', 'cancelled'],
-  in_progress: ['waiting_approval', 'quality_check'],
-  waiting_approval: ['in_progress'],
-  quality_check: ['ready', 'in_progress'],
-  ready: ['settled'],
-  settled: ['paid'],
-  paid: [],
-  cancelled: [],
-}
-
-/** The moves made by `POST /repair-orders/{id}/status`; the others record data through their own call. */
-export function plainMoves(status: RoStatus): RoStatus[] {
-  return NEXT[status].filter(
-    (to) => to === 'cancelled' || to === 'quality_check' || (status === 'waiting_approval' && to === 'in_progress'),
+export function plainMoves(order: RepairOrder): RoStatus[] {
+  return order.next_statuses.filter(
+    (to) => to === 'cancelled' || to === 'quality_check' || (order.status === 'waiting_approval' && to === 'in_progress'),
   )
 }
 

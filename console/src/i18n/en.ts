@@ -175,7 +175,6 @@ const en: typeof zhCN = {
       viewOrder: 'Repair order #{id}', cancel: 'Cancel', cancelConfirm: 'Cancel this appointment?', plate: 'Plate', platePlaceholder: 'Type a plate to search',
       start: 'Start', book: 'Book', booked: 'Appointment booked', bookingIncomplete: 'Choose a vehicle, a customer and a time',
       complaintCode: 'Issue category', complaint: "Owner's description", codeRequired: 'Enter the issue category',
-      olderPages: 'Appointments are read by creation, newest first; if one created earlier is missing, press "Load more"',
     },
     board: { title: 'Repair board', showClosed: 'Show paid and cancelled', unassigned: 'Not dispatched' },
     ro: {

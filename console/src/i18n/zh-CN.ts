@@ -173,7 +173,6 @@ export default {
       viewOrder: '查看工单 #{id}', cancel: '取消', cancelConfirm: '确定取消此预约？', plate: '车牌', platePlaceholder: '输入车牌搜索',
       start: '开始时间', book: '预约', booked: '预约已创建', bookingIncomplete: '请选择车辆、客户和时间',
       complaintCode: '问题类别', complaint: '客户描述', codeRequired: '请填写问题类别',
-      olderPages: '预约按创建时间分页读取；若找不到较早创建的预约，请点击“加载更多”',
     },
     board: { title: '维修看板', showClosed: '显示已付款和已取消', unassigned: '未派工' },
     ro: {
