@@ -11,6 +11,24 @@ describe('signing in and out', () => {
     await browser?.close()
   })
 
+  test('a write with the session cookie but without its CSRF token is refused and stores nothing', async () => {
+    const { context, page } = await newPage(browser)
+    try {
+      await login(page, loginOf({ position: 'sales_consultant' }), '/customers')
+      const name = `跨站伪造${Date.now() % 100000}`
+      const customer = { name, phones: [{ number: '13911112222' }], tags: [] }
+      const forged = await apiCall(page, 'POST', '/customers', customer, { 'X-CSRF-Token': '' })
+      assert.equal(forged.status, 403)
+      assert.equal(forged.body.code, 'csrf')
+      const listed = await apiCall(page, 'GET', `/customers?name=${encodeURIComponent(name)}`)
+      assert.deepEqual(listed.body.items, [])
+      const made = await apiCall(page, 'POST', '/customers', customer)
+      assert.equal(made.status, 201, JSON.stringify(made.body))
+    } finally {
+      await context.close()
+    }
+  })
+
   test('a wrong password is refused in words, and five of them lock the account', async () => {
     const account = lockoutLogin
     const { context, page } = await newPage(browser)
