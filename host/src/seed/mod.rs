@@ -201,54 +201,28 @@ pub struct IssuedLogin {
     pub password: String,
 }
 
-/// The demo staff who get a console login: one per role and position of the keys, and the
-/// general manager of the 上海浦东 4S store (another dealer, to try what is not shared).
-/// Their username is the unit's code and their position (or role): `bj-cy-4s.technician`.
-const DEMO_LOGINS: [(Role, &str, Option<Position>); 11] = [
-    (Role::HqAdmin, demo::HQ_CODE, None),
-    (Role::HqAnalyst, demo::HQ_CODE, None),
-    (Role::RegionalManager, demo::NORTH_CODE, None),
-    (
-        Role::DealerAdmin,
-        demo::FLAGSHIP_CODE,
-        Some(Position::GeneralManager),
-    ),
-    (
-        Role::Sales,
-        demo::FLAGSHIP_CODE,
-        Some(Position::SalesConsultant),
-    ),
-    (
-        Role::Sales,
-        demo::FLAGSHIP_CODE,
-        Some(Position::SalesManager),
-    ),
-    (
-        Role::Sales,
-        demo::FLAGSHIP_CODE,
-        Some(Position::FinanceDesk),
-    ),
-    (
-        Role::Service,
-        demo::FLAGSHIP_CODE,
-        Some(Position::ServiceAdvisor),
-    ),
-    (
-        Role::Service,
-        demo::FLAGSHIP_CODE,
-        Some(Position::Technician),
-    ),
-    (
-        Role::DealerAdmin,
-        demo::SHANGHAI_CODE,
-        Some(Position::GeneralManager),
-    ),
-    (
-        Role::Sales,
-        demo::SHANGHAI_CODE,
-        Some(Position::SalesConsultant),
-    ),
-];
+/// The demo staff who get a console login: those the keys act as (not the partner, who has
+/// no staff), and the general manager and a consultant of the 上海浦东 4S store (another
+/// dealer, to try what is not shared). Their username is the unit's code and their position
+/// (or role): `bj-cy-4s.technician`.
+fn demo_logins() -> impl Iterator<Item = (Role, &'static str, Option<Position>)> {
+    const OTHER_DEALER: [(Role, &str, Option<Position>); 2] = [
+        (
+            Role::DealerAdmin,
+            demo::SHANGHAI_CODE,
+            Some(Position::GeneralManager),
+        ),
+        (
+            Role::Sales,
+            demo::SHANGHAI_CODE,
+            Some(Position::SalesConsultant),
+        ),
+    ];
+    DEMO_KEYS
+        .into_iter()
+        .filter(|(role, ..)| *role != Role::Partner)
+        .chain(OTHER_DEALER)
+}
 
 fn demo_username(code: &str, role: Role, position: Option<Position>) -> String {
     let job = position.map_or(role.as_str(), Position::as_str);
@@ -278,10 +252,10 @@ async fn demo_staff(
     Ok(staff.map(|(id,)| id))
 }
 
-/// Gives the [`DEMO_LOGINS`] staff their logins, without a password yet (no sign-in until
+/// Gives the [`demo_logins`] staff their logins, without a password yet (no sign-in until
 /// [`issue_demo_logins`] or `dealer-host staff set-password` sets one).
 async fn create_demo_logins(conn: &mut AnyConnection) -> Result<()> {
-    for (role, code, position) in DEMO_LOGINS {
+    for (role, code, position) in demo_logins() {
         let unit = demo_unit(conn, code).await?;
         if let Some(staff) = demo_staff(conn, unit.id, role, position).await? {
             let username = demo_username(code, role, position);
@@ -294,8 +268,8 @@ async fn create_demo_logins(conn: &mut AnyConnection) -> Result<()> {
 /// Sets a fresh random password on every demo login (ending their earlier sessions), to be
 /// printed by `serve --demo` next to the demo keys.
 pub async fn issue_demo_logins(db: &Db) -> Result<Vec<IssuedLogin>> {
-    let mut issued = Vec::with_capacity(DEMO_LOGINS.len());
-    for (role, code, position) in DEMO_LOGINS {
+    let mut issued = Vec::new();
+    for (role, code, position) in demo_logins() {
         let password = {
             use rand::Rng;
             const LETTERS: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
