@@ -146,6 +146,9 @@ pub struct Order {
     /// find it by batch).
     pub components: Vec<Component>,
     pub status: OrderStatus,
+    /// The statuses this order may move to from `status` (the one table of moves, so a
+    /// client offers only those).
+    pub next_statuses: Vec<OrderStatus>,
     /// Every line but trade-ins, less the discount.
     pub final_price_fen: i64,
     /// The trade-in lines (negative).
@@ -655,8 +658,10 @@ pub(crate) async fn load(conn: &mut AnyConnection, id: i64) -> Result<Order> {
     let timeline = timeline_of(conn, id).await?;
     let commission = commission::for_order(conn, id).await?;
     let totals = totals(row.discount_fen, &lines);
+    let status = row.status()?;
     Ok(Order {
-        status: row.status()?,
+        status,
+        next_statuses: status.next(row.finance_plan.is_some()),
         insurance_expiry: row.insurance_expiry()?,
         components: row.components()?,
         id: row.id,

@@ -172,6 +172,7 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
         )
         .await;
     assert_eq!(order["status"], "draft");
+    assert_eq!(order["next_statuses"], json!(["confirmed", "cancelled"]));
     assert_eq!(order["consultant_id"], consultant);
     let customer_id = order["customer_id"].as_i64().expect("a customer");
     let customer = app

@@ -26,28 +26,6 @@ export function newKey(): string {
   return crypto.randomUUID()
 }
 
-/**
- * The statuses an order may move to next, as the host documents them (draft → confirmed →
- * pdi_passed → finance_approved with a finance plan → ready → delivered; cancelled before
- * delivery). The host has the last word: its 409 names the allowed ones.
- */
-export function nextStatuses(order: Pick<Order, 'status' | 'finance_plan'>): OrderStatus[] {
-  switch (order.status) {
-    case 'draft':
-      return ['confirmed', 'cancelled']
-    case 'confirmed':
-      return ['pdi_passed', 'cancelled']
-    case 'pdi_passed':
-      return order.finance_plan ? ['finance_approved', 'cancelled'] : ['ready', 'cancelled']
-    case 'finance_approved':
-      return ['ready', 'cancelled']
-    case 'ready':
-      return ['delivered', 'cancelled']
-    default:
-      return []
-  }
-}
-
 /** The path an order walks, for its steps. */
 export function orderPath(order: Pick<Order, 'finance_plan'>): OrderStatus[] {
   return order.finance_plan
