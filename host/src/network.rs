@@ -720,9 +720,10 @@ pub async fn change_own_password(
 ) -> Result<()> {
     let mut conn = db.pool().acquire().await?;
     let staff_id = session.caller.staff_id.unwrap_or_default();
-    let username = logins::username(&mut conn, staff_id)
+    let username = logins::find(&mut conn, staff_id)
         .await?
-        .ok_or(Error::NotFound { entity: "login" })?;
+        .ok_or(Error::NotFound { entity: "login" })?
+        .username;
     drop(conn);
     logins::check_password(new, &username)?;
     logins::check_current(db, staff_id, current).await?;

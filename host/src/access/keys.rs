@@ -71,11 +71,13 @@ const KEY_COLUMNS: &str = "k.id, k.prefix, k.role, k.org_unit_id, k.staff_id, k.
 const RETURNED: &str =
     "id, prefix, role, org_unit_id, staff_id, label, created_at, revoked_at, last_used_at";
 
-fn digest(key: &str) -> String {
+/// The SHA-256 digest stored for a secret (a key, a session token).
+pub(super) fn digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes as hex.
+pub(super) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::thread_rng().fill_bytes(&mut buf);
     hex::encode(buf)

@@ -14,11 +14,11 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Argon2, Params};
 use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::ToSchema;
 
-use super::{Caller, Position, Role, keys};
+use super::keys::{self, digest, random_hex};
+use super::{Caller, Position, Role};
 use crate::clock;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -78,16 +78,6 @@ impl LoginRow {
 
 const LOGIN_COLUMNS: &str =
     "staff_id, username, password_hash, disabled_at, locked_until, last_login_at, created_at";
-
-fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    hex::encode(buf)
-}
 
 /// A username is 3 to 64 of `a-z 0-9 . _ -`, stored lower-case.
 pub fn check_username(username: &str) -> Result<String> {
@@ -559,16 +549,6 @@ pub async fn store_own_password(
     .execute(&mut *conn)
     .await?;
     end_sessions(conn, staff_id, Some(session.session_id)).await
-}
-
-/// The username of `staff_id`'s login.
-pub async fn username(conn: &mut AnyConnection, staff_id: i64) -> Result<Option<String>> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT username FROM staff_logins WHERE staff_id = $1")
-            .bind(staff_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(row.map(|(u,)| u))
 }
 
 /// The staff id holding username `username`, for the operator's command line.

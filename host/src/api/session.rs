@@ -166,8 +166,9 @@ async fn me(state: &AppState, signed_in: &SessionCaller) -> Result<Me> {
     let staff_id = caller.staff_id.unwrap_or_default();
     let mut conn = state.db.pool().acquire().await?;
     let staff = network::staff_member(&mut conn, staff_id).await?;
-    let username = logins::username(&mut conn, staff_id)
+    let username = logins::find(&mut conn, staff_id)
         .await?
+        .map(|login| login.username)
         .unwrap_or_default();
     Ok(Me {
         staff_id,
