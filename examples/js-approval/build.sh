@@ -32,14 +32,12 @@ if [ "$stale" = 0 ]; then
   exit 0
 fi
 
-# The host links WASI 0.2 without wasi:http (and grants files, sockets, ... per plugin), so
-# every optional WASI feature of the engine is left out (`all`: stdio, random, clocks, http and
-# the fetch-event handler). The plugin gets the time from the host's `clock` interface if it
-# needs it.
+# The toolchain's default settings: the engine's optional WASI features (stdio, random,
+# clocks, http) are linked by the host, which grants them nothing beyond what HQ allowed
+# this plugin (wasi:http goes through the same allowlist and credentials as `outbound`).
 npx --no-install jco componentize approval.js \
   --wit "$wit" \
   --world-name approval \
-  --disable all \
   --out "$out.tmp"
 mv "$out.tmp" "$out"
 

@@ -21,11 +21,13 @@ use serde::Serialize;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::Grants;
 use crate::bindings::outbound::{CredentialPlacement, Method, Request, Response};
 use crate::bindings::types::{Customer, HostError, Level, Notification, Order, Vehicle};
 use crate::bindings::{clock, config, events, log, outbound, records, store, types};
+use crate::http::HttpGate;
 
 /// Per-run caps on what a plugin may ask of the host.
 const MAX_LOG_LINES: usize = 200;
@@ -198,6 +200,9 @@ impl ResourceLimiter for MemoryLimiter {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    /// `wasi:http` requests, under the rules of the `outbound` interface.
+    gate: HttpGate,
     limiter: MemoryLimiter,
     ctx: CallContext,
     services: Option<Services>,
@@ -228,9 +233,22 @@ impl HostState {
             wasi.preopened_dir(dir, "/data", wasmtime_wasi::FsPerms::ReadWrite)
                 .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         }
+        let data = services
+            .as_ref()
+            .and_then(|s| Some((s.data.clone()?, s.tokio.clone())));
+        let gate = HttpGate::new(
+            ctx.grants.clone(),
+            ctx.mode,
+            ctx.plugin_name.clone(),
+            ctx.dealer_id,
+            deadline,
+            data,
+        );
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            gate,
             limiter: MemoryLimiter {
                 max: memory_bytes,
                 total: 0,
@@ -257,7 +275,9 @@ impl HostState {
     }
 
     pub fn into_effects(self) -> Effects {
-        self.effects
+        let mut effects = self.effects;
+        effects.outbound.extend(self.gate.into_calls());
+        effects
     }
 
     /// Waits for the host's answer to a host call, at most until the run's deadline.
@@ -312,6 +332,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
         }
     }
 }

@@ -17,6 +17,7 @@
 pub mod bindings;
 pub mod hooks;
 pub mod host_api;
+pub mod http;
 pub mod runtime;
 
 use serde::{Deserialize, Serialize};

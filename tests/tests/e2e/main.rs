@@ -48,7 +48,7 @@ mod cli;
 mod examples;
 mod first_party;
 mod fixtures;
-mod js_plugin;
+mod other_languages;
 mod plugin_platform;
 mod plugin_runtime;
 mod plugin_storage;

@@ -21,6 +21,7 @@ on_both_backends!(
     a_private_directory_is_granted_by_hq,
     another_dealers_customer_is_not_found_by_a_plugin_and_the_attempt_is_audited,
     outbound_calls_reach_only_allowlisted_hosts_with_the_secret_injected,
+    a_wasi_http_client_is_held_to_the_same_allowlist_and_credentials,
     the_store_keeps_state_per_dealer_and_wasi_grants_no_environment,
     events_and_notifications_come_back_with_the_decision,
 );
@@ -936,6 +937,79 @@ async fn outbound_calls_reach_only_allowlisted_hosts_with_the_secret_injected(ba
     let decision = decide(&app, a, "ticket-routing", ticket(a, "噪音")).await;
     let reason = decision["output"]["reason"].as_str().expect("a reason");
     assert!(reason.starts_with("outbound: error: Denied"), "{reason}");
+}
+
+/// A component that reaches partners through `wasi:http` (what JavaScript's `fetch` or
+/// Python's HTTP client compile to) gets exactly what the `outbound` interface gives.
+async fn a_wasi_http_client_is_held_to_the_same_allowlist_and_credentials(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = app.units.dealer_a;
+    let (partner, _server) = partner_stand_in().await;
+    let id = publish(&app, "hostile", "ticket-routing", "guest-hostile", "1.0.0").await;
+    let url = format!("http://{partner}/quotes");
+    let route = |config: Value| {
+        let app = &app;
+        async move {
+            bind(app, a, "ticket-routing", id, "1.0.0", config).await;
+            let decision = decide(app, a, "ticket-routing", ticket(a, "噪音")).await;
+            let reason = decision["output"]["reason"].as_str().map(str::to_owned);
+            (reason.expect("a reason"), decision)
+        }
+    };
+
+    // Not on the allowlist: denied before any connection.
+    let (reason, decision) = route(json!({"behaviour": "wasi-http", "url": url})).await;
+    assert_eq!(
+        reason, "wasi-http: error: ErrorCode::HttpRequestDenied",
+        "{decision}"
+    );
+    assert!(
+        decision["effects"]["outbound"][0]["error"].is_string(),
+        "{decision}"
+    );
+
+    let reply = call(
+        app.client
+            .put(format!("{}/plugins/{id}/grants", app.base))
+            .bearer_auth(&app.keys.hq_admin)
+            .json(&json!({"outbound_hosts": [partner], "credentials": ["insurer-api-key"]})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = call(
+        app.client
+            .put(format!(
+                "{}/dealers/{a}/plugin-secrets/insurer-api-key",
+                app.base
+            ))
+            .bearer_auth(&app.keys.a_admin)
+            .json(&json!({ "secret": PARTNER_SECRET })),
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+
+    // Allowlisted without a credential: it goes, anonymously.
+    let (reason, _) = route(json!({"behaviour": "wasi-http", "url": url})).await;
+    assert_eq!(reason, "wasi-http: 200 anonymous");
+
+    // With the handle: the host puts the dealer's secret in, the plugin never sees it.
+    let (reason, decision) =
+        route(json!({"behaviour": "wasi-http", "url": url, "credential": "insurer-api-key"})).await;
+    assert_eq!(reason, "wasi-http: 200 authorized", "{decision}");
+    let calls = &decision["effects"]["outbound"];
+    assert_eq!(calls[0]["credential"], "insurer-api-key", "{decision}");
+    assert_eq!(calls[0]["status"], 200, "{decision}");
+    assert_eq!(calls[0]["url"], url, "{decision}");
+    let runs = call(app.get(&app.keys.hq_admin, &format!("/plugin-runs?dealer_id={a}"))).await;
+    assert!(
+        !runs.text.contains(PARTNER_SECRET),
+        "the run log leaks the secret"
+    );
+
+    // A handle the plugin was not granted is refused.
+    let (reason, _) =
+        route(json!({"behaviour": "wasi-http", "url": url, "credential": "bank-key"})).await;
+    assert_eq!(reason, "wasi-http: error: ErrorCode::HttpRequestDenied");
 }
 
 async fn the_store_keeps_state_per_dealer_and_wasi_grants_no_environment(backend: Backend) {

@@ -15,6 +15,7 @@
 //! | `open-socket` | connects to 127.0.0.1:5432 |
 //! | `peek-other-dealer` | looks up the customer of config `customer_id` |
 //! | `outbound` | GETs config `url`, with the credential handle of config `credential` |
+//! | `wasi-http` | the same through `wasi:http/outgoing-handler`, the handle in `x-dealer-credential` |
 //! | `panic` | panics |
 //! | `store` | increments the store's `count` |
 //! | `emit` | emits an event and a notification, then routes as `ok` |
@@ -61,6 +62,7 @@ impl Guest for Hostile {
                 }
             }
             "outbound" => send_outbound()?,
+            "wasi-http" => send_wasi_http()?,
             "panic" => panic!("guest-hostile panics as configured"),
             "store" => count_in_store(),
             "emit" => emit(&ticket),
@@ -170,6 +172,63 @@ fn send_outbound() -> Result<String, String> {
         Ok(response) => format!("outbound: {} {}", response.status, response.text()),
         Err(error) => format!("outbound: error: {}", variant(&error)),
     })
+}
+
+/// What `outbound` does, through the WASI HTTP client any language's toolchain links.
+fn send_wasi_http() -> Result<String, String> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    use wasip2::io::streams::StreamError;
+
+    let url: String = config::get("url")?.ok_or("config `url` is not set")?;
+    let (scheme, rest) = url.split_once("://").ok_or("config `url` has no scheme")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let headers = Fields::new();
+    if let Some(handle) = config::get::<String>("credential")? {
+        headers
+            .append("x-dealer-credential", handle.as_bytes())
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    let request = OutgoingRequest::new(headers);
+    let scheme = if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    request
+        .set_scheme(Some(&scheme))
+        .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some(&path)))
+        .map_err(|()| format!("`{url}` is not a request this client can make"))?;
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(code) => return Ok(format!("wasi-http: error: {code:?}")),
+    };
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Ok(format!("wasi-http: error: {code:?}")),
+        other => return Err(format!("the response future answered {other:?}")),
+    };
+    let status = response.status();
+    let body = response.consume().map_err(|()| "the body was taken")?;
+    let stream = body.stream().map_err(|()| "the body's stream was taken")?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 << 10) {
+            Ok(chunk) => bytes.extend(chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(error)) => {
+                return Ok(format!("wasi-http: error: {}", error.to_debug_string()));
+            }
+        }
+    }
+    Ok(format!(
+        "wasi-http: {status} {}",
+        String::from_utf8_lossy(&bytes)
+    ))
 }
 
 fn count_in_store() -> String {

@@ -1,11 +1,14 @@
-//! The WIT contract is language-neutral: the approval plugin of `examples/js-approval`, written
-//! in JavaScript and built with the Bytecode Alliance's JavaScript toolchain from npm (jco and
-//! ComponentizeJS), is published and run through the real host like any Rust plugin.
+//! The WIT contract is language-neutral: the approval plugins of `examples/js-approval`,
+//! written in JavaScript and built with the Bytecode Alliance's JavaScript toolchain from npm
+//! (jco and ComponentizeJS), and of `examples/py-approval`, written in Python and built with
+//! componentize-py from PyPI with its default settings, are published and run through the real
+//! host like any Rust plugin.
 //!
-//! Its fixtures pass in the plugin author's harness too, as a Rust plugin's do.
+//! Their fixtures pass in the plugin author's harness too, as a Rust plugin's do.
 //!
-//! The component is built once per test process by `examples/js-approval/build.sh`, which
-//! needs `node` (>= 20) and `npm`; without them the test fails, it never skips.
+//! Each component is built once per test process by its example's `build.sh`: the JavaScript
+//! one needs `node` (>= 20) and `npm`, the Python one `python3` with `venv`; without them the
+//! tests fail, they never skip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,59 +19,95 @@ use dealer_plugin::harness::{Harness, Verdict, fixtures};
 use dealer_tests::{Backend, TestApp, call, on_both_backends};
 use serde_json::{Value, json};
 
-on_both_backends!(a_javascript_plugin_decides_approvals_through_the_host);
+on_both_backends!(
+    a_javascript_plugin_decides_approvals_through_the_host,
+    a_python_plugin_decides_approvals_through_the_host,
+);
 
-/// `examples/js-approval/approval.wasm`, built by the example's own build script once per
-/// process (the script does nothing when the component is newer than its sources).
-fn js_component() -> &'static [u8] {
-    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| {
-        let dir = example_dir();
-        let started = Instant::now();
-        let output = Command::new("bash")
-            .arg(dir.join("build.sh"))
-            .current_dir(&dir)
-            .output()
-            .unwrap_or_else(|error| panic!("running examples/js-approval/build.sh: {error}"));
-        assert!(
-            output.status.success(),
-            "examples/js-approval/build.sh failed ({}); it needs node >= 20 and npm with access \
-             to the npm registry.\nstdout:\n{}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let path = dir.join("approval.wasm");
-        let bytes = std::fs::read(&path)
-            .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
-        eprintln!(
-            "js-approval: build.sh took {:.1?}; the component is {} bytes",
-            started.elapsed(),
-            bytes.len()
-        );
-        bytes
-    })
+/// An example plugin in another language: its folder under `examples/`, which is also its
+/// name in the registry and the prefix of its log lines, and what its build needs.
+struct Example {
+    name: &'static str,
+    needs: &'static str,
+    built: OnceLock<Vec<u8>>,
 }
 
-/// `examples/js-approval`.
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate is inside the workspace")
-        .join("examples/js-approval")
+static JAVASCRIPT: Example = Example {
+    name: "js-approval",
+    needs: "node >= 20 and npm with access to the npm registry",
+    built: OnceLock::new(),
+};
+
+static PYTHON: Example = Example {
+    name: "py-approval",
+    needs: "python3 with the venv module and access to PyPI",
+    built: OnceLock::new(),
+};
+
+impl Example {
+    /// `examples/<name>`.
+    fn dir(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the tests crate is inside the workspace")
+            .join("examples")
+            .join(self.name)
+    }
+
+    /// `examples/<name>/approval.wasm`, built by the example's own build script once per
+    /// process (the script does nothing when the component is newer than its sources).
+    fn component(&self) -> &[u8] {
+        self.built.get_or_init(|| {
+            let dir = self.dir();
+            let started = Instant::now();
+            let output = Command::new("bash")
+                .arg(dir.join("build.sh"))
+                .current_dir(&dir)
+                .output()
+                .unwrap_or_else(|error| panic!("running examples/{}/build.sh: {error}", self.name));
+            assert!(
+                output.status.success(),
+                "examples/{}/build.sh failed ({}); it needs {}.\nstdout:\n{}\nstderr:\n{}",
+                self.name,
+                output.status,
+                self.needs,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let path = dir.join("approval.wasm");
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+            eprintln!(
+                "{}: build.sh took {:.1?}; the component is {} bytes",
+                self.name,
+                started.elapsed(),
+                bytes.len()
+            );
+            bytes
+        })
+    }
+
+    fn passes_its_fixtures_in_the_harness(&self) {
+        self.component();
+        let dir = self.dir();
+        let harness = Harness::new(&dir.join("approval.wasm")).expect("the component loads");
+        let found = fixtures(&dir.join("fixtures")).expect("the example's fixtures");
+        assert!(found.len() >= 3, "{found:?}");
+        for fixture in found {
+            let result = harness.run(&fixture).expect("the harness runs");
+            assert_eq!(result.verdict, Verdict::Ok, "{}", fixture.display());
+        }
+    }
 }
 
 #[test]
 fn the_javascript_plugin_passes_its_fixtures_in_the_harness() {
-    js_component();
-    let dir = example_dir();
-    let harness = Harness::new(&dir.join("approval.wasm")).expect("the component loads");
-    let found = fixtures(&dir.join("fixtures")).expect("the example's fixtures");
-    assert!(found.len() >= 3, "{found:?}");
-    for fixture in found {
-        let result = harness.run(&fixture).expect("the harness runs");
-        assert_eq!(result.verdict, Verdict::Ok, "{}", fixture.display());
-    }
+    JAVASCRIPT.passes_its_fixtures_in_the_harness();
+}
+
+#[test]
+fn the_python_plugin_passes_its_fixtures_in_the_harness() {
+    PYTHON.passes_its_fixtures_in_the_harness();
 }
 
 fn request(dealer: i64, kind: &str, amount: i64, base_amount: i64) -> Value {
@@ -82,7 +121,15 @@ fn request(dealer: i64, kind: &str, amount: i64, base_amount: i64) -> Value {
 }
 
 async fn a_javascript_plugin_decides_approvals_through_the_host(backend: Backend) {
-    let bytes = js_component().to_vec();
+    decides_approvals_through_the_host(&JAVASCRIPT, backend).await;
+}
+
+async fn a_python_plugin_decides_approvals_through_the_host(backend: Backend) {
+    decides_approvals_through_the_host(&PYTHON, backend).await;
+}
+
+async fn decides_approvals_through_the_host(example: &Example, backend: Backend) {
+    let bytes = example.component().to_vec();
     let app = TestApp::spawn(backend).await;
     let a = app.units.dealer_a;
 
@@ -90,14 +137,14 @@ async fn a_javascript_plugin_decides_approvals_through_the_host(backend: Backend
         .create(
             &app.keys.hq_admin,
             "/plugins",
-            &json!({"name": "js-approval", "hook": "approval",
-                "description": "approval rules written in JavaScript"}),
+            &json!({"name": example.name, "hook": "approval",
+                "description": "approval rules written in another language"}),
         )
         .await;
     let id = plugin["id"].as_i64().expect("a plugin id");
     // Uploading validates, compiles and caches it. The runtime is shared by the tests of this
     // process, so the uploads take turns: the first compiles, the second finds it compiled
-    // (by its SHA-256) instead of compiling the same 12 MB component at the same time.
+    // (by its SHA-256) instead of compiling the same 12 to 18 MB component at the same time.
     static UPLOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let turn = UPLOADS.lock().await;
     let started = Instant::now();
@@ -113,8 +160,8 @@ async fn a_javascript_plugin_decides_approvals_through_the_host(backend: Backend
     drop(turn);
     assert_eq!(uploaded.status, 201, "upload answered {}", uploaded.text);
     eprintln!(
-        "js-approval ({backend:?}): upload took {upload_time:.1?}: {}",
-        uploaded.text
+        "{} ({backend:?}): upload took {upload_time:.1?}: {}",
+        example.name, uploaded.text
     );
 
     let bound = call(
@@ -175,7 +222,10 @@ async fn a_javascript_plugin_decides_approvals_through_the_host(backend: Backend
         assert_eq!(decision["source"]["kind"], "plugin", "{decision}");
         assert_eq!(decision["source"]["version"], "1.0.0", "{decision}");
         assert_eq!(decision["output"], *expected, "for {input}: {decision}");
-        eprintln!("js-approval ({backend:?}): evaluate answered in {elapsed:.1?}");
+        eprintln!(
+            "{} ({backend:?}): evaluate answered in {elapsed:.1?}",
+            example.name
+        );
     }
     // The one discount case logs through dealer:platform/log.
     let reply = call(app.post(
@@ -186,7 +236,10 @@ async fn a_javascript_plugin_decides_approvals_through_the_host(backend: Backend
     .await;
     let logs = reply.body["effects"]["logs"].to_string();
     assert!(
-        logs.contains("js-approval: discount of 4.00% requested by sales"),
+        logs.contains(&format!(
+            "{}: discount of 4.00% requested by sales",
+            example.name
+        )),
         "{}",
         reply.text
     );
@@ -220,8 +273,8 @@ async fn a_javascript_plugin_decides_approvals_through_the_host(backend: Backend
     );
     for run in &ok {
         eprintln!(
-            "js-approval ({backend:?}): run {}: {} us, {} fuel, {} bytes of memory",
-            run["id"], run["duration_us"], run["fuel_used"], run["memory_bytes"]
+            "{} ({backend:?}): run {}: {} us, {} fuel, {} bytes of memory",
+            example.name, run["id"], run["duration_us"], run["fuel_used"], run["memory_bytes"]
         );
         assert!(run["fuel_used"].as_i64().expect("fuel") > 0, "{run}");
     }
