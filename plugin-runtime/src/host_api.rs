@@ -237,6 +237,9 @@ pub struct HostState {
     handed: usize,
     /// Record look-ups asked of the host, against [`MAX_LOOKUPS`].
     lookups: usize,
+    /// The store's keys and bytes when the run first wrote: the store does not change during
+    /// a run (its writes are applied after it), so a run of writes reads it once.
+    store_usage: std::cell::OnceCell<(i64, i64)>,
 }
 
 impl HostState {
@@ -277,6 +280,7 @@ impl HostState {
             effects: Effects::default(),
             handed: 0,
             lookups: 0,
+            store_usage: std::cell::OnceCell::new(),
         })
     }
 
@@ -467,14 +471,20 @@ impl HostState {
                 "a value may hold {STORE_MAX_VALUE_BYTES} bytes"
             )));
         }
-        let (keys, bytes) = self
-            .data(|data| data.store_usage())
-            .unwrap_or_else(|| {
-                Err(HostError::Unavailable(
-                    "records are not available in this run".into(),
-                ))
-            })?
-            .map_err(|_| HostError::Unavailable("the store could not be read".into()))?;
+        let (keys, bytes) = match self.store_usage.get() {
+            Some(usage) => *usage,
+            None => {
+                let usage = self
+                    .data(|data| data.store_usage())
+                    .unwrap_or_else(|| {
+                        Err(HostError::Unavailable(
+                            "records are not available in this run".into(),
+                        ))
+                    })?
+                    .map_err(|_| HostError::Unavailable("the store could not be read".into()))?;
+                *self.store_usage.get_or_init(|| usage)
+            }
+        };
         let pending: i64 = self
             .effects
             .store_writes
