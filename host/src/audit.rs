@@ -2,6 +2,7 @@
 //! the database itself refuses UPDATE and DELETE on it (triggers in the migrations).
 //! Entries hold ids and field names, never personal data, so erasing a person leaves it intact.
 
+use dealer_plugin_runtime::host_api::Denial;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
@@ -50,7 +51,7 @@ impl<'a> Entry<'a> {
 
 /// Who acted: staff through their key, a vehicle owner through a link (they have no key), or
 /// a background job of the host (named: `scheduler`, `loyalty`, ...). A plugin's attempt on
-/// another dealer's record is recorded by [`record_plugin_denial`].
+/// other dealers' records are recorded by [`record_plugin_denials`].
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
     Staff(&'a Caller),
@@ -330,26 +331,40 @@ pub async fn record_denial(conn: &mut AnyConnection, denial: &crate::error::Deni
     insert(conn, actor, entry).await
 }
 
-/// Records a plugin's look-up of a record of another dealer (the plugin was told it does not
-/// exist). The actor is the plugin, acting for `calling_dealer`.
-pub async fn record_plugin_denial(
+/// How many of a run's denied look-ups an audit entry names; the rest are counted.
+const DENIAL_EXAMPLES: usize = 5;
+
+/// Records a plugin run's look-ups of records of other dealers (the plugin was told they do
+/// not exist) as one entry, however many there were: the first denied record in the entry's
+/// columns, the count and the first few in its detail. The actor is the plugin, acting for
+/// `calling_dealer`. Nothing is written for a run without denials.
+pub async fn record_plugin_denials(
     conn: &mut AnyConnection,
     plugin: &str,
     calling_dealer: i64,
-    entity: &str,
-    id: i64,
-    owner_dealer: i64,
+    denials: &[Denial],
 ) -> Result<()> {
+    let Some(first) = denials.first() else {
+        return Ok(());
+    };
+    let examples: Vec<_> = denials
+        .iter()
+        .take(DENIAL_EXAMPLES)
+        .map(|d| serde_json::json!({ "entity": d.entity, "id": d.id, "dealer_id": d.owner_dealer_id }))
+        .collect();
     sqlx::query(
         "INSERT INTO audit_log (at, actor_key_id, actor_role, actor_org_id, action, entity, entity_id, \
          dealer_id, outcome, detail) VALUES ($1, NULL, 'plugin', $2, 'plugin_lookup', $3, $4, $5, 'denied', $6)",
     )
     .bind(clock::now_ms())
     .bind(calling_dealer)
-    .bind(entity)
-    .bind(id)
-    .bind(owner_dealer)
-    .bind(serde_json::json!({ "plugin": plugin }).to_string())
+    .bind(first.entity)
+    .bind(first.id)
+    .bind(first.owner_dealer_id)
+    .bind(
+        serde_json::json!({ "plugin": plugin, "count": denials.len(), "examples": examples })
+            .to_string(),
+    )
     .execute(&mut *conn)
     .await?;
     Ok(())

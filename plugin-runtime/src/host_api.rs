@@ -8,6 +8,12 @@
 //! a missing one, and is reported as a [`Denial`] for the host to audit. WASI is linked so that
 //! components from any toolchain instantiate, but grants nothing: no arguments, environment,
 //! sockets or files, except a private directory when HQ granted one.
+//!
+//! What a guest hands the host is bounded per run: the host keeps at most [`MAX_HANDED_BYTES`]
+//! of it (log lines as kept, event kinds and payloads, notifications, store keys and values,
+//! partner requests), each hand-over read in place in the guest's memory and sized before
+//! anything is copied or parsed ([`handover`]); one that does not fit ends the run
+//! `invalid_output` ([`OverBudget`]). Record look-ups are capped at [`MAX_LOOKUPS`] per run.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,13 +32,24 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::Grants;
 use crate::bindings::outbound::{CredentialPlacement, Method, Request, Response};
 use crate::bindings::types::{Customer, HostError, Level, Notification, Order, Vehicle};
-use crate::bindings::{clock, config, events, log, outbound, records, store, types};
+use crate::bindings::{clock, config, records, types};
 use crate::http::HttpGate;
+
+mod handover;
+pub use handover::add_to_linker;
 
 /// Per-run caps on what a plugin may ask of the host.
 const MAX_LOG_LINES: usize = 200;
 const MAX_LOG_LINE_BYTES: usize = 2048;
 const MAX_EVENTS: usize = 100;
+/// The longest payload of one event: an event is a notice for an integration, not a transfer.
+const MAX_EVENT_PAYLOAD_BYTES: usize = 64 << 10;
+/// The bytes the host keeps, in all, of what one run hands it (see the module's doc). It
+/// bounds the host's memory per run, the effects a caller applies and what is recorded.
+pub const MAX_HANDED_BYTES: usize = 4 << 20;
+/// Record look-ups per run; past it a look-up answers `quota-exceeded` without asking the
+/// host, so a run costs the database (and the audit log) at most this many reads.
+pub const MAX_LOOKUPS: usize = 64;
 const MAX_OUTBOUND_CALLS: usize = 16;
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 const MAX_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,7 +143,20 @@ pub struct LogLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct EmittedEvent {
     pub kind: String,
-    pub payload: serde_json::Value,
+    /// The payload as the plugin wrote it, checked to be JSON but not expanded into a tree:
+    /// a `serde_json::Value` takes tens of times the text's size.
+    pub payload: Box<serde_json::value::RawValue>,
+}
+
+/// Why a run ended when the plugin handed the host more than [`MAX_HANDED_BYTES`]: raised by
+/// the host call as a trap, classified `invalid_output` by the runtime.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the plugin handed the host more than {MAX_HANDED_BYTES} bytes in one run ({what} of {bytes} bytes did not fit)"
+)]
+pub struct OverBudget {
+    pub what: &'static str,
+    pub bytes: usize,
 }
 
 /// A record of another dealer the plugin asked for.
@@ -208,6 +238,13 @@ pub struct HostState {
     services: Option<Services>,
     deadline: Instant,
     effects: Effects,
+    /// Bytes kept of what the guest handed over, against [`MAX_HANDED_BYTES`].
+    handed: usize,
+    /// Record look-ups asked of the host, against [`MAX_LOOKUPS`].
+    lookups: usize,
+    /// The store's keys and bytes when the run first wrote: the store does not change during
+    /// a run (its writes are applied after it), so a run of writes reads it once.
+    store_usage: std::cell::OnceCell<(i64, i64)>,
 }
 
 impl HostState {
@@ -259,6 +296,9 @@ impl HostState {
             services,
             deadline,
             effects: Effects::default(),
+            handed: 0,
+            lookups: 0,
+            store_usage: std::cell::OnceCell::new(),
         })
     }
 
@@ -294,7 +334,22 @@ impl HostState {
             .map_err(|_| HostError::Unavailable("the run's deadline passed".into()))
     }
 
-    /// Looks a record up through the host's [`Records`], noting denials for the audit log.
+    /// Whether `bytes` more of the guest's hand-overs fit in the run's budget; a trap
+    /// ([`OverBudget`]) if not. Checked before the hand-over is copied, parsed or validated.
+    fn fits(&self, bytes: usize, what: &'static str) -> wasmtime::Result<()> {
+        if self.handed.saturating_add(bytes) > MAX_HANDED_BYTES {
+            return Err(OverBudget { what, bytes }.into());
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` the host keeps against the budget ([`HostState::fits`] said they fit).
+    fn keep(&mut self, bytes: usize) {
+        self.handed += bytes;
+    }
+
+    /// Looks a record up through the host's [`Records`], noting denials for the audit log;
+    /// past [`MAX_LOOKUPS`] in a run, `quota-exceeded` without asking.
     fn lookup<T>(
         &mut self,
         ask: impl FnOnce(&dyn Records) -> HostFuture<'_, T>,
@@ -304,6 +359,12 @@ impl HostState {
                 "records are not available in this run".into(),
             ));
         };
+        if self.lookups >= MAX_LOOKUPS {
+            return Err(HostError::QuotaExceeded(format!(
+                "a run looks up at most {MAX_LOOKUPS} records"
+            )));
+        }
+        self.lookups += 1;
         match self.wait(ask(records.as_ref()))? {
             Ok(value) => Ok(value),
             Err(LookupError::Denied(denial)) => {
@@ -372,20 +433,20 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 
 impl types::Host for HostState {}
 
-impl log::Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
+impl HostState {
+    /// Keeps a log line: its first [`MAX_LOG_LINE_BYTES`] bytes, copied from the guest's text
+    /// (`message` borrows its memory), or only a count past [`MAX_LOG_LINES`].
+    fn log(&mut self, level: Level, message: &str) -> wasmtime::Result<()> {
         if self.effects.logs.len() >= MAX_LOG_LINES {
             self.effects.dropped_logs += 1;
-            return;
+            return Ok(());
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE_BYTES {
-            let mut end = MAX_LOG_LINE_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
+        let mut end = message.len().min(MAX_LOG_LINE_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
         }
+        self.fits(end, "a log line")?;
+        self.keep(end);
         let level = match level {
             Level::Trace => "trace",
             Level::Debug => "debug",
@@ -393,7 +454,11 @@ impl log::Host for HostState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        self.effects.logs.push(LogLine { level, message });
+        self.effects.logs.push(LogLine {
+            level,
+            message: message[..end].to_owned(),
+        });
+        Ok(())
     }
 }
 
@@ -407,32 +472,49 @@ impl config::Host for HostState {
     }
 }
 
-impl store::Host for HostState {
-    fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        if let Some(written) = self.effects.store_writes.get(&key) {
+impl HostState {
+    fn store_get(&self, key: &str) -> Option<Vec<u8>> {
+        if let Some(written) = self.effects.store_writes.get(key) {
             return written.clone();
         }
+        if check_store_key(key).is_err() {
+            return None;
+        }
+        let key = key.to_owned();
         self.data(|data| data.store_get(key))
             .and_then(Result::ok)
             .and_then(Result::ok)
             .flatten()
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
-        check_store_key(&key)?;
+    /// Checks a write of `value` under `key` (both borrowing the guest's memory) against the
+    /// value limit, the store's quota and the run's budget, before either is copied.
+    fn check_store_set(&self, key: &str, value: &[u8]) -> wasmtime::Result<Result<(), HostError>> {
+        self.fits(key.len() + value.len(), "a store value")?;
+        Ok(self.store_quota(key, value))
+    }
+
+    fn store_quota(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        check_store_key(key)?;
         if value.len() > STORE_MAX_VALUE_BYTES {
             return Err(HostError::QuotaExceeded(format!(
                 "a value may hold {STORE_MAX_VALUE_BYTES} bytes"
             )));
         }
-        let (keys, bytes) = self
-            .data(|data| data.store_usage())
-            .unwrap_or_else(|| {
-                Err(HostError::Unavailable(
-                    "records are not available in this run".into(),
-                ))
-            })?
-            .map_err(|_| HostError::Unavailable("the store could not be read".into()))?;
+        let (keys, bytes) = match self.store_usage.get() {
+            Some(usage) => *usage,
+            None => {
+                let usage = self
+                    .data(|data| data.store_usage())
+                    .unwrap_or_else(|| {
+                        Err(HostError::Unavailable(
+                            "records are not available in this run".into(),
+                        ))
+                    })?
+                    .map_err(|_| HostError::Unavailable("the store could not be read".into()))?;
+                *self.store_usage.get_or_init(|| usage)
+            }
+        };
         let pending: i64 = self
             .effects
             .store_writes
@@ -446,14 +528,17 @@ impl store::Host for HostState {
                 "the store holds at most {STORE_MAX_KEYS} keys and {STORE_MAX_BYTES} bytes"
             )));
         }
-        self.effects.store_writes.insert(key, Some(value));
         Ok(())
     }
 
-    fn delete(&mut self, key: String) -> Result<(), HostError> {
-        check_store_key(&key)?;
-        self.effects.store_writes.insert(key, None);
-        Ok(())
+    /// Keeps a checked write; a value it replaces is no longer kept.
+    fn store_set(&mut self, key: String, value: Option<Vec<u8>>) {
+        let added = key.len() + value.as_ref().map_or(0, Vec::len);
+        if let Some(Some(old)) = self.effects.store_writes.get(&key) {
+            self.handed -= (key.len() + old.len()).min(self.handed);
+        }
+        self.keep(added);
+        self.effects.store_writes.insert(key, value);
     }
 }
 
@@ -500,38 +585,53 @@ impl clock::Host for HostState {
     }
 }
 
-impl events::Host for HostState {
-    fn emit(&mut self, kind: String, payload: String) -> Result<(), HostError> {
+impl HostState {
+    /// Checks an event (`kind` and `payload` borrow the guest's memory): the count, the
+    /// budget, then the kind and the payload's size before it is parsed.
+    fn check_emit(
+        &self,
+        kind: &str,
+        payload: &str,
+    ) -> wasmtime::Result<Result<EmittedEvent, HostError>> {
         if self.effects.events.len() >= MAX_EVENTS {
-            return Err(HostError::QuotaExceeded(format!(
+            return Ok(Err(HostError::QuotaExceeded(format!(
                 "a run emits at most {MAX_EVENTS} events"
-            )));
+            ))));
         }
+        self.fits(kind.len() + payload.len(), "an event")?;
         if kind.is_empty()
             || kind.len() > 64
             || !kind
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         {
-            return Err(HostError::Invalid(
+            return Ok(Err(HostError::Invalid(
                 "an event kind is 1 to 64 characters of a-z, 0-9, '-' and '.'".into(),
-            ));
-        }
-        let payload = serde_json::from_str(&payload)
-            .map_err(|e| HostError::Invalid(format!("the payload is not JSON: {e}")))?;
-        self.effects.events.push(EmittedEvent { kind, payload });
-        Ok(())
-    }
-
-    fn notify(&mut self, notification: Notification) -> Result<(), HostError> {
-        if self.effects.notifications.len() >= MAX_EVENTS {
-            return Err(HostError::QuotaExceeded(format!(
-                "a run sends at most {MAX_EVENTS} notifications"
             )));
         }
-        check_notification(&notification).map_err(HostError::Invalid)?;
+        if payload.len() > MAX_EVENT_PAYLOAD_BYTES {
+            return Ok(Err(HostError::Invalid(format!(
+                "the payload is {} bytes; at most {MAX_EVENT_PAYLOAD_BYTES}",
+                payload.len()
+            ))));
+        }
+        Ok(serde_json::from_str(payload)
+            .map(|payload| EmittedEvent {
+                kind: kind.to_owned(),
+                payload,
+            })
+            .map_err(|e| HostError::Invalid(format!("the payload is not JSON: {e}"))))
+    }
+
+    fn emit(&mut self, event: EmittedEvent) {
+        self.keep(event.kind.len() + event.payload.get().len());
+        self.effects.events.push(event);
+    }
+
+    /// Keeps a checked notification copied from the guest (see [`handover`]).
+    fn notify(&mut self, notification: Notification, bytes: usize) {
+        self.keep(bytes);
         self.effects.notifications.push(notification);
-        Ok(())
     }
 }
 
@@ -570,8 +670,10 @@ pub fn check_notification(n: &Notification) -> Result<(), String> {
     Ok(())
 }
 
-impl outbound::Host for HostState {
-    fn send(&mut self, request: Request) -> Result<Response, HostError> {
+impl HostState {
+    /// Makes a partner call; `request` was sized in the guest's memory and fits the budget.
+    fn send(&mut self, request: Request, bytes: usize) -> Result<Response, HostError> {
+        self.keep(bytes);
         if self.ctx.mode == Mode::Replay {
             return Err(HostError::Unavailable(
                 "partner calls are not made during a replay".into(),

@@ -21,7 +21,7 @@ use wasmtime::{
 };
 
 pub use crate::hooks::HookSpec;
-use crate::host_api::{CallContext, Effects, HostState, Services};
+use crate::host_api::{CallContext, Effects, HostState, OverBudget, Services};
 use crate::{Hook, Outcome};
 
 /// What setting up the engine may fail with (wasmtime's error type).
@@ -158,10 +158,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
-        crate::bindings::imports::Imports::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |state: &mut HostState| state,
-        )?;
+        crate::host_api::add_to_linker(&mut linker)?;
         spawn_epoch_ticker(&engine);
         let cache_dir = match cache_dir {
             Some(dir) => {
@@ -371,18 +368,18 @@ impl Runtime {
     }
 }
 
-/// A plugin's own error message, cut to [`crate::hooks::MAX_ERROR`] bytes.
-fn truncated(mut message: String) -> String {
+/// A plugin's own error message, cut to [`crate::hooks::MAX_ERROR`] bytes: a fresh string,
+/// so the guest's (up to its whole memory) is freed rather than kept as spare capacity.
+fn truncated(message: String) -> String {
     let max = crate::hooks::MAX_ERROR;
-    if message.len() > max {
-        let mut end = max;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
+    if message.len() <= max {
+        return message;
     }
-    message
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
 }
 
 fn failed_report<T>(outcome: Outcome, error: String, started: Instant) -> RunReport<T> {
@@ -403,6 +400,9 @@ fn ticks(deadline: Duration) -> u64 {
 
 /// Outcome and message of a call that did not return.
 fn classify(error: &wasmtime::Error, hit_memory_limit: bool, limits: &Limits) -> (Outcome, String) {
+    if let Some(over) = error.downcast_ref::<OverBudget>() {
+        return (Outcome::InvalidOutput, over.to_string());
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => (
             Outcome::Timeout,

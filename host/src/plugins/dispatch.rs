@@ -427,11 +427,8 @@ impl Plugins {
             fuel_used: report.fuel_used as i64,
             error: report.error.clone(),
             input: serde_json::to_value(input).unwrap_or(Value::Null),
-            output: report
-                .output
-                .as_ref()
-                .and_then(|o| serde_json::to_value(o).ok()),
-            effects: serde_json::to_value(&report.effects).ok(),
+            output: report.output.as_ref().and_then(runs::recordable),
+            effects: runs::recordable(&report.effects),
             now_ms,
             replay_of,
             source,
@@ -461,7 +458,8 @@ impl Plugins {
         })
     }
 
-    /// Persists a live run's store writes (only if it succeeded) and audits its denials.
+    /// Persists a live run's store writes (only if it succeeded) and audits its denials, as
+    /// one entry for the run.
     async fn apply<T>(&self, active: &Active, dealer_id: i64, report: &RunReport<T>) -> Result<()> {
         let writes = &report.effects.store_writes;
         let denials = &report.effects.denials;
@@ -482,17 +480,8 @@ impl Plugins {
                 }
             }
         }
-        for denial in denials {
-            crate::audit::record_plugin_denial(
-                &mut tx,
-                &active.plugin.name,
-                dealer_id,
-                denial.entity,
-                denial.id,
-                denial.owner_dealer_id,
-            )
+        crate::audit::record_plugin_denials(&mut tx, &active.plugin.name, dealer_id, denials)
             .await?;
-        }
         tx.commit().await?;
         Ok(())
     }

@@ -7,6 +7,12 @@
 //! for the [`RECENT_INPUTS`] most recent runs of each dealer, hook and [`Source`] (so replaying
 //! a version does not push the live inputs out); older runs keep their numbers only, until
 //! the [`Retention`] policy deletes them ([`prune`], a background pass).
+//!
+//! What a run records is bounded: its input, output, effects and error each hold at most
+//! [`MAX_RECORDED_BYTES`] (a larger one is stored as the marker `{"truncated": true, "bytes":
+//! N}`, or, for the error, clipped with a note), and [`prune`] clears the payloads of each
+//! dealer's oldest runs beyond [`Retention::max_payload_bytes`] in all. A replay skips a run
+//! whose input was truncated (it no longer reads as the hook's input).
 
 use std::collections::BTreeMap;
 
@@ -28,6 +34,48 @@ use crate::error::{Error, Result};
 
 /// How many runs of each (dealer, hook, source) keep their input and output.
 pub const RECENT_INPUTS: i64 = 500;
+
+/// The most a run's input, output, effects or error may hold as stored, in bytes of JSON
+/// (text for the error).
+pub const MAX_RECORDED_BYTES: usize = 32 << 10;
+
+/// What [`record`] stores for a value over [`MAX_RECORDED_BYTES`] of `bytes`.
+fn truncated_marker(bytes: usize) -> Value {
+    serde_json::json!({ "truncated": true, "bytes": bytes })
+}
+
+/// `value` as a recorded run's effects (or output) hold it: serialized first, so an oversized
+/// one becomes the [`truncated_marker`] without ever being expanded into a `Value` (an event
+/// payload kept as raw JSON text would take tens of times its size as one).
+pub fn recordable<T: Serialize>(value: &T) -> Option<Value> {
+    let text = serde_json::to_string(value).ok()?;
+    if text.len() > MAX_RECORDED_BYTES {
+        return Some(truncated_marker(text.len()));
+    }
+    serde_json::from_str(&text).ok()
+}
+
+/// `value` masked, as the JSON text [`record`] stores: the [`truncated_marker`] past
+/// [`MAX_RECORDED_BYTES`].
+fn stored_json(value: &Value) -> String {
+    let text = mask(value).to_string();
+    if text.len() > MAX_RECORDED_BYTES {
+        return truncated_marker(text.len()).to_string();
+    }
+    text
+}
+
+/// A run's error as stored: at most [`MAX_RECORDED_BYTES`], clipped with a note of its size.
+fn stored_error(error: &str) -> String {
+    if error.len() <= MAX_RECORDED_BYTES {
+        return error.to_owned();
+    }
+    let mut end = MAX_RECORDED_BYTES;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… (truncated; {} bytes)", &error[..end], error.len())
+}
 
 /// Why a run happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -407,7 +455,8 @@ fn mask_numbers(text: &str) -> String {
     out
 }
 
-/// Records a run: its input and output masked, the digest of its unmasked input. Runs of the
+/// Records a run: its input and output masked and capped ([`MAX_RECORDED_BYTES`]), the digest
+/// of its whole unmasked input. Runs of the
 /// same dealer, hook and source beyond the [`RECENT_INPUTS`] most recent lose their input and
 /// output (one indexed update per run, over the few hundred runs that still hold one).
 pub async fn record(conn: &mut AnyConnection, run: &NewRun) -> Result<i64> {
@@ -428,11 +477,11 @@ pub async fn record(conn: &mut AnyConnection, run: &NewRun) -> Result<i64> {
     .bind(run.outcome.as_str())
     .bind(run.memory_bytes)
     .bind(run.fuel_used)
-    .bind(run.error.as_deref())
+    .bind(run.error.as_deref().map(stored_error))
     .bind(input_digest(&run.input))
-    .bind(mask(&run.input).to_string())
-    .bind(run.output.as_ref().map(|o| mask(o).to_string()))
-    .bind(run.effects.as_ref().map(|e| mask(e).to_string()))
+    .bind(stored_json(&run.input))
+    .bind(run.output.as_ref().map(stored_json))
+    .bind(run.effects.as_ref().map(stored_json))
     .bind(run.now_ms)
     .bind(run.replay_of)
     .bind(run.source.as_str())
@@ -632,31 +681,81 @@ pub async fn stats(conn: &mut AnyConnection, filter: &RunFilter) -> Result<Vec<S
 }
 
 /// How long the run log keeps runs: at most `max_days` old and at most `max_per_hook` runs
-/// of each dealer and hook (the newest), enforced by [`prune`] every `every`.
+/// of each dealer and hook (the newest), and payloads of at most `max_payload_bytes` per
+/// dealer, enforced by [`prune`] every `every`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     pub max_days: u32,
     /// Never fewer than [`RECENT_INPUTS`], so the runs kept for replay stay.
     pub max_per_hook: i64,
+    /// The bytes of inputs, outputs and effects (as stored) a dealer's runs keep in all; the
+    /// oldest runs beyond it keep their numbers only.
+    pub max_payload_bytes: i64,
     pub every: std::time::Duration,
 }
 
 impl Default for Retention {
-    /// 90 days, 100 000 runs per dealer and hook, pruned hourly.
+    /// 90 days, 100 000 runs per dealer and hook, 64 MiB of payloads per dealer, pruned
+    /// hourly.
     fn default() -> Retention {
         Retention {
             max_days: 90,
             max_per_hook: 100_000,
+            max_payload_bytes: 64 << 20,
             every: std::time::Duration::from_secs(3600),
         }
     }
+}
+
+/// The stored size of a run's payloads, in bytes, as SQL both backends run.
+const PAYLOAD_BYTES: &str = "CAST(OCTET_LENGTH(input) + COALESCE(OCTET_LENGTH(output), 0) \
+     + COALESCE(OCTET_LENGTH(effects), 0) AS BIGINT)";
+
+/// Clears the payloads of each dealer's oldest runs beyond `max_bytes` of payloads (newest
+/// kept first); the number of runs cleared.
+async fn clear_payloads_beyond(db: &crate::Db, max_bytes: i64) -> Result<u64> {
+    let crowded: Vec<(i64,)> = sqlx::query_as(&format!(
+        "SELECT dealer_id FROM plugin_runs WHERE input IS NOT NULL \
+         GROUP BY dealer_id HAVING SUM({PAYLOAD_BYTES}) > $1"
+    ))
+    .bind(max_bytes)
+    .fetch_all(db.pool())
+    .await?;
+    let mut cleared = 0;
+    for (dealer_id,) in crowded {
+        let sizes: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT id, {PAYLOAD_BYTES} FROM plugin_runs \
+             WHERE dealer_id = $1 AND input IS NOT NULL ORDER BY id DESC"
+        ))
+        .bind(dealer_id)
+        .fetch_all(db.pool())
+        .await?;
+        let mut total = 0;
+        let Some((newest_cleared, _)) = sizes.into_iter().find(|(_, bytes)| {
+            total += bytes;
+            total > max_bytes
+        }) else {
+            continue;
+        };
+        cleared += sqlx::query(
+            "UPDATE plugin_runs SET input = NULL, output = NULL, effects = NULL \
+             WHERE dealer_id = $1 AND input IS NOT NULL AND id <= $2",
+        )
+        .bind(dealer_id)
+        .bind(newest_cleared)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
+    }
+    Ok(cleared)
 }
 
 /// Rows deleted per statement, so a large backlog is deleted in short write transactions.
 const PRUNE_BATCH: i64 = 5_000;
 
 /// Deletes the runs `retention` no longer keeps: those started more than `max_days` before
-/// `now`, and those of each dealer and hook beyond its `max_per_hook` newest. Returns how many
+/// `now`, and those of each dealer and hook beyond its `max_per_hook` newest; then clears the
+/// payloads of each dealer's oldest runs beyond `max_payload_bytes`. Returns how many runs
 /// were deleted. Each statement deletes at most [`PRUNE_BATCH`] rows and commits on its own;
 /// replicas pruning at once delete each row once.
 pub async fn prune(db: &crate::Db, retention: &Retention, now: i64) -> Result<u64> {
@@ -701,6 +800,13 @@ pub async fn prune(db: &crate::Db, retention: &Retention, now: i64) -> Result<u6
             .bind(PRUNE_BATCH)
         })
         .await?;
+    }
+    let cleared = clear_payloads_beyond(db, retention.max_payload_bytes).await?;
+    if cleared > 0 {
+        tracing::info!(
+            cleared,
+            "cleared the payloads of runs beyond a dealer's byte budget"
+        );
     }
     Ok(deleted)
 }

@@ -49,6 +49,7 @@ mod examples;
 mod first_party;
 mod fixtures;
 mod other_languages;
+mod plugin_bounds;
 mod plugin_platform;
 mod plugin_runtime;
 mod plugin_storage;

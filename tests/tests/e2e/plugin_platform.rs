@@ -29,7 +29,13 @@ on_both_backends!(
 const WASM: &str = "application/wasm";
 
 /// Registers a catalogue plugin (as HQ) and uploads `guest` as its version `version`.
-async fn publish(app: &TestApp, name: &str, hook: &str, guest: &str, version: &str) -> i64 {
+pub(crate) async fn publish(
+    app: &TestApp,
+    name: &str,
+    hook: &str,
+    guest: &str,
+    version: &str,
+) -> i64 {
     let plugin = app
         .create(
             &app.keys.hq_admin,
@@ -42,7 +48,7 @@ async fn publish(app: &TestApp, name: &str, hook: &str, guest: &str, version: &s
     id
 }
 
-async fn upload(app: &TestApp, plugin: i64, guest: &str, version: &str) -> Value {
+pub(crate) async fn upload(app: &TestApp, plugin: i64, guest: &str, version: &str) -> Value {
     let reply = call(
         app.client
             .post(format!(
@@ -58,7 +64,14 @@ async fn upload(app: &TestApp, plugin: i64, guest: &str, version: &str) -> Value
     reply.body
 }
 
-async fn bind(app: &TestApp, dealer: i64, hook: &str, plugin: i64, version: &str, config: Value) {
+pub(crate) async fn bind(
+    app: &TestApp,
+    dealer: i64,
+    hook: &str,
+    plugin: i64,
+    version: &str,
+    config: Value,
+) {
     bind_with(app, dealer, hook, plugin, version, config, "fallback").await;
 }
 
@@ -84,7 +97,7 @@ async fn bind_with(
     assert_eq!(reply.status, 200, "bind answered {}", reply.text);
 }
 
-fn ticket(dealer: i64, subject: &str) -> Value {
+pub(crate) fn ticket(dealer: i64, subject: &str) -> Value {
     json!({
         "ticket_id": 1, "dealer_id": dealer, "channel": "hotline", "category": "complaint",
         "subject": subject, "description": "客户来电", "customer_id": 1,
@@ -119,7 +132,7 @@ async fn evaluate(
 }
 
 /// Evaluates `input` as HQ and expects a 200.
-async fn decide(app: &TestApp, dealer: i64, hook: &str, input: Value) -> Value {
+pub(crate) async fn decide(app: &TestApp, dealer: i64, hook: &str, input: Value) -> Value {
     let reply = evaluate(app, &app.keys.hq_admin, dealer, hook, input).await;
     assert_eq!(reply.status, 200, "evaluate answered {}", reply.text);
     reply.body
@@ -151,7 +164,7 @@ async fn hostile(app: &TestApp, behaviour: &str, extra: Value) -> Value {
     .await
 }
 
-fn failed_outcome(decision: &Value) -> &str {
+pub(crate) fn failed_outcome(decision: &Value) -> &str {
     assert_eq!(
         decision["source"]["reason"], "fallback",
         "expected a fallback: {decision}"
@@ -786,6 +799,10 @@ async fn another_dealers_customer_is_not_found_by_a_plugin_and_the_attempt_is_au
     assert_eq!(entry["entity_id"], theirs["id"], "{audit}");
     assert_eq!(entry["actor_role"], "plugin");
     assert_eq!(entry["detail"]["plugin"], "hostile");
+    assert_eq!(
+        entry["detail"]["count"], 1,
+        "one entry for the run, with its count"
+    );
 
     // The dealer's own customer is found.
     let a = app.units.dealer_a;

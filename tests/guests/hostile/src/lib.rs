@@ -21,6 +21,12 @@
 //! | `emit` | emits an event and a notification, then routes as `ok` |
 //! | `env` | counts its environment variables and arguments |
 //! | `clock` | reports the host clock |
+//! | `emit-flood` | emits one event whose payload is a JSON array of config `mib` MiB (default 24) |
+//! | `log-flood` | logs 190 lines of 1 MiB each, then routes as `log-flood: 190 lines` |
+//! | `store-flood` | stores 1000 values of 64 KiB (the most a value holds) under keys of their own, reports how many were stored and refused |
+//! | `outbound-flood` | POSTs a body of config `mib` MiB (default 24) to config `url` |
+//! | `notify-flood` | sends 100 notifications with 32 data entries of 2000 bytes each (the most one may hold) |
+//! | `lookup-flood` | looks up the customer of config `customer_id` 10 000 times, reports the answers by kind |
 
 use std::hint::black_box;
 
@@ -28,7 +34,7 @@ use dealer_sdk::dates::{HOUR, MINUTE};
 use dealer_sdk::outbound::{self, Request};
 use dealer_sdk::ticket_routing::{Guest, Notification, Priority, Route, Ticket};
 use dealer_sdk::types::HostError;
-use dealer_sdk::{clock, config, events, records, store};
+use dealer_sdk::{clock, config, events, log, records, store};
 
 const MIB: usize = 1 << 20;
 
@@ -72,6 +78,18 @@ impl Guest for Hostile {
                 std::env::args().count()
             ),
             "clock" => format!("clock: {} {}", clock::now(), clock::today()),
+            "emit-flood" => emit_flood()?,
+            "log-flood" => {
+                let line = "x".repeat(MIB);
+                for _ in 0..190 {
+                    log::info(&line);
+                }
+                "log-flood: 190 lines".to_owned()
+            }
+            "store-flood" => store_flood(),
+            "outbound-flood" => outbound_flood()?,
+            "notify-flood" => notify_flood(&ticket),
+            "lookup-flood" => lookup_flood()?,
             other => return Err(format!("unknown behaviour {other:?}")),
         };
         Ok(normal_route(&ticket, reason))
@@ -255,6 +273,83 @@ fn emit(ticket: &Ticket) -> String {
         Ok(()) => "ok".to_owned(),
         Err(error) => format!("emit: error: {}", variant(&error)),
     }
+}
+
+/// Config `mib` (default 24) in bytes.
+fn flood_bytes() -> Result<usize, String> {
+    Ok(config::get::<usize>("mib")?.unwrap_or(24) * MIB)
+}
+
+fn emit_flood() -> Result<String, String> {
+    let bytes = flood_bytes()?;
+    let mut payload = String::with_capacity(bytes);
+    payload.push('[');
+    while payload.len() + 3 < bytes {
+        payload.push_str("0,");
+    }
+    payload.push_str("0]");
+    Ok(match events::emit("hostile-flood", &payload) {
+        Ok(()) => "emit-flood: emitted".to_owned(),
+        Err(error) => format!("emit-flood: error: {}", variant(&error)),
+    })
+}
+
+fn store_flood() -> String {
+    let value = vec![b'v'; 64 << 10];
+    let (mut stored, mut refused) = (0, 0);
+    for i in 0..1000 {
+        match store::set(&format!("flood-{i}"), &value) {
+            Ok(()) => stored += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    format!("store-flood: {stored} stored, {refused} refused")
+}
+
+fn outbound_flood() -> Result<String, String> {
+    let url: String = config::get("url")?.ok_or("config `url` is not set")?;
+    let request = Request::post(url, vec![b'b'; flood_bytes()?]);
+    Ok(match outbound::send(&request) {
+        Ok(response) => format!("outbound-flood: {}", response.status),
+        Err(error) => format!("outbound-flood: error: {}", variant(&error)),
+    })
+}
+
+fn notify_flood(ticket: &Ticket) -> String {
+    let notification = Notification {
+        channel: "app".to_owned(),
+        recipient: format!("customer:{}", ticket.customer_id),
+        template: "hostile-flood".to_owned(),
+        data: (0..32)
+            .map(|i| (format!("{i:0>64}"), "d".repeat(2000)))
+            .collect(),
+    };
+    let mut sent = 0;
+    for _ in 0..100 {
+        if let Err(error) = events::notify(&notification) {
+            return format!("notify-flood: {sent} sent, then {}", variant(&error));
+        }
+        sent += 1;
+    }
+    format!("notify-flood: {sent} sent")
+}
+
+fn lookup_flood() -> Result<String, String> {
+    let id: i64 = config::get("customer_id")?.ok_or("config `customer_id` is not set")?;
+    let mut answers = std::collections::BTreeMap::<String, u32>::new();
+    for _ in 0..10_000 {
+        let answer = match records::customer(id) {
+            Ok(_) => "found".to_owned(),
+            Err(error) => variant(&error)
+                .split('(')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        *answers.entry(answer).or_default() += 1;
+    }
+    let answers: Vec<String> = answers.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    Ok(format!("lookup-flood: {}", answers.join(" ")))
 }
 
 /// The error as `#[derive(Debug)]` prints a variant (`NotFound`, `Denied("...")`), without the
