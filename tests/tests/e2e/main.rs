@@ -52,3 +52,4 @@ mod js_plugin;
 mod plugin_platform;
 mod plugin_runtime;
 mod plugin_storage;
+mod plugin_versions;
