@@ -128,7 +128,9 @@ pub(crate) fn explain(missing: &[String]) -> String {
         "{}; a plugin may import dealer:platform's interfaces at {}.x and WASI 0.2's \
          cli, clocks, filesystem, io, random and sockets (which grant nothing unless HQ does)",
         missing.join(", "),
-        crate::WIT_VERSION.rsplit_once('.').map_or("", |(minor, _)| minor),
+        crate::WIT_VERSION
+            .rsplit_once('.')
+            .map_or("", |(minor, _)| minor),
     );
     if missing.iter().any(|name| name.starts_with("wasi:http/")) {
         message.push_str(

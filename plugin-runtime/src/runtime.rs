@@ -287,7 +287,7 @@ impl Runtime {
         }
         // Compiled before (by this process, or one sharing the cache): validate the cached
         // artifact instead of compiling again.
-        if let Some(loaded) = self.from_disk(&sha256)? {
+        if let Some(loaded) = self.read_cached(&sha256)? {
             return Ok(Arc::new(loaded));
         }
         self.compile(bytes, sha256).map(Arc::new)
@@ -315,7 +315,7 @@ impl Runtime {
         if let Some(loaded) = self.cached(sha256) {
             return Ok(Some(loaded));
         }
-        let loaded = match (self.from_disk(sha256)?, bytes) {
+        let loaded = match (self.read_cached(sha256)?, bytes) {
             (Some(loaded), _) => loaded,
             (None, Some(bytes)) => {
                 check_header(&bytes)?;
@@ -342,10 +342,15 @@ impl Runtime {
     /// Drops the component with content hash `sha256` from memory and from the on-disk cache:
     /// its bytes were deleted, so no version can run it any more.
     pub fn forget(&self, sha256: &str) -> Result<(), RuntimeError> {
-        self.loaded.lock().expect("plugin cache lock").remove(sha256);
+        self.loaded
+            .lock()
+            .expect("plugin cache lock")
+            .remove(sha256);
         if let Some(dir) = &self.cache_dir {
             match std::fs::remove_file(dir.join(format!("{sha256}.cwasm"))) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(error.into());
+                }
                 _ => {}
             }
         }
@@ -354,7 +359,7 @@ impl Runtime {
 
     /// The component with content hash `sha256` from the on-disk cache, not kept loaded. A
     /// damaged entry is removed (the component is compiled again from its bytes).
-    fn from_disk(&self, sha256: &str) -> Result<Option<Loaded>, RuntimeError> {
+    fn read_cached(&self, sha256: &str) -> Result<Option<Loaded>, RuntimeError> {
         let Some(dir) = &self.cache_dir else {
             return Ok(None);
         };

@@ -627,12 +627,14 @@ async fn dealer_kill_switch(
 #[serde(deny_unknown_fields)]
 pub struct EvaluateRequest {
     /// The hook's input, as in the WIT record (field names in snake_case; enum cases and
-    /// variants as in the Rust bindings, e.g. `"Discount"`, `{"Steps": [...]}`).
+    /// variants as the WIT spells them, e.g. `"finance-plan"`, `{"auto-approve": "..."}`; the
+    /// Rust spelling of earlier versions, `"FinancePlan"`, is still read).
     pub input: Value,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EvaluateResponse {
+    /// The hook's output, cases spelled as the WIT spells them (`{"steps": [...]}`).
     pub output: Value,
     pub source: DecisionSource,
     pub run_id: Option<i64>,

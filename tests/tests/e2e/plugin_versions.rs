@@ -82,7 +82,11 @@ fn loaded_versions_stay_within_the_memory_budget_and_a_dropped_one_still_runs() 
             .expect("a valid component");
         hashes.push(loaded.info.sha256.clone());
     }
-    assert_eq!(runtime.loaded_usage(), (0, 0), "validating keeps nothing loaded");
+    assert_eq!(
+        runtime.loaded_usage(),
+        (0, 0),
+        "validating keeps nothing loaded"
+    );
 
     // Each call loads its version; the loaded set never exceeds the budget.
     for sha in &hashes {
@@ -112,6 +116,7 @@ on_both_backends!(
     an_owner_over_its_version_quota_is_refused_until_it_deletes_one,
     large_components_fit_until_the_owners_byte_quota,
     a_component_importing_wasi_http_is_refused_before_it_is_compiled,
+    the_evaluate_api_and_the_run_log_speak_the_wit_names,
 );
 
 const WASM: &str = "application/wasm";
@@ -330,7 +335,11 @@ async fn large_components_fit_until_the_owners_byte_quota(backend: Backend) {
     ))
     .await;
     assert_eq!(decision.status, 200, "{}", decision.text);
-    assert_eq!(decision.body["source"]["version"], "1.5.0", "{}", decision.text);
+    assert_eq!(
+        decision.body["source"]["version"], "1.5.0",
+        "{}",
+        decision.text
+    );
 }
 
 /// A component importing `wasi:http/outgoing-handler` and `wasi:io/streams` (which the host
@@ -339,8 +348,8 @@ async fn large_components_fit_until_the_owners_byte_quota(backend: Backend) {
 fn importing_wasi_http() -> Vec<u8> {
     use wasm_encoder::{
         CodeSection, Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection,
-        Function, FunctionSection, InstanceType, Instruction, Module, ModuleSection,
-        TypeSection, ValType,
+        Function, FunctionSection, InstanceType, Instruction, Module, ModuleSection, TypeSection,
+        ValType,
     };
     let mut types = TypeSection::new();
     types.ty().function([], [ValType::I32]);
@@ -359,7 +368,10 @@ fn importing_wasi_http() -> Vec<u8> {
     let mut imports = ComponentImportSection::new();
     imports
         .import("wasi:io/streams@0.2.0", ComponentTypeRef::Instance(0))
-        .import("wasi:http/outgoing-handler@0.2.0", ComponentTypeRef::Instance(0));
+        .import(
+            "wasi:http/outgoing-handler@0.2.0",
+            ComponentTypeRef::Instance(0),
+        );
     let mut component = Component::new();
     component
         .section(&ModuleSection(&module))
@@ -384,4 +396,55 @@ async fn a_component_importing_wasi_http_is_refused_before_it_is_compiled(backen
     assert!(!message.contains("wasi:io/streams"), "{message}");
     assert!(message.contains("--disable http"), "{message}");
     assert!(versions(&app, id).await.is_empty(), "nothing was stored");
+}
+
+fn approval_request(dealer: i64, kind: &str, amount: i64) -> Value {
+    json!({
+        "kind": kind, "dealer_id": dealer,
+        "requested_by": {"id": 7, "role": "sales"},
+        "customer_id": 1, "order_id": 1, "repair_order_id": null,
+        "amount": amount, "base_amount": 25_000_000,
+        "description": "红旗 H5 报价", "attributes": [],
+    })
+}
+
+async fn the_evaluate_api_and_the_run_log_speak_the_wit_names(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = app.units.dealer_a;
+    let evaluate = async |input: Value| {
+        let reply = call(app.post(
+            &app.keys.hq_admin,
+            &format!("/dealers/{a}/hooks/approval/evaluate"),
+            &json!({ "input": input }),
+        ))
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body
+    };
+    // A 2% discount passes, a 5% one needs the sales manager: cases as the WIT names them.
+    let small = evaluate(approval_request(a, "discount", 500_000)).await;
+    assert!(small["output"]["auto-approve"].is_string(), "{small}");
+    let large = evaluate(approval_request(a, "discount", 1_250_000)).await;
+    assert_eq!(
+        large["output"]["steps"][0]["role"], "sales-manager",
+        "{large}"
+    );
+    // The Rust spelling of earlier versions is still read.
+    let old = evaluate(approval_request(a, "Discount", 500_000)).await;
+    assert_eq!(old["output"], small["output"]);
+    let reply = call(app.post(
+        &app.keys.hq_admin,
+        &format!("/dealers/{a}/hooks/approval/evaluate"),
+        &json!({ "input": approval_request(a, "finance_plan", 1) }),
+    ))
+    .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+
+    // The run log records input and output in the same spelling.
+    let runs = app
+        .read(&app.keys.hq_admin, &format!("/plugin-runs?dealer_id={a}"))
+        .await;
+    let newest = &runs["items"][0];
+    assert_eq!(newest["input"]["kind"], "discount", "{newest}");
+    assert!(newest["output"]["auto-approve"].is_string(), "{newest}");
 }
