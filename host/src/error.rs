@@ -74,6 +74,9 @@ pub enum Error {
     PreconditionRequired,
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
+    /// A quota of stored things (plugin versions, their bytes) would be exceeded.
+    #[error("{message}")]
+    QuotaExceeded { code: &'static str, message: String },
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("send the body as application/json")]

@@ -3,6 +3,10 @@
 //! The `imports` world (everything a plugin may call) is generated once; each extension
 //! point's world reuses those bindings through `with`, so `types::Customer` is one Rust type
 //! for all of them and one [`wasmtime::component::Linker`] serves every world.
+//!
+//! Their JSON (the evaluate API, recorded runs, replay, fixtures) spells enum and variant cases
+//! as the WIT does (`spend`, `auto-approve`), through `dealer_wit_serde`'s derives; the Rust
+//! spelling (`Spend`) is still read.
 
 /// Generates one hook world's bindings, reusing the import interfaces of [`imports`].
 macro_rules! hook_world {
@@ -11,7 +15,7 @@ macro_rules! hook_world {
             wasmtime::component::bindgen!({
                 world: $world,
                 path: "../wit/platform",
-                additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+                additional_derives: [dealer_wit_serde::Serialize, dealer_wit_serde::Deserialize, PartialEq],
                 with: {
                     "dealer:platform/types": crate::bindings::imports::dealer::platform::types,
                     "dealer:platform/log": crate::bindings::imports::dealer::platform::log,
@@ -31,7 +35,7 @@ pub mod imports {
     wasmtime::component::bindgen!({
         world: "imports",
         path: "../wit/platform",
-        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+        additional_derives: [dealer_wit_serde::Serialize, dealer_wit_serde::Deserialize, PartialEq],
     });
 }
 
@@ -43,3 +47,37 @@ hook_world!(reminders, "reminders");
 hook_world!(integration, "integration");
 
 pub use imports::dealer::platform::{clock, config, events, log, outbound, records, store, types};
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::approval::exports::dealer::platform::approval_hook::{Decision, RequestKind};
+    use super::ticket_routing::exports::dealer::platform::ticket_routing_hook::Priority;
+    use super::types::{HostError, Level};
+
+    #[test]
+    fn cases_are_written_as_the_wit_spells_them() {
+        assert_eq!(json!(Priority::Urgent), json!("urgent"));
+        assert_eq!(json!(RequestKind::FinancePlan), json!("finance-plan"));
+        assert_eq!(json!(Level::Info), json!("info"));
+        assert_eq!(json!(HostError::NotFound), json!("not-found"));
+        assert_eq!(
+            json!(Decision::AutoApprove("small".into())),
+            json!({"auto-approve": "small"})
+        );
+    }
+
+    #[test]
+    fn both_spellings_are_read() {
+        for text in ["finance-plan", "FinancePlan"] {
+            let kind: RequestKind = serde_json::from_value(json!(text)).expect(text);
+            assert_eq!(kind, RequestKind::FinancePlan);
+        }
+        for decision in [json!({"reject": "no"}), json!({"Reject": "no"})] {
+            let read: Decision = serde_json::from_value(decision.clone()).expect("a decision");
+            assert_eq!(read, Decision::Reject("no".into()), "{decision}");
+        }
+        assert!(serde_json::from_value::<RequestKind>(json!("finance_plan")).is_err());
+    }
+}

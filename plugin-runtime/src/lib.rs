@@ -4,8 +4,10 @@
 //! through the traits of [`host_api`].
 //!
 //! - [`bindings`]: wasmtime's `bindgen!` of the WIT, one world per extension point.
-//! - [`runtime`]: one engine (pooling allocator, fuel, epoch deadline), validation of uploads,
-//!   the on-disk artifact cache, and [`runtime::Runtime::invoke`], a fresh instance per call.
+//! - [`runtime`]: one engine (pooling allocator, fuel, epoch deadline), validation of uploads
+//!   (what they import is checked before compiling, in `linking`), the on-disk artifact cache,
+//!   the loaded components within a memory budget, and [`runtime::Runtime::invoke`], a fresh
+//!   instance per call.
 //! - [`hooks`]: the six extension points: typed call, the checks a decision passes before the
 //!   host acts on it, and the built-in default.
 //! - [`host_api`]: what a plugin may import, with WASI linked but granting nothing, effects
@@ -18,6 +20,7 @@ pub mod bindings;
 pub mod hooks;
 pub mod host_api;
 pub mod http;
+mod linking;
 pub mod runtime;
 
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,11 @@
 //! Each loaded component is pre-instantiated against the one [`Linker`]; every call then gets
 //! a fresh [`Store`] and instance, bounded by fuel (deterministic), an epoch deadline (wall
 //! clock), a memory limit and an output-size limit.
+//!
+//! Loaded components are kept in memory up to a budget ([`LOADED_BUDGET_BYTES`]), the least
+//! recently used dropped first: an upload is validated without being kept, and a component
+//! dropped from memory is mapped again from its cached artifact (no compilation) at its next
+//! call. A running call holds its own reference, so dropping one never breaks a call.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -51,8 +56,15 @@ impl Default for Limits {
     }
 }
 
-/// The largest component the registry accepts.
-pub const MAX_COMPONENT_BYTES: usize = 16 << 20;
+/// The largest component the registry accepts. A Python component (componentize-py) carries
+/// its interpreter and is some 18.5 MB; the owner's byte quota (the host's registry) is what
+/// bounds the space plugins take.
+pub const MAX_COMPONENT_BYTES: usize = 40 << 20;
+
+/// The compiled code the runtime keeps mapped for loaded components, by default
+/// ([`Runtime::with_loaded_budget`]). A component's cost is its compiled image; the budget
+/// holds a few hundred small plugins or a dozen interpreters.
+pub const LOADED_BUDGET_BYTES: usize = 256 << 20;
 
 /// How often the epoch advances; deadlines are rounded up to whole ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
@@ -100,6 +112,8 @@ pub struct ComponentInfo {
 /// A compiled, pre-instantiated component, ready to be called.
 pub struct Loaded {
     pub info: ComponentInfo,
+    /// What keeping it loaded costs: the size of its compiled image.
+    cost: usize,
     /// The hook's typed pre-instance (`H::Pre` for the component's hook).
     pre: Box<dyn Any + Send + Sync>,
 }
@@ -120,11 +134,75 @@ pub struct RunReport<T> {
     pub effects: Effects,
 }
 
+/// The components kept loaded, by content hash, with the order of their last use.
+#[derive(Default)]
+struct LoadedSet {
+    entries: HashMap<String, Kept>,
+    /// The sum of the entries' `cost`.
+    bytes: usize,
+    /// Ticks at each use; the entry with the oldest tick goes first.
+    clock: u64,
+}
+
+struct Kept {
+    loaded: Arc<Loaded>,
+    cost: usize,
+    used: u64,
+}
+
+impl LoadedSet {
+    fn get(&mut self, sha256: &str) -> Option<Arc<Loaded>> {
+        self.clock += 1;
+        let kept = self.entries.get_mut(sha256)?;
+        kept.used = self.clock;
+        Some(kept.loaded.clone())
+    }
+
+    /// Keeps `loaded`, then drops the least recently used others while over `budget` (the
+    /// newest stays even if it alone exceeds it: it is about to run).
+    fn insert(&mut self, loaded: Arc<Loaded>, budget: usize) {
+        self.clock += 1;
+        let sha256 = loaded.info.sha256.clone();
+        let cost = loaded.cost;
+        if let Some(old) = self.entries.insert(
+            sha256.clone(),
+            Kept {
+                loaded,
+                cost,
+                used: self.clock,
+            },
+        ) {
+            self.bytes -= old.cost;
+        }
+        self.bytes += cost;
+        while self.bytes > budget {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .filter(|(sha, _)| **sha != sha256)
+                .min_by_key(|(_, kept)| kept.used)
+                .map(|(sha, _)| sha.clone())
+            else {
+                break;
+            };
+            self.remove(&oldest);
+        }
+    }
+
+    fn remove(&mut self, sha256: &str) {
+        if let Some(kept) = self.entries.remove(sha256) {
+            self.bytes -= kept.cost;
+        }
+    }
+}
+
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
-    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    loaded: Mutex<LoadedSet>,
+    /// What [`LoadedSet`] may keep, in bytes of compiled code.
+    loaded_budget: usize,
     slots: Arc<tokio::sync::Semaphore>,
     limits: Limits,
 }
@@ -172,7 +250,8 @@ impl Runtime {
             engine,
             linker,
             cache_dir,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(LoadedSet::default()),
+            loaded_budget: LOADED_BUDGET_BYTES,
             slots: Arc::new(tokio::sync::Semaphore::new(
                 MAX_CONCURRENT_INSTANCES as usize,
             )),
@@ -184,22 +263,126 @@ impl Runtime {
         &self.limits
     }
 
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    #[cfg(test)]
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
     /// Validates an uploaded component: size, a component (not a core module), compiles,
     /// exports exactly one extension point at a supported WIT version, and imports nothing
-    /// the host does not provide. On success it is compiled, cached and ready to run.
+    /// the host does not provide. On success it is compiled and cached on disk, and returned
+    /// ready to run, but not kept loaded: that is for [`Runtime::load`], when it is called.
     pub fn inspect(&self, bytes: &[u8]) -> Result<Arc<Loaded>, RuntimeError> {
         check_header(bytes)?;
         let sha256 = hex::encode(sha2::Sha256::digest(bytes));
-        // Compiled before (by this process, or one sharing the cache): validate the cached
-        // artifact instead of compiling again.
-        if let Some(loaded) = self.load(&sha256, None)? {
+        if let Some(loaded) = self.cached(&sha256) {
             return Ok(loaded);
         }
+        // Compiled before (by this process, or one sharing the cache): validate the cached
+        // artifact instead of compiling again.
+        if let Some(loaded) = self.read_cached(&sha256)? {
+            return Ok(Arc::new(loaded));
+        }
+        self.compile(bytes, sha256).map(Arc::new)
+    }
+
+    /// [`Runtime::inspect`] on a blocking thread: compiling takes milliseconds to seconds.
+    pub async fn inspect_async(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<Loaded>, RuntimeError> {
+        let runtime = self.clone();
+        tokio::task::spawn_blocking(move || runtime.inspect(&bytes))
+            .await
+            .expect("component validation does not panic")
+    }
+
+    /// The component with content hash `sha256`, kept loaded for the next calls: from
+    /// memory, else from the on-disk cache (no compilation), else compiled from `bytes` if
+    /// given.
+    pub fn load(
+        &self,
+        sha256: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Option<Arc<Loaded>>, RuntimeError> {
+        if let Some(loaded) = self.cached(sha256) {
+            return Ok(Some(loaded));
+        }
+        let loaded = match (self.read_cached(sha256)?, bytes) {
+            (Some(loaded), _) => loaded,
+            (None, Some(bytes)) => {
+                check_header(&bytes)?;
+                let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+                self.compile(&bytes, sha256)?
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(self.remember(loaded)))
+    }
+
+    /// Bounds the compiled code kept loaded to `bytes` (default [`LOADED_BUDGET_BYTES`]).
+    pub fn with_loaded_budget(mut self, bytes: usize) -> Runtime {
+        self.loaded_budget = bytes;
+        self
+    }
+
+    /// How many components are loaded, and the bytes of compiled code they keep.
+    pub fn loaded_usage(&self) -> (usize, usize) {
+        let set = self.loaded.lock().expect("plugin cache lock");
+        (set.entries.len(), set.bytes)
+    }
+
+    /// Drops the component with content hash `sha256` from memory and from the on-disk cache:
+    /// its bytes were deleted, so no version can run it any more.
+    pub fn forget(&self, sha256: &str) -> Result<(), RuntimeError> {
+        self.loaded
+            .lock()
+            .expect("plugin cache lock")
+            .remove(sha256);
+        if let Some(dir) = &self.cache_dir {
+            match std::fs::remove_file(dir.join(format!("{sha256}.cwasm"))) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(error.into());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The component with content hash `sha256` from the on-disk cache, not kept loaded. A
+    /// damaged entry is removed (the component is compiled again from its bytes).
+    fn read_cached(&self, sha256: &str) -> Result<Option<Loaded>, RuntimeError> {
+        let Some(dir) = &self.cache_dir else {
+            return Ok(None);
+        };
+        let path = dir.join(format!("{sha256}.cwasm"));
+        if !path.exists() {
+            return Ok(None);
+        }
+        // SAFETY: the file was written by `compile` into the host's own cache directory,
+        // under the fingerprint of an engine configured exactly like this one.
+        match unsafe { Component::deserialize_file(&self.engine, &path) } {
+            Ok(component) => self.prepare(component, sha256.to_owned()).map(Some),
+            Err(error) => {
+                tracing::warn!(sha256, %error, "discarding an unreadable cached artifact");
+                std::fs::remove_file(&path)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Compiles `bytes` (content hash `sha256`), writing the artifact to the on-disk cache.
+    fn compile(&self, bytes: &[u8], sha256: String) -> Result<Loaded, RuntimeError> {
         let Some(dir) = &self.cache_dir else {
             let component = Component::new(&self.engine, bytes)
                 .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-            let loaded = self.prepare(component, sha256)?;
-            return Ok(self.remember(loaded));
+            return self.prepare(component, sha256);
         };
         // Compile once, to the artifact the cache keeps, and load the component from it.
         let artifact = self
@@ -215,59 +398,11 @@ impl Runtime {
         if let Err(error) = write_atomically(&dir.join(format!("{sha256}.cwasm")), &artifact) {
             tracing::warn!(sha256, %error, "cannot cache a compiled plugin");
         }
-        Ok(self.remember(loaded))
-    }
-
-    /// [`Runtime::inspect`] on a blocking thread: compiling takes milliseconds to seconds.
-    pub async fn inspect_async(
-        self: &Arc<Self>,
-        bytes: Vec<u8>,
-    ) -> Result<Arc<Loaded>, RuntimeError> {
-        let runtime = self.clone();
-        tokio::task::spawn_blocking(move || runtime.inspect(&bytes))
-            .await
-            .expect("component validation does not panic")
-    }
-
-    /// The component with content hash `sha256`: from memory, else from the on-disk cache
-    /// (no compilation), else compiled from `bytes` if given.
-    pub fn load(
-        &self,
-        sha256: &str,
-        bytes: Option<Vec<u8>>,
-    ) -> Result<Option<Arc<Loaded>>, RuntimeError> {
-        if let Some(loaded) = self.cached(sha256) {
-            return Ok(Some(loaded));
-        }
-        if let Some(dir) = &self.cache_dir {
-            let path = dir.join(format!("{sha256}.cwasm"));
-            if path.exists() {
-                // SAFETY: the file was written by `inspect` into the host's own cache
-                // directory, under the fingerprint of an engine configured exactly like this one.
-                match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                    Ok(component) => {
-                        let loaded = self.prepare(component, sha256.to_owned())?;
-                        return Ok(Some(self.remember(loaded)));
-                    }
-                    Err(error) => {
-                        tracing::warn!(sha256, %error, "discarding an unreadable cached artifact");
-                        std::fs::remove_file(&path)?;
-                    }
-                }
-            }
-        }
-        match bytes {
-            Some(bytes) => self.inspect(&bytes).map(Some),
-            None => Ok(None),
-        }
+        Ok(loaded)
     }
 
     fn cached(&self, sha256: &str) -> Option<Arc<Loaded>> {
-        self.loaded
-            .lock()
-            .expect("plugin cache lock")
-            .get(sha256)
-            .cloned()
+        self.loaded.lock().expect("plugin cache lock").get(sha256)
     }
 
     fn remember(&self, loaded: Loaded) -> Arc<Loaded> {
@@ -275,7 +410,7 @@ impl Runtime {
         self.loaded
             .lock()
             .expect("plugin cache lock")
-            .insert(loaded.info.sha256.clone(), loaded.clone());
+            .insert(loaded.clone(), self.loaded_budget);
         loaded
     }
 
@@ -287,12 +422,14 @@ impl Runtime {
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         let pre =
             typed_pre(hook, instance_pre).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        let image = component.image_range();
         Ok(Loaded {
             info: ComponentInfo {
                 hook,
                 wit_version,
                 sha256,
             },
+            cost: image.end as usize - image.start as usize,
             pre,
         })
     }
@@ -431,6 +568,8 @@ fn classify(error: &wasmtime::Error, hit_memory_limit: bool, limits: &Limits) ->
     }
 }
 
+/// What is checked before compiling: the size, that it is a component, and that the host
+/// provides everything it imports (compiling a large component takes seconds to a minute).
 fn check_header(bytes: &[u8]) -> Result<(), RuntimeError> {
     if bytes.len() > MAX_COMPONENT_BYTES {
         return Err(RuntimeError::TooLarge {
@@ -444,11 +583,19 @@ fn check_header(bytes: &[u8]) -> Result<(), RuntimeError> {
         ));
     }
     match &bytes[4..8] {
-        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
-        [0x01, 0x00, 0x00, 0x00] => Err(RuntimeError::CoreModule),
-        other => Err(RuntimeError::NotWasm(format!(
-            "unknown binary version {other:02x?}"
-        ))),
+        [0x0d, 0x00, 0x01, 0x00] => {}
+        [0x01, 0x00, 0x00, 0x00] => return Err(RuntimeError::CoreModule),
+        other => {
+            return Err(RuntimeError::NotWasm(format!(
+                "unknown binary version {other:02x?}"
+            )));
+        }
+    }
+    let missing = crate::linking::unprovided(bytes).map_err(RuntimeError::Compile)?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RuntimeError::Link(crate::linking::explain(&missing)))
     }
 }
 

@@ -42,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
                 .routes(routes!(upload_version))
                 .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
         )
+        .routes(routes!(delete_version))
         .routes(routes!(set_grants))
         .routes(routes!(plugin_kill_switch))
         .routes(routes!(list_bindings))
@@ -256,10 +257,12 @@ pub struct UploadParams {
     pub notes: String,
 }
 
-/// Uploads a version: the body is the component (`application/wasm`, at most 16 MiB). It is
+/// Uploads a version: the body is the component (`application/wasm`, at most 40 MiB). It is
 /// validated (a component, exporting this plugin's extension point at a supported WIT
-/// version, importing only what the host provides), compiled and cached; anything else is
-/// refused with 422 and nothing is stored.
+/// version, importing only what the host provides, which is checked before compiling),
+/// compiled and cached; anything else is refused with 422 and nothing is stored. The
+/// plugins of one owner (HQ's catalogue, or a dealer) keep at most 50 versions and 256 MiB of
+/// components: over that, 422 `plugin_quota` (delete versions no binding needs to make room).
 #[utoipa::path(post, path = "/plugins/{id}/versions", tag = "plugins",
     params(("id" = i64, Path), UploadParams),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
@@ -317,6 +320,36 @@ async fn upload_version(
         format!("/api/v1/plugins/{id}/versions/{}", added.version),
         &added,
     ))
+}
+
+/// Deletes a version that no binding pins nor keeps as the version a rollback returns to
+/// (409 `version_in_use` otherwise), with its component when no other version shares it,
+/// freeing its room in the owner's quota. Who may upload a version may delete one.
+#[utoipa::path(delete, path = "/plugins/{id}/versions/{version}", tag = "plugins",
+    params(("id" = i64, Path), ("version" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+async fn delete_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, version)): Path<(i64, String)>,
+) -> Result<StatusCode> {
+    let mut tx = state.db.begin_write().await?;
+    let plugin = managed_plugin(&mut tx, &caller, id).await?;
+    let deleted = manage::delete_version(&mut tx, &caller, &plugin, &version).await?;
+    tx.commit().await?;
+    state.plugins.invalidate();
+    if deleted.artifact_deleted {
+        let runtime = state.plugins.runtime().clone();
+        let sha256 = deleted.version.sha256;
+        let forgotten = tokio::task::spawn_blocking(move || runtime.forget(&sha256))
+            .await
+            .expect("forgetting a component does not panic");
+        if let Err(error) = forgotten {
+            tracing::warn!(%error, "cannot remove a deleted plugin's cached artifact");
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sets what the plugin may do beyond computing: a private directory, outbound HTTPS to
@@ -594,12 +627,14 @@ async fn dealer_kill_switch(
 #[serde(deny_unknown_fields)]
 pub struct EvaluateRequest {
     /// The hook's input, as in the WIT record (field names in snake_case; enum cases and
-    /// variants as in the Rust bindings, e.g. `"Discount"`, `{"Steps": [...]}`).
+    /// variants as the WIT spells them, e.g. `"finance-plan"`, `{"auto-approve": "..."}`; the
+    /// Rust spelling of earlier versions, `"FinancePlan"`, is still read).
     pub input: Value,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EvaluateResponse {
+    /// The hook's output, cases spelled as the WIT spells them (`{"steps": [...]}`).
     pub output: Value,
     pub source: DecisionSource,
     pub run_id: Option<i64>,

@@ -124,6 +124,7 @@ fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::StaleVersion { .. } => (StatusCode::PRECONDITION_FAILED, "stale_version"),
         Error::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),
         Error::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+        Error::QuotaExceeded { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
         Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
         Error::UnsupportedMediaType => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

@@ -27,7 +27,7 @@ pub struct NewRelease {
 /// Validates `release` (a component exporting `plugin`'s extension point at a supported WIT
 /// version, importing only what the host provides: compiled and cached) and stores it as a
 /// version of `plugin`, with its audit entry, in one transaction. A refused component is 422
-/// and nothing is stored.
+/// and nothing is stored; so is one over the owner's quota, before it is compiled.
 pub async fn publish_version(
     db: &Db,
     runtime: &Arc<Runtime>,
@@ -35,6 +35,10 @@ pub async fn publish_version(
     plugin: &Plugin,
     release: NewRelease,
 ) -> Result<PluginVersion> {
+    let mut conn = db.pool().acquire().await?;
+    let sha256 = registry::digest(&release.bytes);
+    registry::check_quota(&mut conn, plugin.owner_org_id, &sha256, release.bytes.len()).await?;
+    drop(conn);
     let loaded = runtime.inspect_async(release.bytes.clone()).await?;
     if loaded.info.hook != plugin.hook {
         return Err(Error::invalid(

@@ -7,7 +7,9 @@
 use sqlx::AnyConnection;
 
 use super::Hook;
-use super::registry::{self, Binding, BindingPatch, Grants, NewBinding, NewPlugin, Plugin};
+use super::registry::{
+    self, Binding, BindingPatch, DeletedVersion, Grants, NewBinding, NewPlugin, Plugin,
+};
 use crate::access::Caller;
 use crate::audit::{self, Actor, Entry};
 use crate::error::{Error, Result};
@@ -72,6 +74,29 @@ pub async fn set_plugin_killed(
     )
     .await?;
     Ok(plugin)
+}
+
+/// Deletes a version of the plugin that no binding pins or keeps for a rollback (see
+/// [`registry::delete_version`]), freeing its room in the owner's quota.
+pub async fn delete_version(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    plugin: &Plugin,
+    version: &str,
+) -> Result<DeletedVersion> {
+    let deleted = registry::delete_version(conn, plugin.id, version).await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("delete_version", "plugin", plugin.id, plugin.owner_org_id).with_detail(
+            serde_json::json!({
+                "version": deleted.version.version, "sha256": deleted.version.sha256,
+                "artifact_deleted": deleted.artifact_deleted,
+            }),
+        ),
+    )
+    .await?;
+    Ok(deleted)
 }
 
 async fn record_binding(

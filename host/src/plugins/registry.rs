@@ -6,7 +6,9 @@
 //! A plugin belongs to an org unit: HQ's plugins are the catalogue, a dealer's are its own. A
 //! version's component is stored once per SHA-256, however many versions share it. A dealer
 //! enables a plugin for a hook with a binding pinned to one version; re-pinning remembers the
-//! version before, so [`rollback`] can return to it. Three kill switches stop a plugin from
+//! version before, so [`rollback`] can return to it. The versions of one owner's plugins are
+//! bounded ([`MAX_VERSIONS_PER_OWNER`], [`MAX_BYTES_PER_OWNER`]); a version no binding pins
+//! nor keeps for a rollback can be deleted ([`delete_version`]) to make room. Three kill switches stop a plugin from
 //! running (the hook falls back to its built-in default): the plugin's, a binding's, and the
 //! dealer-wide one.
 //!
@@ -37,6 +39,12 @@ pub const CHANGE_CHANNEL: &str = "dealer_plugin_registry";
 pub const DESCRIPTION_MAX: usize = 2000;
 /// Longest secret or credential handle, in characters.
 pub const HANDLE_MAX: usize = 64;
+
+/// Versions one owner (HQ's catalogue, or a dealer) may keep over all its plugins.
+pub const MAX_VERSIONS_PER_OWNER: i64 = 50;
+/// Bytes of components one owner may keep over all its plugins, each stored component
+/// counted once however many of its versions share it.
+pub const MAX_BYTES_PER_OWNER: i64 = 256 << 20;
 
 pub use dealer_plugin_runtime::Grants;
 
@@ -603,7 +611,7 @@ pub async fn add_version(
             "the WIT version must be a semantic version such as 0.1.0",
         ));
     }
-    fetch_plugin(conn, plugin_id).await?;
+    let plugin = fetch_plugin(conn, plugin_id).await?;
     let number = new.version.to_string();
     if version(conn, plugin_id, &number).await?.is_some() {
         return Err(Error::Conflict {
@@ -611,6 +619,7 @@ pub async fn add_version(
             message: format!("version {number} of this plugin already exists"),
         });
     }
+    check_quota(conn, plugin.owner_org_id, &sha256, new.bytes.len()).await?;
     let now = clock::now_ms();
     let size = i64::try_from(new.bytes.len()).expect("a component smaller than 2^63 bytes");
     sqlx::query(
@@ -639,6 +648,154 @@ pub async fn add_version(
     .await?;
     announce_change(conn).await?;
     Ok(row.into_version())
+}
+
+/// What the versions of one owner's plugins take: their number, and the bytes of their
+/// components (each stored component once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerUsage {
+    pub versions: i64,
+    pub bytes: i64,
+}
+
+pub async fn owner_usage(conn: &mut AnyConnection, owner_org_id: i64) -> Result<OwnerUsage> {
+    let (versions, bytes): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM plugin_versions v JOIN plugins p ON p.id = v.plugin_id \
+         WHERE p.owner_org_id = $1), \
+         (SELECT CAST(COALESCE(SUM(a.size), 0) AS BIGINT) FROM plugin_artifacts a \
+         WHERE a.sha256 IN (SELECT v.sha256 FROM plugin_versions v \
+         JOIN plugins p ON p.id = v.plugin_id WHERE p.owner_org_id = $2))",
+    )
+    .bind(owner_org_id)
+    .bind(owner_org_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(OwnerUsage { versions, bytes })
+}
+
+/// Refuses one more version for the owner, of a component with content hash `sha256` and
+/// `size` bytes, when it would take the owner past [`MAX_VERSIONS_PER_OWNER`] or
+/// [`MAX_BYTES_PER_OWNER`] (a component the owner stores already takes no more bytes).
+pub async fn check_quota(
+    conn: &mut AnyConnection,
+    owner_org_id: i64,
+    sha256: &str,
+    size: usize,
+) -> Result<()> {
+    let usage = owner_usage(conn, owner_org_id).await?;
+    let free = "delete versions that no binding pins nor keeps for a rollback to make room";
+    if usage.versions >= MAX_VERSIONS_PER_OWNER {
+        return Err(Error::QuotaExceeded {
+            code: "plugin_quota",
+            message: format!(
+                "the plugins of this owner have {} versions, the most allowed is \
+                 {MAX_VERSIONS_PER_OWNER}; {free}",
+                usage.versions
+            ),
+        });
+    }
+    let stored: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM plugin_versions v JOIN plugins p ON p.id = v.plugin_id \
+         WHERE p.owner_org_id = $1 AND v.sha256 = $2 LIMIT 1",
+    )
+    .bind(owner_org_id)
+    .bind(sha256.to_ascii_lowercase())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let added = if stored.is_some() {
+        0
+    } else {
+        i64::try_from(size).expect("a component smaller than 2^63 bytes")
+    };
+    if usage.bytes + added > MAX_BYTES_PER_OWNER {
+        return Err(Error::QuotaExceeded {
+            code: "plugin_quota",
+            message: format!(
+                "the plugins of this owner store {} bytes of components and this one is {added} \
+                 bytes, over the {MAX_BYTES_PER_OWNER} bytes allowed ({} MiB); {free}",
+                usage.bytes,
+                MAX_BYTES_PER_OWNER >> 20
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A deleted version, and whether its component went with it (no other version shared it).
+#[derive(Debug, Clone)]
+pub struct DeletedVersion {
+    pub version: PluginVersion,
+    pub artifact_deleted: bool,
+}
+
+/// Deletes version `number` of the plugin, and its component when no other version shares
+/// it. A version a binding pins, or keeps as the one a rollback returns to, is a conflict.
+pub async fn delete_version(
+    conn: &mut AnyConnection,
+    plugin_id: i64,
+    number: &str,
+) -> Result<DeletedVersion> {
+    let version = version(conn, plugin_id, number)
+        .await?
+        .ok_or(not_found("plugin version"))?;
+    let users: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT dealer_id, pinned_version FROM plugin_bindings \
+         WHERE plugin_id = $1 AND (pinned_version = $2 OR previous_version = $3) \
+         ORDER BY dealer_id",
+    )
+    .bind(plugin_id)
+    .bind(number)
+    .bind(number)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !users.is_empty() {
+        let pinning: Vec<String> = users
+            .iter()
+            .filter(|(_, pinned)| pinned == number)
+            .map(|(dealer, _)| dealer.to_string())
+            .collect();
+        let keeping: Vec<String> = users
+            .iter()
+            .filter(|(_, pinned)| pinned != number)
+            .map(|(dealer, _)| dealer.to_string())
+            .collect();
+        let mut why = Vec::new();
+        if !pinning.is_empty() {
+            why.push(format!("pinned by dealer {}", pinning.join(", ")));
+        }
+        if !keeping.is_empty() {
+            why.push(format!(
+                "kept for a rollback by dealer {}",
+                keeping.join(", ")
+            ));
+        }
+        return Err(Error::Conflict {
+            code: "version_in_use",
+            message: format!(
+                "version {number} is {}; pin another version or unbind it first",
+                why.join(" and ")
+            ),
+        });
+    }
+    sqlx::query("DELETE FROM plugin_versions WHERE id = $1")
+        .bind(version.id)
+        .execute(&mut *conn)
+        .await?;
+    let artifact_deleted = sqlx::query(
+        "DELETE FROM plugin_artifacts WHERE sha256 = $1 \
+         AND NOT EXISTS (SELECT 1 FROM plugin_versions WHERE sha256 = $2)",
+    )
+    .bind(&version.sha256)
+    .bind(&version.sha256)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0;
+    announce_change(conn).await?;
+    Ok(DeletedVersion {
+        version,
+        artifact_deleted,
+    })
 }
 
 /// The plugin's versions, newest (by semver precedence) first.

@@ -167,9 +167,9 @@ impl Harness {
         let problems = stand_in.map(|s| s.problems()).unwrap_or_default();
         let verdict = match (run.outcome, run.output) {
             (Outcome::Ok, Some(_)) if !problems.is_empty() => Verdict::Partner { problems },
-            (Outcome::Ok, Some(actual)) if actual == fixture.expect => Verdict::Ok,
+            (Outcome::Ok, Some(actual)) if actual == run.expect => Verdict::Ok,
             (Outcome::Ok, Some(actual)) => Verdict::Differs {
-                expected: fixture.expect,
+                expected: run.expect,
                 actual,
             },
             (outcome, _) => Verdict::Failed {
@@ -189,7 +189,7 @@ impl Harness {
         let input: H::Input = serde_json::from_value(fixture.input.clone()).with_context(|| {
             format!(
                 "`input` is not a {} input: write it as the host does (field names in \
-                 snake_case, enum cases as in the Rust bindings, e.g. \"Discount\")",
+                 snake_case, enum cases as in the WIT, e.g. \"discount\")",
                 H::HOOK
             )
         })?;
@@ -223,9 +223,16 @@ impl Harness {
             .map(serde_json::to_value)
             .transpose()
             .context("the output does not serialize: report this as a host bug")?;
+        // `expect` read as the hook's output and written again, so that either spelling of a
+        // case (`"urgent"`, or `"Urgent"` as fixtures were written before) compares equal.
+        let expect = serde_json::from_value::<H::Output>(fixture.expect.clone())
+            .ok()
+            .and_then(|expect| serde_json::to_value(expect).ok())
+            .unwrap_or_else(|| fixture.expect.clone());
         Ok(Run {
             outcome: report.outcome,
             output,
+            expect,
             error: report.error,
             fuel_used: report.fuel_used,
             duration: report.duration,
@@ -257,6 +264,7 @@ impl PluginData for FixtureData {
 struct Run {
     outcome: Outcome,
     output: Option<Value>,
+    expect: Value,
     error: Option<String>,
     fuel_used: u64,
     duration: Duration,

@@ -332,8 +332,8 @@ async fn insurance_quotes_a_delivered_vehicle_with_the_dealers_bearer_secret(bac
     assert_eq!(
         decision["output"],
         json!([
-            {"RecordReference": {"key": "insurance-quote-id", "value": "Q-88"}},
-            {"CreateTask": {"assignee_role": "insurance-advisor",
+            {"record-reference": {"key": "insurance-quote-id", "value": "Q-88"}},
+            {"create-task": {"assignee_role": "insurance-advisor",
                             "title": "跟进保险报价 Q-88（保费 ¥5234.00）",
                             "due": OCCURRED_AT + 2 * DAY}},
         ])
@@ -423,7 +423,7 @@ async fn ev_charging_awards_points_for_the_energy_charged(backend: Backend) {
     assert_from_plugin(&decision, "ev-charging");
     assert_eq!(
         decision["output"],
-        json!([{"AwardPoints": {"customer_id": 9, "points": 71,
+        json!([{"award-points": {"customer_id": 9, "points": 71,
                                 "reason": "充电 35.5 kWh (会话 S-2026-1，特来电)"}}])
     );
     assert_eq!(decision["effects"]["outbound"], json!([]), "{decision}");
@@ -431,7 +431,7 @@ async fn ev_charging_awards_points_for_the_energy_charged(backend: Backend) {
     // The dealer's rate.
     bind(&app, id, json!({"points_per_kwh": 3})).await;
     let decision = decide(&app, event(&app, "charging-session", Some(9), &session)).await;
-    assert_eq!(decision["output"][0]["AwardPoints"]["points"], 106);
+    assert_eq!(decision["output"][0]["award-points"]["points"], 106);
 
     // Another kind of event: no actions.
     let decision = decide(&app, event(&app, "vehicle-delivered", Some(9), &json!({}))).await;
@@ -532,7 +532,7 @@ async fn maintenance_records_upload_a_settled_repair_with_the_api_key_header(bac
     assert_from_plugin(&decision, "maintenance-records");
     assert_eq!(
         decision["output"],
-        json!([{"RecordReference": {"key": "maintenance-record-id", "value": "MR-110105-0007"}}])
+        json!([{"record-reference": {"key": "maintenance-record-id", "value": "MR-110105-0007"}}])
     );
     assert_eq!(
         decision["effects"]["outbound"][0]["credential"],

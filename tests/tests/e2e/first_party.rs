@@ -66,14 +66,14 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
         "approval",
         "approval",
         json!({
-            "kind": "Discount", "dealer_id": a, "requested_by": {"id": 7, "role": "sales"},
+            "kind": "discount", "dealer_id": a, "requested_by": {"id": 7, "role": "sales"},
             "customer_id": 7, "order_id": 1, "repair_order_id": null,
             "amount": 2_500_000, "base_amount": 25_980_000, "description": "置换优惠",
             "attributes": [],
         }),
     )
     .await;
-    let roles: Vec<&str> = decision["Steps"]
+    let roles: Vec<&str> = decision["steps"]
         .as_array()
         .unwrap_or_else(|| panic!("steps: {decision}"))
         .iter()
@@ -91,7 +91,7 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
         "loyalty",
         "loyalty",
         json!({
-            "kind": "Spend", "dealer_id": a, "customer_id": 7, "occurred_at": OCCURRED_AT,
+            "kind": "spend", "dealer_id": a, "customer_id": 7, "occurred_at": OCCURRED_AT,
             "amount": 128_800, "reference": "RO-42", "tier": null, "points_balance": 0,
             "lifetime_spend": 0, "attributes": [],
         }),
@@ -116,7 +116,7 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
         }),
     )
     .await;
-    assert_eq!(route["priority"], "Urgent", "{route}");
+    assert_eq!(route["priority"], "urgent", "{route}");
     assert_eq!(route["safety"], true);
     assert_eq!(route["first_contact_due"], OCCURRED_AT + 30 * 60_000);
 
@@ -145,13 +145,13 @@ async fn each_first_party_plugin_decides_through_the_host(backend: Backend) {
         .iter()
         .map(|r| r["kind"].as_str().expect("a kind"))
         .collect();
-    assert!(kinds.contains(&"Maintenance"), "{reminders}");
-    assert!(kinds.contains(&"InsuranceRenewal"), "{reminders}");
+    assert!(kinds.contains(&"maintenance"), "{reminders}");
+    assert!(kinds.contains(&"insurance-renewal"), "{reminders}");
     let insurance = reminders
         .as_array()
         .expect("reminders")
         .iter()
-        .find(|r| r["kind"] == "InsuranceRenewal")
+        .find(|r| r["kind"] == "insurance-renewal")
         .expect("an insurance reminder");
     assert_eq!(insurance["due"], "2026-02-15", "30 days before expiry");
 }

@@ -53,3 +53,4 @@ mod plugin_bounds;
 mod plugin_platform;
 mod plugin_runtime;
 mod plugin_storage;
+mod plugin_versions;

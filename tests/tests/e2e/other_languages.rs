@@ -180,32 +180,32 @@ async fn decides_approvals_through_the_host(example: &Example, backend: Backend)
     // so this also shows the decision is the plugin's).
     let cases = [
         (
-            request(a, "Discount", 1_000_000, 25_000_000),
-            json!({"AutoApprove": "a discount of 4.00% is within 5%"}),
+            request(a, "discount", 1_000_000, 25_000_000),
+            json!({"auto-approve": "a discount of 4.00% is within 5%"}),
         ),
         (
-            request(a, "Discount", 1_750_000, 25_000_000),
-            json!({"Steps": [
+            request(a, "discount", 1_750_000, 25_000_000),
+            json!({"steps": [
                 {"role": "sales-manager", "reason": "a discount of 7.00% is above 5%"},
             ]}),
         ),
         (
-            request(a, "Discount", 2_500_001, 25_000_000),
-            json!({"Steps": [
+            request(a, "discount", 2_500_001, 25_000_000),
+            json!({"steps": [
                 {"role": "sales-manager", "reason": "a discount of 10.00% is above 5%"},
                 {"role": "general-manager", "reason": "a discount of 10.00% is above 10%"},
             ]}),
         ),
         (
-            request(a, "FinancePlan", 15_000_000, 25_000_000),
-            json!({"Steps": [
+            request(a, "finance-plan", 15_000_000, 25_000_000),
+            json!({"steps": [
                 {"role": "finance-desk",
                  "reason": "every finance plan is checked by the finance desk"},
             ]}),
         ),
         (
-            request(a, "Refund", 100_000, 25_000_000),
-            json!({"AutoApprove": "refund: approved automatically"}),
+            request(a, "refund", 100_000, 25_000_000),
+            json!({"auto-approve": "refund: approved automatically"}),
         ),
     ];
     for (input, expected) in &cases {
@@ -231,7 +231,7 @@ async fn decides_approvals_through_the_host(example: &Example, backend: Backend)
     let reply = call(app.post(
         &app.keys.hq_admin,
         &format!("/dealers/{a}/hooks/approval/evaluate"),
-        &json!({ "input": request(a, "Discount", 1_000_000, 25_000_000) }),
+        &json!({ "input": request(a, "discount", 1_000_000, 25_000_000) }),
     ))
     .await;
     let logs = reply.body["effects"]["logs"].to_string();
@@ -248,7 +248,7 @@ async fn decides_approvals_through_the_host(example: &Example, backend: Backend)
     let reply = call(app.post(
         &app.keys.hq_admin,
         &format!("/dealers/{a}/hooks/approval/evaluate"),
-        &json!({ "input": request(a, "Discount", 1_000, 0) }),
+        &json!({ "input": request(a, "discount", 1_000, 0) }),
     ))
     .await;
     assert_ne!(

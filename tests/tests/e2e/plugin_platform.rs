@@ -237,13 +237,13 @@ async fn malformed_uploads_are_refused_and_nothing_is_stored(backend: Backend) {
         assert_eq!(reply.status, status, "{code}: {}", reply.text);
         assert!(reply.has_code(code), "expected {code}: {}", reply.text);
     }
-    // A body announced larger than the 16 MiB limit is refused before it is read.
+    // A body announced larger than the 40 MiB limit is refused before it is read.
     let (status, _, body) = app
         .announce_body(
             &app.keys.hq_admin,
             &format!("/plugins/{id}/versions?version=1.0.0"),
             WASM,
-            17 << 20,
+            41 << 20,
         )
         .await;
     assert_eq!(status, 413, "{body}");
