@@ -15,6 +15,14 @@ function step(role, reason) {
   return { role, reason };
 }
 
+/** `amount` as a share of `base` in basis points, rounded down, and whether it was exact. */
+function shareInBasisPoints(amount, base) {
+  return { bp: (amount * 10000n) / base, exact: (amount * 10000n) % base === 0n };
+}
+
+/** `12.50%` from basis points. */
+const percent = (bp) => `${bp / 100n}.${String(bp % 100n).padStart(2, "0")}%`;
+
 function decide(request) {
   switch (request.kind) {
     case "discount": {
@@ -22,27 +30,26 @@ function decide(request) {
         throw `a discount of ${request.amount} fen on a base of ${request.baseAmount} fen makes no sense`;
       }
       // In basis points, with integer arithmetic only: money is never a float.
-      const bp = (request.amount * 10000n) / request.baseAmount;
-      const exact = (request.amount * 10000n) % request.baseAmount === 0n;
-      const percent = `${bp / 100n}.${String(bp % 100n).padStart(2, "0")}%`;
+      const { bp, exact } = shareInBasisPoints(request.amount, request.baseAmount);
+      const share = percent(bp);
       const above = (limit) => bp > limit || (bp === limit && !exact);
-      log("info", `js-approval: discount of ${percent} requested by ${request.requestedBy.role}`);
+      log("info", `js-approval: discount of ${share} requested by ${request.requestedBy.role}`);
       if (above(1000n)) {
         return {
           tag: "steps",
           val: [
-            step("sales-manager", `a discount of ${percent} is above 5%`),
-            step("general-manager", `a discount of ${percent} is above 10%`),
+            step("sales-manager", `a discount of ${share} is above 5%`),
+            step("general-manager", `a discount of ${share} is above 10%`),
           ],
         };
       }
       if (above(500n)) {
         return {
           tag: "steps",
-          val: [step("sales-manager", `a discount of ${percent} is above 5%`)],
+          val: [step("sales-manager", `a discount of ${share} is above 5%`)],
         };
       }
-      return { tag: "auto-approve", val: `a discount of ${percent} is within 5%` };
+      return { tag: "auto-approve", val: `a discount of ${share} is within 5%` };
     }
     case "finance-plan":
       return {
