@@ -26,6 +26,7 @@ use crate::Grants;
 use crate::bindings::outbound::{CredentialPlacement, Method, Request, Response};
 use crate::bindings::types::{Customer, HostError, Level, Notification, Order, Vehicle};
 use crate::bindings::{clock, config, events, log, outbound, records, store, types};
+use crate::deadline::{Budget, Cancel};
 
 /// Per-run caps on what a plugin may ask of the host.
 const MAX_LOG_LINES: usize = 200;
@@ -202,6 +203,7 @@ pub struct HostState {
     ctx: CallContext,
     services: Option<Services>,
     deadline: Instant,
+    cancel: Cancel,
     effects: Effects,
 }
 
@@ -211,6 +213,7 @@ impl HostState {
         services: Option<Services>,
         memory_bytes: usize,
         deadline: Instant,
+        cancel: Cancel,
     ) -> std::io::Result<HostState> {
         let mut wasi = WasiCtxBuilder::new();
         let frozen = FrozenClock(ctx.now_ms);
@@ -240,6 +243,7 @@ impl HostState {
             ctx,
             services,
             deadline,
+            cancel,
             effects: Effects::default(),
         })
     }
@@ -258,6 +262,17 @@ impl HostState {
 
     pub fn into_effects(self) -> Effects {
         self.effects
+    }
+
+    pub(crate) fn budget(&self) -> Budget {
+        Budget {
+            deadline: self.deadline,
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// Waits for the host's answer to a host call, at most until the run's deadline.

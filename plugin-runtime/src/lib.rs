@@ -6,6 +6,8 @@
 //! - [`bindings`]: wasmtime's `bindgen!` of the WIT, one world per extension point.
 //! - [`runtime`]: one engine (pooling allocator, fuel, epoch deadline), validation of uploads,
 //!   the on-disk artifact cache, and [`runtime::Runtime::invoke`], a fresh instance per call.
+//! - [`deadline`]: the wall-clock deadline and the host's cancel handle, checked while a plugin
+//!   computes and raced against every WASI wait.
 //! - [`hooks`]: the six extension points: typed call, the checks a decision passes before the
 //!   host acts on it, and the built-in default.
 //! - [`host_api`]: what a plugin may import, with WASI linked but granting nothing, effects
@@ -15,6 +17,7 @@
 //! It depends on no web framework and no database driver: `cargo tree -p dealer-plugin-runtime`.
 
 pub mod bindings;
+pub mod deadline;
 pub mod hooks;
 pub mod host_api;
 pub mod runtime;

@@ -49,6 +49,7 @@ mod examples;
 mod first_party;
 mod fixtures;
 mod js_plugin;
+mod plugin_deadlines;
 mod plugin_platform;
 mod plugin_runtime;
 mod plugin_storage;

@@ -28,7 +28,13 @@ on_both_backends!(
 const WASM: &str = "application/wasm";
 
 /// Registers a catalogue plugin (as HQ) and uploads `guest` as its version `version`.
-async fn publish(app: &TestApp, name: &str, hook: &str, guest: &str, version: &str) -> i64 {
+pub(crate) async fn publish(
+    app: &TestApp,
+    name: &str,
+    hook: &str,
+    guest: &str,
+    version: &str,
+) -> i64 {
     let plugin = app
         .create(
             &app.keys.hq_admin,
@@ -61,7 +67,7 @@ async fn bind(app: &TestApp, dealer: i64, hook: &str, plugin: i64, version: &str
     bind_with(app, dealer, hook, plugin, version, config, "fallback").await;
 }
 
-async fn bind_with(
+pub(crate) async fn bind_with(
     app: &TestApp,
     dealer: i64,
     hook: &str,
@@ -83,7 +89,7 @@ async fn bind_with(
     assert_eq!(reply.status, 200, "bind answered {}", reply.text);
 }
 
-fn ticket(dealer: i64, subject: &str) -> Value {
+pub(crate) fn ticket(dealer: i64, subject: &str) -> Value {
     json!({
         "ticket_id": 1, "dealer_id": dealer, "channel": "hotline", "category": "complaint",
         "subject": subject, "description": "客户来电", "customer_id": 1,
@@ -150,7 +156,7 @@ async fn hostile(app: &TestApp, behaviour: &str, extra: Value) -> Value {
     .await
 }
 
-fn failed_outcome(decision: &Value) -> &str {
+pub(crate) fn failed_outcome(decision: &Value) -> &str {
     assert_eq!(
         decision["source"]["reason"], "fallback",
         "expected a fallback: {decision}"

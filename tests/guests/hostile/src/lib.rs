@@ -20,6 +20,8 @@
 //! | `emit` | emits an event and a notification, then routes as `ok` |
 //! | `env` | counts its environment variables and arguments |
 //! | `clock` | reports the host clock |
+//! | `sleep` | `std::thread::sleep`s config `ms` (default 15 000) milliseconds |
+//! | `poll` | polls a list of monotonic-clock subscriptions (an instant and a duration `ms` ahead, default 15 000) until `ms` have passed by its own count |
 
 use std::hint::black_box;
 
@@ -70,6 +72,12 @@ impl Guest for Hostile {
                 std::env::args().count()
             ),
             "clock" => format!("clock: {} {}", clock::now(), clock::today()),
+            "sleep" => {
+                let ms = config::get("ms")?.unwrap_or(15_000);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                format!("sleep: woke after {ms} ms")
+            }
+            "poll" => poll(config::get("ms")?.unwrap_or(15_000)),
             other => return Err(format!("unknown behaviour {other:?}")),
         };
         Ok(normal_route(&ticket, reason))
@@ -196,6 +204,62 @@ fn emit(ticket: &Ticket) -> String {
         Ok(()) => "ok".to_owned(),
         Err(error) => format!("emit: error: {}", variant(&error)),
     }
+}
+
+/// `wasi:io/poll` and the monotonic clock's subscriptions, which `std` reaches only through
+/// `thread::sleep`.
+mod wasi {
+    wit_bindgen::generate!({
+        inline: r"
+            package guest:hostile;
+
+            world poller {
+                import wasi:io/poll@0.2.4;
+                import wasi:clocks/monotonic-clock@0.2.4;
+            }
+
+            package wasi:io@0.2.4 {
+                interface poll {
+                    resource pollable {
+                        ready: func() -> bool;
+                        block: func();
+                    }
+                    poll: func(in: list<borrow<pollable>>) -> list<u32>;
+                }
+            }
+
+            package wasi:clocks@0.2.4 {
+                interface monotonic-clock {
+                    use wasi:io/poll@0.2.4.{pollable};
+                    type instant = u64;
+                    type duration = u64;
+                    now: func() -> instant;
+                    resolution: func() -> duration;
+                    subscribe-instant: func(when: instant) -> pollable;
+                    subscribe-duration: func(when: duration) -> pollable;
+                }
+            }
+        ",
+        world: "guest:hostile/poller",
+        generate_all,
+    });
+}
+
+/// Polls, in a loop, a list of two subscriptions `ms` ahead: an instant (the monotonic clock
+/// reads a frozen 0, so the instant `ms` is `ms` from now) and a duration. Counts `ms` as
+/// passed only once both fired, since the clock cannot tell.
+fn poll(ms: u64) -> String {
+    use wasi::wasi::clocks::monotonic_clock;
+    use wasi::wasi::io::poll;
+    let nanos = ms.saturating_mul(1_000_000);
+    let instant = monotonic_clock::subscribe_instant(monotonic_clock::now().saturating_add(nanos));
+    let duration = monotonic_clock::subscribe_duration(nanos);
+    let mut polls = 0;
+    while !(instant.ready() && duration.ready()) {
+        poll::poll(&[&instant, &duration]);
+        polls += 1;
+    }
+    format!("poll: {ms} ms passed after {polls} polls")
 }
 
 /// The error as `#[derive(Debug)]` prints a variant (`NotFound`, `Denied("...")`), without the
