@@ -33,6 +33,7 @@ use crate::Grants;
 use crate::bindings::outbound::{CredentialPlacement, Method, Request, Response};
 use crate::bindings::types::{Customer, HostError, Level, Notification, Order, Vehicle};
 use crate::bindings::{clock, config, records, types};
+use crate::deadline::{Budget, Cancel};
 use crate::http::HttpGate;
 
 mod handover;
@@ -237,6 +238,7 @@ pub struct HostState {
     ctx: CallContext,
     services: Option<Services>,
     deadline: Instant,
+    cancel: Cancel,
     effects: Effects,
     /// Bytes kept of what the guest handed over, against [`MAX_HANDED_BYTES`].
     handed: usize,
@@ -253,6 +255,7 @@ impl HostState {
         services: Option<Services>,
         memory_bytes: usize,
         deadline: Instant,
+        cancel: Cancel,
     ) -> std::io::Result<HostState> {
         let mut wasi = WasiCtxBuilder::new();
         let frozen = FrozenClock(ctx.now_ms);
@@ -295,6 +298,7 @@ impl HostState {
             ctx,
             services,
             deadline,
+            cancel,
             effects: Effects::default(),
             handed: 0,
             lookups: 0,
@@ -318,6 +322,17 @@ impl HostState {
         let mut effects = self.effects;
         effects.outbound.extend(self.gate.into_calls());
         effects
+    }
+
+    pub(crate) fn budget(&self) -> Budget {
+        Budget {
+            deadline: self.deadline,
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// Waits for the host's answer to a host call, at most until the run's deadline.

@@ -8,6 +8,8 @@
 //!   (what they import is checked before compiling, in `linking`), the on-disk artifact cache,
 //!   the loaded components within a memory budget, and [`runtime::Runtime::invoke`], a fresh
 //!   instance per call.
+//! - [`deadline`]: the wall-clock deadline and the host's cancel handle, checked while a plugin
+//!   computes and raced against every WASI wait.
 //! - [`hooks`]: the six extension points: typed call, the checks a decision passes before the
 //!   host acts on it, and the built-in default.
 //! - [`host_api`]: what a plugin may import, with WASI linked but granting nothing, effects
@@ -17,6 +19,7 @@
 //! It depends on no web framework and no database driver: `cargo tree -p dealer-plugin-runtime`.
 
 pub mod bindings;
+pub mod deadline;
 pub mod hooks;
 pub mod host_api;
 pub mod http;

@@ -4,8 +4,9 @@
 //! once per content hash: the native artifact is cached on disk under a directory named after
 //! the engine's compatibility hash, so a restart deserialises (mmaps) instead of compiling.
 //! Each loaded component is pre-instantiated against the one [`Linker`]; every call then gets
-//! a fresh [`Store`] and instance, bounded by fuel (deterministic), an epoch deadline (wall
-//! clock), a memory limit and an output-size limit.
+//! a fresh [`Store`] and instance, bounded by fuel (deterministic), a wall-clock deadline
+//! (checked at every epoch tick and raced against every WASI wait, see [`crate::deadline`]),
+//! a memory limit and an output-size limit, and stopped early if the host cancels it.
 //!
 //! Loaded components are kept in memory up to a budget ([`LOADED_BUDGET_BYTES`]), the least
 //! recently used dropped first: an upload is validated without being kept, and a component
@@ -25,6 +26,7 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
 };
 
+use crate::deadline::{Cancel, Stopped};
 pub use crate::hooks::HookSpec;
 use crate::host_api::{CallContext, Effects, HostState, OverBudget, Services};
 use crate::{Hook, Outcome};
@@ -35,7 +37,8 @@ pub type EngineResult<T> = wasmtime::Result<T>;
 /// Resource limits of one plugin call.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Wall-clock deadline, enforced by epoch interruption (it also bounds host calls).
+    /// Wall-clock deadline, including host calls and WASI waits: checked against the clock at
+    /// every epoch tick, so it does not stretch when a loaded machine delays the ticks.
     pub deadline: Duration,
     /// Deterministic instruction budget: a replay stops where the recorded run stopped.
     pub fuel: u64,
@@ -66,7 +69,8 @@ pub const MAX_COMPONENT_BYTES: usize = 40 << 20;
 /// holds a few hundred small plugins or a dozen interpreters.
 pub const LOADED_BUDGET_BYTES: usize = 256 << 20;
 
-/// How often the epoch advances; deadlines are rounded up to whole ticks.
+/// How often the epoch advances, so how often a computing plugin checks its deadline and
+/// cancel handle.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Instances that may run at once; callers beyond it wait for a free slot.
@@ -236,6 +240,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+        crate::deadline::bound_poll(&mut linker)?;
         crate::host_api::add_to_linker(&mut linker)?;
         spawn_epoch_ticker(&engine);
         let cache_dir = match cache_dir {
@@ -452,7 +457,22 @@ impl Runtime {
         services: Option<Services>,
         input: &H::Input,
     ) -> RunReport<H::Output> {
+        self.invoke_cancellable::<H>(loaded, ctx, services, input, &Cancel::new())
+    }
+
+    /// [`Runtime::invoke`], stopped (outcome `denied`) as soon as `cancel` is cancelled.
+    pub fn invoke_cancellable<H: HookSpec>(
+        &self,
+        loaded: &Loaded,
+        ctx: CallContext,
+        services: Option<Services>,
+        input: &H::Input,
+        cancel: &Cancel,
+    ) -> RunReport<H::Output> {
         let started = Instant::now();
+        if let Some(reason) = cancel.reason() {
+            return failed_report(Outcome::Denied, stopped_message(reason), started);
+        }
         let Some(pre) = loaded.pre.downcast_ref::<H::Pre>() else {
             return failed_report(
                 Outcome::InvalidOutput,
@@ -461,7 +481,13 @@ impl Runtime {
             );
         };
         let deadline = started + self.limits.deadline;
-        let state = match HostState::new(ctx, services, self.limits.memory_bytes, deadline) {
+        let state = match HostState::new(
+            ctx,
+            services,
+            self.limits.memory_bytes,
+            deadline,
+            cancel.clone(),
+        ) {
             Ok(state) => state,
             Err(error) => {
                 return failed_report(Outcome::Denied, format!("{error:#}"), started);
@@ -472,8 +498,8 @@ impl Runtime {
         store
             .set_fuel(self.limits.fuel)
             .expect("fuel is enabled on the engine");
-        store.set_epoch_deadline(ticks(self.limits.deadline));
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(crate::deadline::on_tick);
+        store.set_epoch_deadline(1);
 
         let result = H::call(pre, &mut store, input);
         let fuel_used = self.limits.fuel - store.get_fuel().unwrap_or(0);
@@ -531,12 +557,15 @@ fn failed_report<T>(outcome: Outcome, error: String, started: Instant) -> RunRep
     }
 }
 
-fn ticks(deadline: Duration) -> u64 {
-    (deadline.as_micros().div_ceil(EPOCH_TICK.as_micros())) as u64
+fn stopped_message(reason: &str) -> String {
+    Stopped::Cancelled(reason.to_owned()).to_string()
 }
 
 /// Outcome and message of a call that did not return.
 fn classify(error: &wasmtime::Error, hit_memory_limit: bool, limits: &Limits) -> (Outcome, String) {
+    if let Some(Stopped::Cancelled(reason)) = error.downcast_ref::<Stopped>() {
+        return (Outcome::Denied, stopped_message(reason));
+    }
     if let Some(over) = error.downcast_ref::<OverBudget>() {
         return (Outcome::InvalidOutput, over.to_string());
     }
@@ -548,7 +577,7 @@ fn classify(error: &wasmtime::Error, hit_memory_limit: bool, limits: &Limits) ->
                 limits.fuel
             ),
         ),
-        Some(Trap::Interrupt) => (
+        _ if matches!(error.downcast_ref::<Stopped>(), Some(Stopped::Deadline)) => (
             Outcome::Timeout,
             format!(
                 "the plugin ran past its deadline of {} ms",

@@ -484,15 +484,18 @@ impl TestApp {
     /// A second host on the same database, with a plugin runtime and caches of its own, as
     /// another replica behind a load balancer would be.
     pub async fn replica(&self) -> Replica {
+        self.replica_with(Limits::default(), "replica").await
+    }
+
+    /// [`TestApp::replica`] with a plugin runtime of `limits` (e.g. a longer deadline, so a
+    /// test can act while a call runs), its files under `name`.
+    pub async fn replica_with(&self, limits: Limits, name: &str) -> Replica {
         let runtime = Arc::new(
-            Runtime::new(
-                Some(&self.files.path.join("replica-cache")),
-                Limits::default(),
-            )
-            .expect("a plugin runtime for the replica"),
+            Runtime::new(Some(&self.files.path.join(format!("{name}-cache"))), limits)
+                .expect("a plugin runtime for the replica"),
         );
         Replica::spawn(
-            AppState::with_runtime(self.db.clone(), runtime, &self.files.path.join("replica"))
+            AppState::with_runtime(self.db.clone(), runtime, &self.files.path.join(name))
                 .expect("the replica's state"),
         )
         .await

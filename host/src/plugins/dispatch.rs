@@ -4,12 +4,16 @@
 //! change, announced across replicas by PostgreSQL NOTIFY), honours the kill switches, runs the
 //! pinned version in the runtime, records the run, applies its effects if it succeeded, and
 //! otherwise follows the binding's failure policy: fall back to the built-in default, or refuse
-//! with [`Error::PluginFailed`]. [`Plugins::replay`] runs a candidate version on recorded inputs
+//! with [`Error::PluginFailed`]. A dealer runs at most as many calls at once as the machine has
+//! cores, so one dealer's load cannot take the CPU from the others; a call that finds no free
+//! slot in [`SLOT_WAIT`] is recorded as a run that did not start and takes the failure policy
+//! at once. A kill switch turned on stops the calls already running ([`super::running`]). [`Plugins::replay`] runs a candidate version on recorded inputs
 //! and compares its decisions with the recorded ones.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -22,10 +26,12 @@ use super::hooks::{
 };
 use super::host_api::{CallContext, Effects, Mode, Records, Services};
 use super::registry::{self, Active, FailurePolicy};
+use super::running::Running;
 use super::runs::{self, NewRun, Outcome, Source};
 use super::runtime::{HookSpec, Loaded, RunReport, Runtime};
 use crate::error::{Error, Result};
 use crate::{Backend, Db};
+use dealer_plugin_runtime::deadline::Cancel;
 
 /// Where a decision came from.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -72,6 +78,8 @@ pub struct Decision<T> {
 struct Resolved {
     dealer_path: String,
     active: Option<Arc<Active>>,
+    /// The cache generation it was read at.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -93,13 +101,25 @@ pub struct Plugins {
     /// Where granted private directories live: `<files>/dealer-<id>/plugin-<id>`.
     files_dir: Option<PathBuf>,
     cache: Mutex<Cache>,
-    /// Each dealer's share of the runtime's instance slots, so one dealer's slow or looping
-    /// plugin cannot hold every slot while other dealers wait.
+    /// Each dealer's share of the runtime's instance slots and of the CPU
+    /// ([`slots_per_dealer`]), so one dealer's slow, looping or sleeping plugin can neither hold
+    /// every slot nor slow the other dealers' calls down more than a little.
     dealer_slots: Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
+    slots_per_dealer: usize,
+    /// The live calls running now, to stop when a kill switch is turned on.
+    running: Running,
 }
 
-/// Plugin calls one dealer may have running at once.
-const SLOTS_PER_DEALER: usize = 16;
+/// How long a call waits for a free slot (its dealer's, then the runtime's) before it takes
+/// the binding's failure policy: shorter than a run's deadline, so a dealer whose plugin hangs
+/// gets its fallback quickly instead of a queue that grows by a second per call.
+pub const SLOT_WAIT: Duration = Duration::from_millis(500);
+
+/// Plugin calls one dealer may have running at once: the machine's cores, at least 2. More
+/// would only share the same cores among one dealer's calls, while taking them from others.
+fn slots_per_dealer() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
 
 impl Plugins {
     pub fn new(
@@ -121,19 +141,46 @@ impl Plugins {
             files_dir,
             cache: Mutex::new(Cache::default()),
             dealer_slots: Mutex::new(HashMap::new()),
+            slots_per_dealer: slots_per_dealer(),
+            running: Running::default(),
         }
+    }
+
+    /// Plugin calls one dealer may have running at once on this host.
+    pub fn slots_per_dealer(&self) -> usize {
+        self.slots_per_dealer
+    }
+
+    /// Live plugin calls running on this host now.
+    pub fn running(&self) -> usize {
+        self.running.len()
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
     }
 
-    /// Forgets every cached binding. Called after each registry change on this replica, and
-    /// on every change notification from the others.
+    /// Forgets every cached binding, and stops the running calls a kill switch now covers.
+    /// Called after each registry change on this replica, and on every change notification
+    /// from the others.
     pub fn invalidate(&self) {
-        let mut cache = self.cache.lock().expect("binding cache lock");
-        cache.generation += 1;
-        cache.entries.clear();
+        {
+            let mut cache = self.cache.lock().expect("binding cache lock");
+            cache.generation += 1;
+            cache.entries.clear();
+        }
+        if !self.running.is_empty() {
+            let (running, db) = (self.running.clone(), self.db.clone());
+            tokio::spawn(async move {
+                if let Err(error) = running.recheck(&db).await {
+                    tracing::warn!(%error, "cannot check the running plugin calls' kill switches");
+                }
+            });
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.cache.lock().expect("binding cache lock").generation
     }
 
     /// On PostgreSQL, listens for registry changes made through other replicas and drops the
@@ -196,6 +243,7 @@ impl Plugins {
             active: registry::active(&mut conn, dealer_id, hook)
                 .await?
                 .map(Arc::new),
+            generation,
         };
         let mut cache = self.cache.lock().expect("binding cache lock");
         // A change that landed while we read must not be overwritten by what we read.
@@ -255,6 +303,12 @@ impl Plugins {
             return self.built_in::<H>(dealer_id, input, source, reason).await;
         };
         let now_ms = Utc::now().timestamp_millis();
+        let registered = self.running.start(dealer_id, &active);
+        // A kill switch turned on since the binding was read found no such call running: look
+        // again now that it is registered.
+        if self.generation() != resolved.generation {
+            self.running.recheck(&self.db).await?;
+        }
         let (report, run_id) = self
             .run::<H>(
                 &active,
@@ -265,8 +319,10 @@ impl Plugins {
                 Mode::Live,
                 source,
                 None,
+                registered.cancel(),
             )
             .await?;
+        drop(registered);
         self.apply(&active, dealer_id, &report).await?;
         let RunReport {
             outcome,
@@ -369,6 +425,7 @@ impl Plugins {
         mode: Mode,
         source: Source,
         replay_of: Option<i64>,
+        cancel: &Cancel,
     ) -> Result<(RunReport<H::Output>, i64)> {
         let loaded = self.load(&active.artifact_sha256).await?;
         let ctx = CallContext {
@@ -392,28 +449,28 @@ impl Plugins {
             tokio: tokio::runtime::Handle::current(),
             http: self.http.clone(),
         };
-        let dealer_slots = self
-            .dealer_slots
-            .lock()
-            .expect("dealer slots lock")
-            .entry(dealer_id)
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(SLOTS_PER_DEALER)))
-            .clone();
-        let dealer_permit = dealer_slots
-            .acquire_owned()
-            .await
-            .expect("a dealer's slots are never closed");
-        let permit = self.runtime.slot().await;
-        let runtime = self.runtime.clone();
-        let call_input = input.clone();
         let started_at = Utc::now();
-        let report = tokio::task::spawn_blocking(move || {
-            let report = runtime.invoke::<H>(&loaded, ctx, Some(services), &call_input);
-            drop((permit, dealer_permit));
-            report
-        })
-        .await
-        .expect("a plugin call does not panic the host");
+        let report = match self.slots(dealer_id).await {
+            Ok(permits) => {
+                let runtime = self.runtime.clone();
+                let call_input = input.clone();
+                let cancel = cancel.clone();
+                tokio::task::spawn_blocking(move || {
+                    let report = runtime.invoke_cancellable::<H>(
+                        &loaded,
+                        ctx,
+                        Some(services),
+                        &call_input,
+                        &cancel,
+                    );
+                    drop(permits);
+                    report
+                })
+                .await
+                .expect("a plugin call does not panic the host")
+            }
+            Err(not_started) => not_started,
+        };
         let run = NewRun {
             dealer_id,
             plugin_id: Some(active.plugin.id),
@@ -447,6 +504,44 @@ impl Plugins {
             );
         }
         Ok((report, run_id))
+    }
+
+    /// A slot of the dealer's and one of the runtime's, waiting at most [`SLOT_WAIT`] for both;
+    /// else the report of a run that did not start.
+    async fn slots<T>(&self, dealer_id: i64) -> std::result::Result<Permits, RunReport<T>> {
+        let started = Instant::now();
+        let dealer_slots = self
+            .dealer_slots
+            .lock()
+            .expect("dealer slots lock")
+            .entry(dealer_id)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.slots_per_dealer)))
+            .clone();
+        let not_started = |error: String| RunReport {
+            outcome: Outcome::Timeout,
+            output: None,
+            error: Some(error),
+            duration: started.elapsed(),
+            fuel_used: 0,
+            memory_bytes: 0,
+            effects: Effects::default(),
+        };
+        let Ok(dealer) = tokio::time::timeout(SLOT_WAIT, dealer_slots.acquire_owned()).await else {
+            return Err(not_started(format!(
+                "no free plugin slot for this dealer within {} ms: it runs {} plugin calls at once",
+                SLOT_WAIT.as_millis(),
+                self.slots_per_dealer
+            )));
+        };
+        let dealer = dealer.expect("a dealer's slots are never closed");
+        let remaining = SLOT_WAIT.saturating_sub(started.elapsed());
+        let Ok(runtime) = tokio::time::timeout(remaining, self.runtime.slot()).await else {
+            return Err(not_started(format!(
+                "no free plugin slot on this host within {} ms",
+                SLOT_WAIT.as_millis()
+            )));
+        };
+        Ok((runtime, dealer))
     }
 
     fn private_dir(&self, dealer_id: i64, active: &Active) -> Option<PathBuf> {
@@ -559,6 +654,7 @@ impl Plugins {
                     Mode::Replay,
                     Source::Replay,
                     Some(run.run_id),
+                    &Cancel::new(),
                 )
                 .await?;
             // Recorded outputs are masked; mask the candidate's the same way to compare.
@@ -592,6 +688,12 @@ impl Plugins {
         Ok(report)
     }
 }
+
+/// The instance slot and the dealer's slot a call holds while it runs.
+type Permits = (
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
 
 /// How a candidate version decided the recorded inputs, compared with what was recorded.
 #[derive(Debug, Serialize, ToSchema)]

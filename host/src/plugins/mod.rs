@@ -4,6 +4,7 @@
 //!
 //! - [`registry`] stores plugins, versions, artifacts and each dealer's bindings (and
 //!   implements the runtime's `PluginData`: a plugin's store and the dealer's secrets).
+//! - [`running`] is the live calls running now, stopped when a kill switch covers them.
 //! - [`runs`] is the run log, with the masked inputs kept for replay.
 //! - [`dispatch`] is what the domain calls: the dealer's plugin for a hook, its failure
 //!   policy, and the built-in default when no plugin is enabled.
@@ -19,6 +20,7 @@ pub mod config_schema;
 pub mod dispatch;
 pub mod manage;
 pub mod registry;
+pub mod running;
 pub mod runs;
 
 pub use dealer_plugin_runtime::{Hook, WIT_VERSION, bindings, hooks, host_api, runtime};

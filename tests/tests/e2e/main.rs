@@ -50,6 +50,7 @@ mod first_party;
 mod fixtures;
 mod other_languages;
 mod plugin_bounds;
+mod plugin_deadlines;
 mod plugin_platform;
 mod plugin_runtime;
 mod plugin_storage;

@@ -75,7 +75,7 @@ pub(crate) async fn bind(
     bind_with(app, dealer, hook, plugin, version, config, "fallback").await;
 }
 
-async fn bind_with(
+pub(crate) async fn bind_with(
     app: &TestApp,
     dealer: i64,
     hook: &str,

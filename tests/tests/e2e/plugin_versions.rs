@@ -368,10 +368,7 @@ fn importing_wasi_keyvalue() -> Vec<u8> {
     let mut imports = ComponentImportSection::new();
     imports
         .import("wasi:io/streams@0.2.0", ComponentTypeRef::Instance(0))
-        .import(
-            "wasi:keyvalue/store@0.2.0",
-            ComponentTypeRef::Instance(0),
-        );
+        .import("wasi:keyvalue/store@0.2.0", ComponentTypeRef::Instance(0));
     let mut component = Component::new();
     component
         .section(&ModuleSection(&module))
@@ -380,7 +377,9 @@ fn importing_wasi_keyvalue() -> Vec<u8> {
     component.finish()
 }
 
-async fn a_component_importing_what_the_host_lacks_is_refused_before_it_is_compiled(backend: Backend) {
+async fn a_component_importing_what_the_host_lacks_is_refused_before_it_is_compiled(
+    backend: Backend,
+) {
     let app = TestApp::spawn(backend).await;
     let id = new_plugin(&app, json!({"name": "js-approval", "hook": "approval"})).await;
     let reply = upload(&app, id, importing_wasi_keyvalue(), "1.0.0").await;
@@ -389,10 +388,7 @@ async fn a_component_importing_what_the_host_lacks_is_refused_before_it_is_compi
     let message = reply.body["errors"][0]["message"]
         .as_str()
         .expect("a message");
-    assert!(
-        message.contains("wasi:keyvalue/store@0.2.0"),
-        "{message}"
-    );
+    assert!(message.contains("wasi:keyvalue/store@0.2.0"), "{message}");
     assert!(!message.contains("wasi:io/streams"), "{message}");
     assert!(versions(&app, id).await.is_empty(), "nothing was stored");
 }

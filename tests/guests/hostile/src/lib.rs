@@ -27,6 +27,8 @@
 //! | `outbound-flood` | POSTs a body of config `mib` MiB (default 24) to config `url` |
 //! | `notify-flood` | sends 100 notifications with 32 data entries of 2000 bytes each (the most one may hold) |
 //! | `lookup-flood` | looks up the customer of config `customer_id` 10 000 times, reports the answers by kind |
+//! | `sleep` | `std::thread::sleep`s config `ms` (default 15 000) milliseconds |
+//! | `poll` | polls a list of monotonic-clock subscriptions (an instant and a duration `ms` ahead, default 15 000) until `ms` have passed by its own count |
 
 use std::hint::black_box;
 
@@ -90,6 +92,12 @@ impl Guest for Hostile {
             "outbound-flood" => outbound_flood()?,
             "notify-flood" => notify_flood(&ticket),
             "lookup-flood" => lookup_flood()?,
+            "sleep" => {
+                let ms = config::get("ms")?.unwrap_or(15_000);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                format!("sleep: woke after {ms} ms")
+            }
+            "poll" => poll(config::get("ms")?.unwrap_or(15_000)),
             other => return Err(format!("unknown behaviour {other:?}")),
         };
         Ok(normal_route(&ticket, reason))
@@ -350,6 +358,24 @@ fn lookup_flood() -> Result<String, String> {
     }
     let answers: Vec<String> = answers.iter().map(|(k, n)| format!("{k}={n}")).collect();
     Ok(format!("lookup-flood: {}", answers.join(" ")))
+}
+
+/// Polls `wasi:io/poll` (which `std` reaches only through `thread::sleep`) in a loop, on a
+/// list of two subscriptions `ms` ahead: an instant (the monotonic clock reads a frozen 0, so
+/// the instant `ms` is `ms` from now) and a duration. Counts `ms` as passed only once both
+/// fired, since the clock cannot tell.
+fn poll(ms: u64) -> String {
+    use wasip2::clocks::monotonic_clock;
+    use wasip2::io::poll;
+    let nanos = ms.saturating_mul(1_000_000);
+    let instant = monotonic_clock::subscribe_instant(monotonic_clock::now().saturating_add(nanos));
+    let duration = monotonic_clock::subscribe_duration(nanos);
+    let mut polls = 0;
+    while !(instant.ready() && duration.ready()) {
+        poll::poll(&[&instant, &duration]);
+        polls += 1;
+    }
+    format!("poll: {ms} ms passed after {polls} polls")
 }
 
 /// The error as `#[derive(Debug)]` prints a variant (`NotFound`, `Denied("...")`), without the
