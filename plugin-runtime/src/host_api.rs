@@ -839,12 +839,17 @@ impl HostState {
     }
 }
 
-fn method_name(method: &reqwest::Method) -> &'static str {
+/// A partner call's method as the run log names it (`OutboundCall::method`), for the
+/// `outbound` interface and for `wasi:http` alike.
+pub(crate) fn method_name(method: &http::Method) -> &'static str {
     match *method {
-        reqwest::Method::GET => "GET",
-        reqwest::Method::POST => "POST",
-        reqwest::Method::PUT => "PUT",
-        reqwest::Method::PATCH => "PATCH",
-        _ => "DELETE",
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
     }
 }

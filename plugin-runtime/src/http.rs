@@ -28,7 +28,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::Grants;
-use crate::host_api::{Mode, OutboundCall, PluginData};
+use crate::host_api::{Mode, OutboundCall, PluginData, method_name};
 
 /// The request header in which a plugin names the credential handle the host should attach.
 pub const CREDENTIAL_HEADER: &str = "x-dealer-credential";
@@ -288,18 +288,5 @@ impl Body for BoundedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-fn method_name(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::PATCH => "PATCH",
-        http::Method::DELETE => "DELETE",
-        http::Method::HEAD => "HEAD",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
     }
 }

@@ -471,10 +471,10 @@ impl Runtime {
     ) -> RunReport<H::Output> {
         let started = Instant::now();
         if let Some(reason) = cancel.reason() {
-            return failed_report(Outcome::Denied, stopped_message(reason), started);
+            return RunReport::not_run(Outcome::Denied, stopped_message(reason), started);
         }
         let Some(pre) = loaded.pre.downcast_ref::<H::Pre>() else {
-            return failed_report(
+            return RunReport::not_run(
                 Outcome::InvalidOutput,
                 format!("the component serves {}, not {}", loaded.info.hook, H::HOOK),
                 started,
@@ -490,7 +490,7 @@ impl Runtime {
         ) {
             Ok(state) => state,
             Err(error) => {
-                return failed_report(Outcome::Denied, format!("{error:#}"), started);
+                return RunReport::not_run(Outcome::Denied, format!("{error:#}"), started);
             }
         };
         let mut store = Store::new(&self.engine, state);
@@ -545,15 +545,19 @@ fn truncated(message: String) -> String {
     format!("{}…", &message[..end])
 }
 
-fn failed_report<T>(outcome: Outcome, error: String, started: Instant) -> RunReport<T> {
-    RunReport {
-        outcome,
-        output: None,
-        error: Some(error),
-        duration: started.elapsed(),
-        fuel_used: 0,
-        memory_bytes: 0,
-        effects: Effects::default(),
+impl<T> RunReport<T> {
+    /// The report of a call that ended (or never started) before the plugin ran: `outcome`
+    /// and `error`, the time since `started`, nothing used and nothing to apply.
+    pub fn not_run(outcome: Outcome, error: String, started: Instant) -> RunReport<T> {
+        RunReport {
+            outcome,
+            output: None,
+            error: Some(error),
+            duration: started.elapsed(),
+            fuel_used: 0,
+            memory_bytes: 0,
+            effects: Effects::default(),
+        }
     }
 }
 

@@ -72,6 +72,45 @@ pub fn cargo() -> Command {
     command
 }
 
+/// Builds binary `bin` of workspace package `package` and returns its path, as cargo reports
+/// it. The build names the e2e test binary too (fresh, so nothing is done for it): the
+/// dependencies' features are then unified as for the tests, and the binary links the host
+/// already built for them instead of a second build of it with other features.
+/// (`CARGO_BIN_EXE_*` only exists in the tests of the crate that owns a binary.)
+pub fn binary(package: &str, bin: &str) -> PathBuf {
+    let output = cargo()
+        .args([
+            "build",
+            "-p",
+            package,
+            "--bin",
+            bin,
+            "-p",
+            "dealer-tests",
+            "--test",
+            "e2e",
+            "--message-format=json-render-diagnostics",
+        ])
+        .output()
+        .unwrap_or_else(|error| panic!("running cargo: {error}"));
+    assert!(
+        output.status.success(),
+        "building {bin} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|message| {
+            message["reason"] == "compiler-artifact"
+                && message["target"]["name"] == bin
+                && message["executable"].is_string()
+        })
+        .and_then(|artifact| artifact["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reports no {bin} executable"))
+}
+
 fn build() -> PathBuf {
     let mut command = cargo();
     command.args(["build", "--target", TARGET, "--profile", PROFILE]);

@@ -517,15 +517,7 @@ impl Plugins {
             .entry(dealer_id)
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.slots_per_dealer)))
             .clone();
-        let not_started = |error: String| RunReport {
-            outcome: Outcome::Timeout,
-            output: None,
-            error: Some(error),
-            duration: started.elapsed(),
-            fuel_used: 0,
-            memory_bytes: 0,
-            effects: Effects::default(),
-        };
+        let not_started = |error: String| RunReport::not_run(Outcome::Timeout, error, started);
         let Ok(dealer) = tokio::time::timeout(SLOT_WAIT, dealer_slots.acquire_owned()).await else {
             return Err(not_started(format!(
                 "no free plugin slot for this dealer within {} ms: it runs {} plugin calls at once",

@@ -10,50 +10,14 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use dealer_plugin::harness::{Verdict, run_fixture};
-use dealer_tests::guests::cargo;
+use dealer_tests::guests::binary;
 use dealer_tests::{Backend, TestApp, call, scratch_dir};
 use serde_json::{Value, json};
 
-/// The `dealer-plugin` executable, as cargo reports it, built on the first call in this process.
-///
-/// The build names this test binary too (fresh, so nothing is done for it): the dependencies'
-/// features are then unified as for this binary, and the CLI links the host already built for
-/// the tests instead of a second build of it with other features.
+/// The `dealer-plugin` executable, built on the first call in this process.
 fn cli_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let output = cargo()
-            .args([
-                "build",
-                "-p",
-                "dealer-plugin",
-                "--bin",
-                "dealer-plugin",
-                "-p",
-                "dealer-tests",
-                "--test",
-                "e2e",
-                "--message-format=json-render-diagnostics",
-            ])
-            .output()
-            .unwrap_or_else(|error| panic!("running cargo: {error}"));
-        assert!(
-            output.status.success(),
-            "building dealer-plugin failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|message| {
-                message["reason"] == "compiler-artifact"
-                    && message["target"]["name"] == "dealer-plugin"
-                    && message["executable"].is_string()
-            })
-            .and_then(|artifact| artifact["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reports the dealer-plugin executable")
-    })
+    BINARY.get_or_init(|| binary("dealer-plugin", "dealer-plugin"))
 }
 
 /// Runs the CLI with `args` in `dir`; the scaffold builds into this test's `CARGO_TARGET_DIR`

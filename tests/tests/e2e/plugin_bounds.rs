@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use chrono::Utc;
 use dealer_host::plugins::Hook;
 use dealer_host::plugins::runs::{self, MAX_RECORDED_BYTES, NewRun, Outcome, Retention, Source};
-use dealer_tests::guests::{cargo, wasm_bytes};
+use dealer_tests::guests::{binary, wasm_bytes};
 use dealer_tests::{Backend, TestApp, call, on_both_backends, scratch_dir};
 use serde_json::{Value, json};
 
@@ -297,43 +297,10 @@ async fn what_a_run_records_is_capped_and_bounded_per_dealer(backend: Backend) {
     assert_eq!(others, 1, "another dealer's budget is its own");
 }
 
-/// The `dealer-host` executable, as cargo reports it, built on the first call in this process
-/// (as `cli.rs` builds `dealer-plugin`: naming this test binary too unifies the features).
+/// The `dealer-host` executable, built on the first call in this process.
 fn host_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let output = cargo()
-            .args([
-                "build",
-                "-p",
-                "dealer-host",
-                "--bin",
-                "dealer-host",
-                "-p",
-                "dealer-tests",
-                "--test",
-                "e2e",
-                "--message-format=json-render-diagnostics",
-            ])
-            .output()
-            .unwrap_or_else(|error| panic!("running cargo: {error}"));
-        assert!(
-            output.status.success(),
-            "building dealer-host failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|message| {
-                message["reason"] == "compiler-artifact"
-                    && message["target"]["name"] == "dealer-host"
-                    && message["executable"].is_string()
-            })
-            .and_then(|artifact| artifact["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reports the dealer-host executable")
-    })
+    BINARY.get_or_init(|| binary("dealer-host", "dealer-host"))
 }
 
 /// The host process this test started; killed (by its handle) when dropped.

@@ -854,6 +854,31 @@ async fn partner_stand_in() -> (String, tokio::task::JoinHandle<()>) {
     (format!("127.0.0.1:{}", addr.port()), server)
 }
 
+/// HQ allowlists `partner` for plugin `id` with the credential `insurer-api-key`, and dealer
+/// A's admin stores [`PARTNER_SECRET`] behind it.
+async fn allow_the_partner(app: &TestApp, id: i64, partner: &str) {
+    let a = app.units.dealer_a;
+    let reply = call(
+        app.client
+            .put(format!("{}/plugins/{id}/grants", app.base))
+            .bearer_auth(&app.keys.hq_admin)
+            .json(&json!({"outbound_hosts": [partner], "credentials": ["insurer-api-key"]})),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = call(
+        app.client
+            .put(format!(
+                "{}/dealers/{a}/plugin-secrets/insurer-api-key",
+                app.base
+            ))
+            .bearer_auth(&app.keys.a_admin)
+            .json(&json!({ "secret": PARTNER_SECRET })),
+    )
+    .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+}
+
 async fn outbound_calls_reach_only_allowlisted_hosts_with_the_secret_injected(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let a = app.units.dealer_a;
@@ -876,25 +901,7 @@ async fn outbound_calls_reach_only_allowlisted_hosts_with_the_secret_injected(ba
     assert!(reason.starts_with("outbound: error: Denied"), "{reason}");
 
     // Allowlisted, with the dealer's secret injected by the host.
-    let reply = call(
-        app.client
-            .put(format!("{}/plugins/{id}/grants", app.base))
-            .bearer_auth(&app.keys.hq_admin)
-            .json(&json!({"outbound_hosts": [partner], "credentials": ["insurer-api-key"]})),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let reply = call(
-        app.client
-            .put(format!(
-                "{}/dealers/{a}/plugin-secrets/insurer-api-key",
-                app.base
-            ))
-            .bearer_auth(&app.keys.a_admin)
-            .json(&json!({ "secret": PARTNER_SECRET })),
-    )
-    .await;
-    assert_eq!(reply.status, 204, "{}", reply.text);
+    allow_the_partner(&app, id, &partner).await;
     bind(
         &app,
         a,
@@ -985,25 +992,7 @@ async fn a_wasi_http_client_is_held_to_the_same_allowlist_and_credentials(backen
         "{decision}"
     );
 
-    let reply = call(
-        app.client
-            .put(format!("{}/plugins/{id}/grants", app.base))
-            .bearer_auth(&app.keys.hq_admin)
-            .json(&json!({"outbound_hosts": [partner], "credentials": ["insurer-api-key"]})),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let reply = call(
-        app.client
-            .put(format!(
-                "{}/dealers/{a}/plugin-secrets/insurer-api-key",
-                app.base
-            ))
-            .bearer_auth(&app.keys.a_admin)
-            .json(&json!({ "secret": PARTNER_SECRET })),
-    )
-    .await;
-    assert_eq!(reply.status, 204, "{}", reply.text);
+    allow_the_partner(&app, id, &partner).await;
 
     // Allowlisted without a credential: it goes, anonymously.
     let (reason, _) = route(json!({"behaviour": "wasi-http", "url": url})).await;
