@@ -94,7 +94,7 @@ impl Budget {
     }
 
     /// `wait`, unless the deadline passes or the call is cancelled first.
-    async fn bound<T>(&self, wait: impl Future<Output = T>) -> Result<T, Stopped> {
+    pub(crate) async fn bound<T>(&self, wait: impl Future<Output = T>) -> Result<T, Stopped> {
         self.check()?;
         tokio::select! {
             done = wait => Ok(done),

@@ -335,18 +335,19 @@ impl HostState {
         &mut self.table
     }
 
-    /// Waits for the host's answer to a host call, at most until the run's deadline.
+    /// Waits for the host's answer to a host call, at most until the run's deadline or its
+    /// cancel (after which the next epoch tick ends the run).
     fn wait<T>(&self, answer: HostFuture<'_, T>) -> Result<Result<T, LookupError>, HostError> {
         let Some(services) = self.services.as_ref() else {
             return Err(HostError::Unavailable(
                 "records are not available in this run".into(),
             ));
         };
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let budget = self.budget();
         services
             .tokio
-            .block_on(async { tokio::time::timeout(remaining, answer).await })
-            .map_err(|_| HostError::Unavailable("the run's deadline passed".into()))
+            .block_on(budget.bound(answer))
+            .map_err(|stopped| HostError::Unavailable(stopped.to_string()))
     }
 
     /// Whether `bytes` more of the guest's hand-overs fit in the run's budget; a trap
@@ -764,33 +765,39 @@ impl HostState {
             .saturating_duration_since(Instant::now())
             .min(MAX_OUTBOUND_TIMEOUT);
         let started = Instant::now();
+        let budget = self.budget();
         let result: Result<Response, String> = services.tokio.block_on(async {
-            let response = builder
-                .timeout(timeout)
-                .send()
+            budget
+                .bound(async {
+                    let response = builder
+                        .timeout(timeout)
+                        .send()
+                        .await
+                        .map_err(|e| format!("{e}"))?;
+                    let status = response.status().as_u16();
+                    let headers = response
+                        .headers()
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
+                        .collect();
+                    let mut body = Vec::new();
+                    let mut response = response;
+                    while let Some(chunk) = response.chunk().await.map_err(|e| format!("{e}"))? {
+                        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                            return Err(format!(
+                                "the response is larger than {MAX_RESPONSE_BYTES} bytes"
+                            ));
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(Response {
+                        status,
+                        headers,
+                        body,
+                    })
+                })
                 .await
-                .map_err(|e| format!("{e}"))?;
-            let status = response.status().as_u16();
-            let headers = response
-                .headers()
-                .iter()
-                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
-                .collect();
-            let mut body = Vec::new();
-            let mut response = response;
-            while let Some(chunk) = response.chunk().await.map_err(|e| format!("{e}"))? {
-                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                    return Err(format!(
-                        "the response is larger than {MAX_RESPONSE_BYTES} bytes"
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(Response {
-                status,
-                headers,
-                body,
-            })
+                .unwrap_or_else(|stopped| Err(stopped.to_string()))
         });
         let call = OutboundCall {
             method: method_name(&method),
