@@ -619,6 +619,15 @@ pub async fn add_version(
             message: format!("version {number} of this plugin already exists"),
         });
     }
+    // Two uploads of one owner at once must not both fit the quota's last room: on
+    // PostgreSQL the owner's row is locked until this transaction ends, so the second checks
+    // after the first stored its version. SQLite's single writer already serialises them.
+    if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        sqlx::query("SELECT id FROM org_units WHERE id = $1 FOR UPDATE")
+            .bind(plugin.owner_org_id)
+            .execute(&mut *conn)
+            .await?;
+    }
     check_quota(conn, plugin.owner_org_id, &sha256, new.bytes.len()).await?;
     let now = clock::now_ms();
     let size = i64::try_from(new.bytes.len()).expect("a component smaller than 2^63 bytes");

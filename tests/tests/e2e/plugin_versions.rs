@@ -291,6 +291,18 @@ async fn an_owner_over_its_version_quota_is_refused_until_it_deletes_one(backend
     let reply = delete(&app, &app.keys.a_admin, id, "1.0.7").await;
     assert_eq!(reply.status, 204, "{}", reply.text);
     uploaded(&app, id, variant(&routing, 9), "2.0.0").await;
+
+    // Two uploads racing for the last room: one gets it, the other is refused.
+    let reply = delete(&app, &app.keys.a_admin, id, "1.0.8").await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    let (first, second) = tokio::join!(
+        upload(&app, id, routing.clone(), "3.0.0"),
+        upload(&app, id, routing.clone(), "3.0.1"),
+    );
+    let mut statuses = [first.status, second.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 422], "{} / {}", first.text, second.text);
+    assert_eq!(versions(&app, id).await.len(), 50);
 }
 
 async fn large_components_fit_until_the_owners_byte_quota(backend: Backend) {
