@@ -115,6 +115,11 @@ pub struct Plugins {
 /// gets its fallback quickly instead of a queue that grows by a second per call.
 pub const SLOT_WAIT: Duration = Duration::from_millis(500);
 
+/// How long a replayed run waits for its slots: a replay is a person comparing a candidate
+/// with recorded decisions, not a request on the dealer's critical path, and a run that did
+/// not start would count as a difference that is none.
+pub const REPLAY_SLOT_WAIT: Duration = Duration::from_secs(30);
+
 /// Plugin calls one dealer may have running at once: the machine's cores, at least 2. More
 /// would only share the same cores among one dealer's calls, while taking them from others.
 fn slots_per_dealer() -> usize {
@@ -450,7 +455,11 @@ impl Plugins {
             http: self.http.clone(),
         };
         let started_at = Utc::now();
-        let report = match self.slots(dealer_id).await {
+        let wait = match mode {
+            Mode::Live => SLOT_WAIT,
+            Mode::Replay => REPLAY_SLOT_WAIT,
+        };
+        let report = match self.slots(dealer_id, wait).await {
             Ok(permits) => {
                 let runtime = self.runtime.clone();
                 let call_input = input.clone();
@@ -506,9 +515,13 @@ impl Plugins {
         Ok((report, run_id))
     }
 
-    /// A slot of the dealer's and one of the runtime's, waiting at most [`SLOT_WAIT`] for both;
+    /// A slot of the dealer's and one of the runtime's, waiting at most `wait` for both;
     /// else the report of a run that did not start.
-    async fn slots<T>(&self, dealer_id: i64) -> std::result::Result<Permits, RunReport<T>> {
+    async fn slots<T>(
+        &self,
+        dealer_id: i64,
+        wait: Duration,
+    ) -> std::result::Result<Permits, RunReport<T>> {
         let started = Instant::now();
         let dealer_slots = self
             .dealer_slots
@@ -518,19 +531,19 @@ impl Plugins {
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.slots_per_dealer)))
             .clone();
         let not_started = |error: String| RunReport::not_run(Outcome::Timeout, error, started);
-        let Ok(dealer) = tokio::time::timeout(SLOT_WAIT, dealer_slots.acquire_owned()).await else {
+        let Ok(dealer) = tokio::time::timeout(wait, dealer_slots.acquire_owned()).await else {
             return Err(not_started(format!(
                 "no free plugin slot for this dealer within {} ms: it runs {} plugin calls at once",
-                SLOT_WAIT.as_millis(),
+                wait.as_millis(),
                 self.slots_per_dealer
             )));
         };
         let dealer = dealer.expect("a dealer's slots are never closed");
-        let remaining = SLOT_WAIT.saturating_sub(started.elapsed());
+        let remaining = wait.saturating_sub(started.elapsed());
         let Ok(runtime) = tokio::time::timeout(remaining, self.runtime.slot()).await else {
             return Err(not_started(format!(
                 "no free plugin slot on this host within {} ms",
-                SLOT_WAIT.as_millis()
+                wait.as_millis()
             )));
         };
         Ok((runtime, dealer))

@@ -15,6 +15,7 @@ on_both_backends!(
     a_sleeping_plugin_ends_at_its_deadline_while_other_dealers_are_served,
     a_polling_plugin_ends_at_its_deadline_while_other_dealers_are_served,
     calls_beyond_a_dealers_slots_take_the_failure_policy_and_other_dealers_are_served,
+    a_replay_waits_for_the_dealers_slots_instead_of_failing_its_steps,
     a_kill_switch_stops_a_call_already_running,
 );
 
@@ -170,6 +171,42 @@ async fn calls_beyond_a_dealers_slots_take_the_failure_policy_and_other_dealers_
         })
         .count();
     assert_eq!(recorded_no_slot, no_slot, "{runs:?}");
+}
+
+/// A replay is a person comparing a candidate with recorded decisions: while the dealer's
+/// slots are taken by sleepers, its runs wait for a slot instead of failing as "no free
+/// slot", which would read as differences that are none.
+async fn a_replay_waits_for_the_dealers_slots_instead_of_failing_its_steps(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = hostile_for_a_ok_for_b(&app, "ok", json!({})).await;
+    let a = app.units.dealer_a;
+    for _ in 0..3 {
+        let decision = route(&app, &app.base, a).await;
+        assert_eq!(decision["output"]["reason"], "ok", "{decision}");
+    }
+    let sleep = json!({"behaviour": "sleep"});
+    bind_with(&app, a, "ticket-routing", id, "1.0.0", sleep, "fallback").await;
+    let sleepers: Vec<_> = (0..2 * app.state.plugins.slots_per_dealer())
+        .map(|_| spawn_route(&app, &app.base, a))
+        .collect();
+    // Let the sleepers take the slots first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = call(app.post(
+        &app.keys.a_admin,
+        &format!("/dealers/{a}/plugins/ticket-routing/replay"),
+        &json!({"version": "1.0.0", "config": {"behaviour": "ok"}}),
+    ))
+    .await;
+    for sleeper in sleepers {
+        sleeper.await.expect("the evaluation does not panic");
+    }
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(report.body["candidate_failed"], 0, "{}", report.text);
+    assert!(
+        !report.text.contains("no free plugin slot"),
+        "{}",
+        report.text
+    );
 }
 
 /// Turns the kill switch at `path` on (`killed`) or off, through the host at `base`.
