@@ -34,10 +34,13 @@ use crate::bindings::outbound::{CredentialPlacement, Method, Request, Response};
 use crate::bindings::types::{Customer, HostError, Level, Notification, Order, Vehicle};
 use crate::bindings::{clock, config, records, types};
 use crate::deadline::{Budget, Cancel};
-use crate::http::HttpGate;
 
 mod handover;
+mod waits;
+pub mod wasi_http;
 pub use handover::add_to_linker;
+pub(crate) use waits::{bound_poll, on_tick};
+use wasi_http::HttpGate;
 
 /// Per-run caps on what a plugin may ask of the host.
 const MAX_LOG_LINES: usize = 200;

@@ -22,7 +22,6 @@ pub mod bindings;
 pub mod deadline;
 pub mod hooks;
 pub mod host_api;
-pub mod http;
 mod linking;
 pub mod runtime;
 

@@ -5,7 +5,7 @@
 //! The linker itself cannot be asked what it defines, so what it provides is written down
 //! here: the `dealer:platform` interfaces of the `imports` world and the WASI 0.2 interfaces
 //! that `wasmtime_wasi::p2::add_to_linker_sync` adds (the `wasi:cli/imports` world), with
-//! `wasi:http`'s outgoing side, which [`crate::http`] holds to the outbound rules. A unit
+//! `wasi:http`'s outgoing side, which [`crate::host_api::wasi_http`] holds to the outbound rules. A unit
 //! test asks the runtime's linker about one export of each, so the list cannot claim what the
 //! linker lacks; an interface missing from the list would be refused (and noticed) at once.
 //! The linker stays the final word: a component that passes is still linked after compiling.

@@ -240,7 +240,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
-        crate::deadline::bound_poll(&mut linker)?;
+        crate::host_api::bound_poll(&mut linker)?;
         crate::host_api::add_to_linker(&mut linker)?;
         spawn_epoch_ticker(&engine);
         let cache_dir = match cache_dir {
@@ -498,7 +498,7 @@ impl Runtime {
         store
             .set_fuel(self.limits.fuel)
             .expect("fuel is enabled on the engine");
-        store.epoch_deadline_callback(crate::deadline::on_tick);
+        store.epoch_deadline_callback(crate::host_api::on_tick);
         store.set_epoch_deadline(1);
 
         let result = H::call(pre, &mut store, input);

@@ -27,8 +27,8 @@ use wasmtime_wasi_http::{
     DEFAULT_FORBIDDEN_HEADERS, Error, RequestOptions, WasiBody, WasiHttpHooks, default_send_request,
 };
 
+use super::{Mode, OutboundCall, PluginData, method_name};
 use crate::Grants;
-use crate::host_api::{Mode, OutboundCall, PluginData, method_name};
 
 /// The request header in which a plugin names the credential handle the host should attach.
 pub const CREDENTIAL_HEADER: &str = "x-dealer-credential";
