@@ -182,6 +182,25 @@ pub struct OutboundCall {
     pub duration_ms: u64,
 }
 
+impl OutboundCall {
+    /// Logs the call made by `plugin` for `dealer` through `interface` (`outbound` or
+    /// `wasi:http`): one line per partner call, whichever way the plugin made it.
+    pub(crate) fn log(&self, plugin: &str, dealer: i64, interface: &'static str) {
+        tracing::info!(
+            plugin,
+            dealer,
+            interface,
+            method = self.method,
+            url = %self.url,
+            credential = ?self.credential,
+            status = ?self.status,
+            error = ?self.error,
+            duration_ms = self.duration_ms,
+            "partner call"
+        );
+    }
+}
+
 /// Everything a run asked the host to do, applied after it succeeds.
 #[derive(Debug, Default, Serialize)]
 pub struct Effects {
@@ -453,19 +472,15 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 impl types::Host for HostState {}
 
 impl HostState {
-    /// Keeps a log line: its first [`MAX_LOG_LINE_BYTES`] bytes, copied from the guest's text
-    /// (`message` borrows its memory), or only a count past [`MAX_LOG_LINES`].
-    fn log(&mut self, level: Level, message: &str) -> wasmtime::Result<()> {
+    /// Keeps a log line, `message` being the first [`MAX_LOG_LINE_BYTES`] bytes of the
+    /// guest's text (`handover` copies no more), or only a count past [`MAX_LOG_LINES`].
+    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         if self.effects.logs.len() >= MAX_LOG_LINES {
             self.effects.dropped_logs += 1;
             return Ok(());
         }
-        let mut end = message.len().min(MAX_LOG_LINE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.fits(end, "a log line")?;
-        self.keep(end);
+        self.fits(message.len(), "a log line")?;
+        self.keep(message.len());
         let level = match level {
             Level::Trace => "trace",
             Level::Debug => "debug",
@@ -473,10 +488,7 @@ impl HostState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        self.effects.logs.push(LogLine {
-            level,
-            message: message[..end].to_owned(),
-        });
+        self.effects.logs.push(LogLine { level, message });
         Ok(())
     }
 }
@@ -810,17 +822,7 @@ impl HostState {
             error: result.as_ref().err().cloned(),
             duration_ms: started.elapsed().as_millis() as u64,
         };
-        tracing::info!(
-            plugin = %self.ctx.plugin_name,
-            dealer = self.ctx.dealer_id,
-            method = call.method,
-            url = %call.url,
-            credential = ?call.credential,
-            status = ?call.status,
-            error = ?call.error,
-            duration_ms = call.duration_ms,
-            "partner call"
-        );
+        call.log(&self.ctx.plugin_name, self.ctx.dealer_id, "outbound");
         self.effects.outbound.push(call);
         result.map_err(HostError::Unavailable)
     }

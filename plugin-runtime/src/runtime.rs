@@ -538,11 +538,7 @@ fn truncated(message: String) -> String {
     if message.len() <= max {
         return message;
     }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
+    format!("{}…", &message[..message.floor_char_boundary(max)])
 }
 
 impl<T> RunReport<T> {

@@ -70,11 +70,8 @@ fn stored_error(error: &str) -> String {
     if error.len() <= MAX_RECORDED_BYTES {
         return error.to_owned();
     }
-    let mut end = MAX_RECORDED_BYTES;
-    while !error.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… (truncated; {} bytes)", &error[..end], error.len())
+    let kept = &error[..error.floor_char_boundary(MAX_RECORDED_BYTES)];
+    format!("{kept}… (truncated; {} bytes)", error.len())
 }
 
 /// Why a run happened.

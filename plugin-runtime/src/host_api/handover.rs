@@ -9,8 +9,6 @@
 //! A hand-over that does not fit ends the run with an [`super::OverBudget`] trap. The other
 //! imports (config, records, clock) take small arguments and are linked from `bindgen!`.
 
-use std::borrow::Cow;
-
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, HasSelf, Lift, Linker, WasmList, WasmStr};
 
@@ -77,10 +75,11 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.instance(&interface("log"))?.func_wrap(
         "log",
         |mut store: Store<'_>, (level, message): (Level, WasmStr)| {
-            let message = message
-                .to_str(&store)?
-                .into_owned_prefix(super::MAX_LOG_LINE_BYTES);
-            store.data_mut().log(level, &message)
+            let message = {
+                let text = message.to_str(&store)?;
+                text[..text.floor_char_boundary(super::MAX_LOG_LINE_BYTES)].to_owned()
+            };
+            store.data_mut().log(level, message)
         },
     )?;
 
@@ -143,22 +142,6 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         },
     )?;
     Ok(())
-}
-
-/// A prefix of at most `max` bytes (on a character boundary) as an owned string: the copy of
-/// a log line the host keeps, never the guest's whole text.
-trait OwnedPrefix {
-    fn into_owned_prefix(self, max: usize) -> String;
-}
-
-impl OwnedPrefix for Cow<'_, str> {
-    fn into_owned_prefix(self, max: usize) -> String {
-        let mut end = self.len().min(max);
-        while !self.is_char_boundary(end) {
-            end -= 1;
-        }
-        self[..end].to_owned()
-    }
 }
 
 /// The pairs of a `list<tuple<string, string>>`, read in place; at most `max` of them.

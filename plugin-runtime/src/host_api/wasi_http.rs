@@ -202,17 +202,7 @@ impl WasiHttpHooks for HttpGate {
                 Ok((response, _)) => call.status = Some(response.status().as_u16()),
                 Err(error) => call.error = Some(error.to_string()),
             }
-            tracing::info!(
-                plugin = %plugin,
-                dealer,
-                method = call.method,
-                url = %call.url,
-                credential = ?call.credential,
-                status = ?call.status,
-                error = ?call.error,
-                duration_ms = call.duration_ms,
-                "partner call (wasi:http)"
-            );
+            call.log(&plugin, dealer, "wasi:http");
             result
         })
     }
