@@ -72,6 +72,32 @@ pub fn cargo() -> Command {
     command
 }
 
+/// `bytes` (a component) with a custom section `name` appended, padded to `size` bytes when
+/// that is more: a distinct component (another content hash, any size) that behaves the same,
+/// as another version or another plugin would.
+pub fn with_custom_section(bytes: &[u8], name: &str, size: usize) -> Vec<u8> {
+    let mut section = vec![u8::try_from(name.len()).expect("a name under 128 bytes")];
+    section.extend_from_slice(name.as_bytes());
+    if section.len() < size {
+        section.resize(size, 0x2a);
+    }
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    let mut len = section.len();
+    loop {
+        // The section's length in unsigned LEB128.
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&section);
+    out
+}
+
 /// Builds binary `bin` of workspace package `package` and returns its path, as cargo reports
 /// it. The build names the e2e test binary too (fresh, so nothing is done for it): the
 /// dependencies' features are then unified as for the tests, and the binary links the host

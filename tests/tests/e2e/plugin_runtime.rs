@@ -3,21 +3,8 @@
 
 use dealer_host::plugins::Hook;
 use dealer_host::plugins::runtime::{Limits, Runtime};
-use dealer_tests::guests::wasm_bytes;
+use dealer_tests::guests::{wasm_bytes, with_custom_section};
 use dealer_tests::scratch_dir;
-
-/// `bytes` with a custom section appended: a distinct component (another content hash) that
-/// behaves the same, as fifty different plugins would.
-fn variant(bytes: &[u8], n: u32) -> Vec<u8> {
-    let name = format!("variant-{n}");
-    let mut section = vec![u8::try_from(name.len()).expect("a short name")];
-    section.extend_from_slice(name.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section id
-    out.push(u8::try_from(section.len()).expect("a short section"));
-    out.extend_from_slice(&section);
-    out
-}
 
 #[test]
 fn a_restarted_runtime_loads_every_plugin_from_its_cache_without_the_bytes() {
@@ -28,7 +15,7 @@ fn a_restarted_runtime_loads_every_plugin_from_its_cache_without_the_bytes() {
         let runtime = Runtime::new(Some(&cache.path), Limits::default()).expect("a runtime");
         for n in 0..50 {
             let loaded = runtime
-                .inspect(&variant(&original, n))
+                .inspect(&with_custom_section(&original, &format!("variant-{n}"), 0))
                 .expect("a valid component");
             assert_eq!(loaded.info.hook, Hook::TicketRouting);
             hashes.push(loaded.info.sha256.clone());

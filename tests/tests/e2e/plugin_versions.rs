@@ -7,22 +7,9 @@ use dealer_host::plugins::hooks::{HookSpec, TicketRoutingHook};
 use dealer_host::plugins::host_api::{CallContext, Mode};
 use dealer_host::plugins::runtime::{Limits, Runtime};
 use dealer_plugin_runtime::{Grants, Outcome};
-use dealer_tests::guests::wasm_bytes;
+use dealer_tests::guests::{wasm_bytes, with_custom_section};
 use dealer_tests::{Backend, TestApp, call, on_both_backends, scratch_dir};
 use serde_json::{Value, json};
-
-/// `bytes` with a custom section appended: a distinct component (another content hash) that
-/// behaves the same, as many versions of one plugin would.
-fn variant(bytes: &[u8], n: u32) -> Vec<u8> {
-    let name = format!("version-{n}");
-    let mut section = vec![u8::try_from(name.len()).expect("a short name")];
-    section.extend_from_slice(name.as_bytes());
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section id
-    out.push(u8::try_from(section.len()).expect("a short section"));
-    out.extend_from_slice(&section);
-    out
-}
 
 fn route(runtime: &Runtime, sha256: &str) -> Outcome {
     let loaded = runtime
@@ -59,7 +46,7 @@ fn loaded_versions_stay_within_the_memory_budget_and_a_dropped_one_still_runs() 
     let one = {
         let runtime = Runtime::new(Some(&cache.path), Limits::default()).expect("a runtime");
         let sha = runtime
-            .inspect(&variant(&original, 0))
+            .inspect(&with_custom_section(&original, "version-0", 0))
             .expect("a valid component")
             .info
             .sha256
@@ -78,7 +65,7 @@ fn loaded_versions_stay_within_the_memory_budget_and_a_dropped_one_still_runs() 
     let mut hashes = Vec::new();
     for n in 0..20 {
         let loaded = runtime
-            .inspect(&variant(&original, n))
+            .inspect(&with_custom_section(&original, &format!("version-{n}"), 0))
             .expect("a valid component");
         hashes.push(loaded.info.sha256.clone());
     }
@@ -120,29 +107,6 @@ on_both_backends!(
 );
 
 const WASM: &str = "application/wasm";
-
-/// `bytes` with a custom section of `size` bytes appended (a length over 127 in LEB128): a
-/// distinct component as large as an interpreter-carrying one, behaving the same.
-fn padded(bytes: &[u8], n: u32, size: usize) -> Vec<u8> {
-    let name = format!("padding-{n}");
-    let mut section = vec![u8::try_from(name.len()).expect("a short name")];
-    section.extend_from_slice(name.as_bytes());
-    section.resize(size, 0x2a);
-    let mut out = bytes.to_vec();
-    out.push(0); // custom section id
-    let mut len = section.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
-    out.extend_from_slice(&section);
-    out
-}
 
 async fn new_plugin(app: &TestApp, body: Value) -> i64 {
     app.create(&app.keys.hq_admin, "/plugins", &body).await["id"]
@@ -196,11 +160,35 @@ async fn a_version_no_binding_needs_is_deleted_and_a_needed_one_is_not(backend: 
     let a = app.units.dealer_a;
     let routing = wasm_bytes("guest-routing-keywords");
     let id = new_plugin(&app, json!({"name": "routing", "hook": "ticket-routing"})).await;
-    uploaded(&app, id, variant(&routing, 1), "1.0.0").await;
-    uploaded(&app, id, variant(&routing, 2), "1.1.0").await;
-    uploaded(&app, id, variant(&routing, 3), "2.0.0").await;
+    uploaded(
+        &app,
+        id,
+        with_custom_section(&routing, "version-1", 0),
+        "1.0.0",
+    )
+    .await;
+    uploaded(
+        &app,
+        id,
+        with_custom_section(&routing, "version-2", 0),
+        "1.1.0",
+    )
+    .await;
+    uploaded(
+        &app,
+        id,
+        with_custom_section(&routing, "version-3", 0),
+        "2.0.0",
+    )
+    .await;
     // 2.1.0 shares the component of 1.0.0.
-    uploaded(&app, id, variant(&routing, 1), "2.1.0").await;
+    uploaded(
+        &app,
+        id,
+        with_custom_section(&routing, "version-1", 0),
+        "2.1.0",
+    )
+    .await;
     assert_eq!(artifacts(&app).await, 3);
     for version in ["1.0.0", "1.1.0"] {
         let reply = call(app.put(
@@ -272,7 +260,13 @@ async fn an_owner_over_its_version_quota_is_refused_until_it_deletes_one(backend
     for n in 0..50 {
         uploaded(&app, id, routing.clone(), &format!("1.0.{n}")).await;
     }
-    let reply = upload(&app, id, variant(&routing, 9), "2.0.0").await;
+    let reply = upload(
+        &app,
+        id,
+        with_custom_section(&routing, "version-9", 0),
+        "2.0.0",
+    )
+    .await;
     assert_eq!(reply.status, 422, "{}", reply.text);
     assert!(reply.has_code("plugin_quota"), "{}", reply.text);
     let detail = reply.body["detail"].as_str().expect("a detail");
@@ -290,7 +284,13 @@ async fn an_owner_over_its_version_quota_is_refused_until_it_deletes_one(backend
     // Deleting a version makes room for one.
     let reply = delete(&app, &app.keys.a_admin, id, "1.0.7").await;
     assert_eq!(reply.status, 204, "{}", reply.text);
-    uploaded(&app, id, variant(&routing, 9), "2.0.0").await;
+    uploaded(
+        &app,
+        id,
+        with_custom_section(&routing, "version-9", 0),
+        "2.0.0",
+    )
+    .await;
 
     // Two uploads racing for the last room: one gets it, the other is refused.
     let reply = delete(&app, &app.keys.a_admin, id, "1.0.8").await;
@@ -317,10 +317,22 @@ async fn large_components_fit_until_the_owners_byte_quota(backend: Backend) {
     // Six components of 38 MiB each (over twice a Python interpreter's 18.5 MB) take 228 MiB.
     let size = 38 << 20;
     for n in 0..6 {
-        uploaded(&app, id, padded(&routing, n, size), &format!("1.{n}.0")).await;
+        uploaded(
+            &app,
+            id,
+            with_custom_section(&routing, &format!("padding-{n}"), size),
+            &format!("1.{n}.0"),
+        )
+        .await;
     }
     // A seventh would take the dealer past its 256 MiB.
-    let reply = upload(&app, id, padded(&routing, 6, size), "1.6.0").await;
+    let reply = upload(
+        &app,
+        id,
+        with_custom_section(&routing, "padding-6", size),
+        "1.6.0",
+    )
+    .await;
     assert_eq!(reply.status, 422, "{}", reply.text);
     assert!(reply.has_code("plugin_quota"), "{}", reply.text);
     let detail = reply.body["detail"].as_str().expect("a detail");
