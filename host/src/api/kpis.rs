@@ -13,8 +13,10 @@ use super::pagination::{Page, PageParams};
 use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::error::Result;
+use crate::kpis::churn::{self, ChurnTasks, ChurnTasksCreated, OffersSent, RetentionOffer};
 use crate::kpis::export::{self, ExportFormat};
 use crate::kpis::records::{self, DrillRecord, RecordsQuery};
+use crate::kpis::store::{self, StoreCockpit};
 use crate::kpis::{self, KpiQuery, KpiReport, KpiSeries, SeriesQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -23,6 +25,58 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(series))
         .routes(routes!(list_records))
         .routes(routes!(export_records))
+        .routes(routes!(store_cockpit))
+        .routes(routes!(churn_tasks))
+        .routes(routes!(churn_offers))
+}
+
+/// A store's cockpit beyond the KPIs: SLA breaches by hour and category, the NPS
+/// distribution and detractors' comments, active / new / lost customers, the top service
+/// items and the staff leaderboard (`by` is not used).
+#[utoipa::path(get, path = "/kpis/store", tag = "kpis", params(KpiQuery),
+    responses((status = 200, body = StoreCockpit), (status = 400, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn store_cockpit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<KpiQuery>,
+) -> Result<Json<StoreCockpit>> {
+    caller.require(Permission::ReadRecords)?;
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(store::cockpit(&mut conn, &caller, &query).await?))
+}
+
+/// An advisor task to call back each owner of the churn warning (one per owner and day).
+#[utoipa::path(post, path = "/kpis/churn/tasks", tag = "kpis", request_body = ChurnTasks,
+    responses((status = 200, body = ChurnTasksCreated), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+async fn churn_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(asked): Json<ChurnTasks>,
+) -> Result<Json<ChurnTasksCreated>> {
+    caller.require(Permission::WriteRecords)?;
+    let mut tx = state.db.begin_write().await?;
+    let created = churn::create_tasks(&mut tx, &caller, &asked).await?;
+    tx.commit().await?;
+    Ok(Json(created))
+}
+
+/// A retention offer by SMS to each owner of the churn warning who gave marketing consent;
+/// the others are counted and left alone.
+#[utoipa::path(post, path = "/kpis/churn/offers", tag = "kpis", request_body = RetentionOffer,
+    responses((status = 200, body = OffersSent), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+async fn churn_offers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(asked): Json<RetentionOffer>,
+) -> Result<Json<OffersSent>> {
+    caller.require(Permission::WriteRecords)?;
+    let mut tx = state.db.begin_write().await?;
+    let sent = churn::send_offers(&mut tx, &caller, &asked).await?;
+    tx.commit().await?;
+    Ok(Json(sent))
 }
 
 /// Every KPI of a unit (default the caller's) over a period and the period of as many days

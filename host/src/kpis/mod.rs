@@ -11,9 +11,11 @@
 //! Every count is a sum, so a region's figure is exactly its dealers' counts put together.
 //! The definitions of each KPI are on [`Kpi`].
 
+pub mod churn;
 pub mod export;
 pub mod measures;
 pub mod records;
+pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -8,8 +8,10 @@ use std::io::Cursor;
 use calamine::{Reader, Xlsx};
 use dealer_host::access::{Caller, Role, keys};
 use dealer_host::error::Error;
+use dealer_host::kpis::churn::{self, ChurnTasks, RetentionOffer};
 use dealer_host::kpis::export::{self, FileFormat};
 use dealer_host::kpis::records::{self, RecordsQuery};
+use dealer_host::kpis::store;
 use dealer_host::kpis::{self, Breakdown, Figure, Kpi, KpiQuery, Scorecard};
 use dealer_host::seed;
 use dealer_tests::{Backend, TestDb, on_both_backends};
@@ -214,8 +216,82 @@ async fn nobody_reads_a_unit_outside_their_view(backend: Backend) {
     );
 }
 
+async fn the_store_cockpit_and_the_churn_actions_work_on_the_figures_records(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    seed::demo(&t.db).await.unwrap();
+    let hq = demo_caller(&t, Role::HqAdmin).await;
+    let mut conn = t.db.pool().acquire().await.unwrap();
+    let q = query(None, Breakdown::Child);
+    let report = kpis::report(&mut conn, &hq, &q).await.unwrap();
+    let cockpit = store::cockpit(&mut conn, &hq, &q).await.unwrap();
+    assert_eq!(cockpit.nps_distribution.len(), 11);
+    assert_eq!(
+        cockpit.nps_distribution.iter().sum::<i64>(),
+        figure(&report.total, Kpi::Nps).unwrap().count
+    );
+    assert_eq!(cockpit.sla_breaches_by_hour.len(), 24);
+    assert_eq!(
+        cockpit.sla_breaches_by_hour.iter().sum::<i64>(),
+        cockpit
+            .sla_breaches_by_category
+            .iter()
+            .map(|c| c.count)
+            .sum::<i64>()
+    );
+    assert_eq!(cockpit.customers.len(), 3);
+
+    // A task per owner at risk, once a day; an offer only to those who consented.
+    let q = RecordsQuery {
+        kpi: Kpi::Churn,
+        from: FROM.into(),
+        to: TO.into(),
+        unit_id: None,
+        by: None,
+        key: None,
+        counted: None,
+    };
+    let owners: Vec<i64> = records::list(&mut conn, &hq, &q, 0, 20)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.customer_id)
+        .collect();
+    if owners.is_empty() {
+        return;
+    }
+    let asked = ChurnTasks {
+        customer_ids: owners.clone(),
+    };
+    let first = churn::create_tasks(&mut conn, &hq, &asked).await.unwrap();
+    assert_eq!(first.created, owners.len() as i64);
+    let again = churn::create_tasks(&mut conn, &hq, &asked).await.unwrap();
+    assert_eq!(again.created, 0);
+    let sql = format!(
+        "SELECT COUNT(*) FROM customers WHERE marketing_consent = 1 AND id IN ({})",
+        owners
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let (consenting,): (i64,) = sqlx::query_as(&sql).fetch_one(&mut *conn).await.unwrap();
+    let sent = churn::send_offers(
+        &mut conn,
+        &hq,
+        &RetentionOffer {
+            customer_ids: owners.clone(),
+            offer: "到店保养工时费八折".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent.invited, consenting);
+    assert_eq!(sent.refused_no_consent, owners.len() as i64 - consenting);
+}
+
 on_both_backends!(
     a_units_figure_is_its_rows_put_together,
     the_records_are_the_figures_part_and_whole,
     nobody_reads_a_unit_outside_their_view,
+    the_store_cockpit_and_the_churn_actions_work_on_the_figures_records,
 );
