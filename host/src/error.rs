@@ -105,6 +105,9 @@ pub enum Error {
     Unavailable(#[source] sqlx::Error),
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// A file the host makes for a person (an export) could not be written.
+    #[error("the file could not be written: {0}")]
+    FileNotWritten(String),
 }
 
 impl From<sqlx::Error> for Error {

@@ -16,6 +16,7 @@ pub mod domain_events;
 pub mod error;
 pub mod imports;
 pub mod integrations;
+pub mod kpis;
 pub mod lookups;
 pub mod loyalty;
 pub mod model;

@@ -13,6 +13,7 @@ pub mod extract;
 mod idempotency;
 mod imports;
 mod integrations;
+mod kpis;
 mod loyalty;
 mod network;
 mod openapi;
@@ -81,6 +82,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(customers::routes())
         .merge(vehicles::routes())
         .merge(tickets::routes())
+        .merge(kpis::routes())
         .merge(service::routes())
         .merge(surveys::routes())
         .merge(custom_fields::routes())

@@ -43,6 +43,12 @@ impl PageParams {
         self.cursor_id("after:")
     }
 
+    /// How many rows to skip, for the few lists ordered by something other than their id
+    /// ([`Page::from_rows_at`]).
+    pub fn offset(&self) -> Result<i64> {
+        Ok(self.cursor_id("offset:")?.unwrap_or(0))
+    }
+
     fn cursor_id(&self, prefix: &str) -> Result<Option<i64>> {
         let Some(cursor) = &self.cursor else {
             return Ok(None);
@@ -76,6 +82,11 @@ impl<T> Page<T> {
     /// `rows` were fetched with `LIMIT limit + 1`, oldest first (see [`PageParams::after_id`]).
     pub fn from_rows_oldest_first(rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
         Page::cut(rows, limit, |last| format!("after:{}", id(last)))
+    }
+
+    /// `rows` were fetched with `LIMIT limit + 1 OFFSET offset` (see [`PageParams::offset`]).
+    pub fn from_rows_at(rows: Vec<T>, limit: i64, offset: i64) -> Self {
+        Page::cut(rows, limit, |_| format!("offset:{}", offset + limit))
     }
 
     fn cut(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Self {

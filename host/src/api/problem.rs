@@ -50,6 +50,10 @@ impl IntoResponse for Error {
                 tracing::warn!(error = %e, "database unavailable");
                 self.to_string()
             }
+            Error::FileNotWritten(e) => {
+                tracing::error!(error = %e, "file not written");
+                "an internal error occurred; it has been logged".to_owned()
+            }
             other => other.to_string(),
         };
         let problem = Problem {
@@ -134,7 +138,9 @@ fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::PluginUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable"),
         Error::Database(e) if is_unique_violation(e) => (StatusCode::CONFLICT, "already_exists"),
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        Error::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        Error::Database(_) | Error::FileNotWritten(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
     }
 }
 

@@ -542,7 +542,7 @@ pub async fn for_repair_order(
     conn: &mut AnyConnection,
     caller: &Caller,
     id: i64,
-) -> Result<(i64, i64, i64)> {
+) -> Result<(i64, i64, i64, ServiceType)> {
     let appointment = get(conn, caller, id).await?;
     if appointment.status != AppointmentStatus::Arrived {
         return Err(Error::Conflict {
@@ -560,6 +560,7 @@ pub async fn for_repair_order(
         appointment.dealer_id,
         appointment.customer_id,
         appointment.vehicle_id,
+        appointment.service_type,
     ))
 }
 

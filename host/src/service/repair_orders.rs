@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
+use super::appointments::ServiceType;
 use super::{Period, appointments};
 use crate::access::Caller;
 use crate::attachments::{self, Attachment};
@@ -253,6 +254,9 @@ pub struct RepairOrder {
     pub mileage_km: Option<i64>,
     /// The earlier repair order of the same vehicle and issue this one comes back for.
     pub comeback_of_id: Option<i64>,
+    /// The staff member who opened the order (the service advisor), when the key names one.
+    pub advisor_staff_id: Option<i64>,
+    pub service_type: ServiceType,
     pub labour_fen: i64,
     pub parts_fen: i64,
     pub total_fen: i64,
@@ -299,6 +303,9 @@ pub struct NewRepairOrder {
     pub complaint_code: String,
     /// What the owner reports (up to 2000 characters).
     pub complaint: Option<String>,
+    /// The kind of visit; an order opened from an appointment takes the appointment's, and
+    /// one without either is a `repair`.
+    pub service_type: Option<ServiceType>,
     /// Values of the dealer's custom fields for repair orders, validated against their
     /// definitions (`GET /custom-fields?entity=repair_order`); a required one must be given.
     #[serde(default)]
@@ -420,6 +427,8 @@ pub(crate) struct Row {
     technician_staff_id: Option<i64>,
     mileage_km: Option<i64>,
     comeback_of_id: Option<i64>,
+    advisor_staff_id: Option<i64>,
+    service_type: String,
     paid_fen: i64,
     settled_at: Option<i64>,
     paid_at: Option<i64>,
@@ -430,7 +439,7 @@ pub(crate) struct Row {
 }
 
 const COLUMNS: &str = "id, dealer_id, customer_id, vehicle_id, appointment_id, complaint_code, complaint, status, \
-     technician_staff_id, mileage_km, comeback_of_id, paid_fen, settled_at, paid_at, custom_fields, version, \
+     technician_staff_id, mileage_km, comeback_of_id, advisor_staff_id, service_type, paid_fen, settled_at, paid_at, custom_fields, version, \
      created_at, updated_at";
 
 impl Row {
@@ -447,6 +456,7 @@ pub struct ValidRepairOrder {
     appointment_id: Option<i64>,
     complaint_code: String,
     complaint: String,
+    service_type: ServiceType,
     custom_fields: Map<String, Value>,
 }
 
@@ -478,9 +488,9 @@ pub async fn check_new(
         }
         Err(e) => return Err(e),
     };
-    let (customer_id, vehicle_id) = match new.appointment_id {
+    let (customer_id, vehicle_id, service_type) = match new.appointment_id {
         Some(appointment) => {
-            let (owner, customer, vehicle) =
+            let (owner, customer, vehicle, booked_type) =
                 match appointments::for_repair_order(conn, caller, appointment).await {
                     Err(Error::Denied(denial)) => {
                         audit::record_denial(conn, &denial).await?;
@@ -509,12 +519,12 @@ pub async fn check_new(
                     "the appointment is for another dealer, customer or vehicle",
                 ));
             }
-            (customer, vehicle)
+            (customer, vehicle, booked_type)
         }
         None => match (new.customer_id, new.vehicle_id) {
             (Some(c), Some(v)) => {
                 super::check_customer_and_vehicle(conn, caller, &mut errors, dealer, c, v).await?;
-                (c, v)
+                (c, v, new.service_type.unwrap_or(ServiceType::Repair))
             }
             _ => {
                 errors.push(FieldError::new(
@@ -522,7 +532,7 @@ pub async fn check_new(
                     "required",
                     "name the customer and the vehicle, or the appointment",
                 ));
-                (0, 0)
+                (0, 0, ServiceType::Repair)
             }
         },
     };
@@ -545,6 +555,7 @@ pub async fn check_new(
             appointment_id: new.appointment_id,
             complaint_code,
             complaint,
+            service_type,
             custom_fields: new.custom_fields.clone(),
         }),
         _ => Err(Error::Invalid(errors)),
@@ -571,8 +582,8 @@ pub async fn create(
     let comeback_of = previous.map(|(id,)| id);
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO repair_orders (dealer_id, customer_id, vehicle_id, appointment_id, complaint_code, complaint, \
-         status, comeback_of_id, custom_fields, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $9) RETURNING id",
+         status, comeback_of_id, custom_fields, advisor_staff_id, service_type, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $10, $11, $11) RETURNING id",
     )
     .bind(valid.dealer_id)
     .bind(valid.customer_id)
@@ -582,6 +593,8 @@ pub async fn create(
     .bind(&valid.complaint)
     .bind(comeback_of)
     .bind(custom_fields::to_column(&valid.custom_fields))
+    .bind(caller.staff_id)
+    .bind(valid.service_type.as_str())
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
@@ -829,6 +842,8 @@ async fn hydrate(conn: &mut AnyConnection, rows: Vec<Row>) -> Result<Vec<RepairO
             technician_staff_id: r.technician_staff_id,
             mileage_km: r.mileage_km,
             comeback_of_id: r.comeback_of_id,
+            advisor_staff_id: r.advisor_staff_id,
+            service_type: decode("service_type", &r.service_type, ServiceType::parse)?,
             settled_at: clock::opt_datetime(r.settled_at),
             paid_at: clock::opt_datetime(r.paid_at),
             custom_fields: custom_fields::from_column(&r.custom_fields),

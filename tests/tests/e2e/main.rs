@@ -36,6 +36,7 @@ mod concurrency;
 mod custom_fields_records;
 mod domain_events;
 mod foundations;
+mod kpis;
 mod read_audit;
 mod scale;
 mod schema_parity;
