@@ -8,6 +8,7 @@
 
 pub mod contract;
 pub mod guests;
+pub mod history;
 pub mod service;
 
 use std::path::PathBuf;
@@ -648,13 +649,15 @@ impl TestApp {
     }
 }
 
-/// A response read whole: status, headers and the body (JSON when it parses, else `Null`).
+/// A response read whole: status, headers and the body (JSON when it parses, else `Null`;
+/// as text; and as the bytes sent, for a file).
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: serde_json::Value,
     pub text: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -691,7 +694,8 @@ pub async fn call(request: reqwest::RequestBuilder) -> Reply {
         .expect("the request reaches the host");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let text = response.text().await.expect("the response body");
+    let bytes = response.bytes().await.expect("the response body").to_vec();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let content_type = headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -704,6 +708,7 @@ pub async fn call(request: reqwest::RequestBuilder) -> Reply {
         headers,
         body,
         text,
+        bytes,
     }
 }
 

@@ -20,6 +20,7 @@ mod sign_in;
 
 // Sales and after-sales.
 mod business_dates;
+mod kpi_story;
 mod sales_leads;
 mod sales_orders;
 mod sales_test_drives;
