@@ -13,6 +13,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
 use utoipa::{Modify, OpenApi as _};
 
 use super::problem::Problem;
+use crate::kpis::export::FileFormat;
 
 /// The media type of every error answer (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -33,7 +34,8 @@ pub const BASE_PATH: &str = "/api/v1";
     ),
     modifiers(&BearerAuth),
     security(("api_key" = []), ("session" = [])),
-    components(schemas(Problem))
+    // A query parameter's enum is not collected from the routes the way a body's is.
+    components(schemas(Problem, FileFormat))
 )]
 struct ApiDoc;
 
@@ -53,7 +55,7 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document's frame (info, security scheme, the problem schema) before the routes join it.
+/// The document's frame (info, security scheme, the problem schema, the export formats) before the routes join it.
 pub fn frame() -> OpenApi {
     ApiDoc::openapi()
 }
