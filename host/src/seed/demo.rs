@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use sqlx::AnyConnection;
 
 use super::Rows;
+use super::history::{self, ClosedTicket, Ends};
 use super::make::{self, DAY_MS, Gender, Today};
 use super::names::{self, TicketTopic};
 use super::plan::{self, CustomerPlan, DealerCtx, InteractionPlan, Shape};
@@ -220,6 +221,7 @@ pub async fn load(conn: &mut AnyConnection) -> Result<()> {
     world.cross_dealer();
     world.transfers();
     world.referrals();
+    let ends = world.history_ends();
     let World {
         mut rng,
         dealers,
@@ -230,7 +232,11 @@ pub async fn load(conn: &mut AnyConnection) -> Result<()> {
 
     let ids = plan::insert(conn, &dealers, &mut plans).await?;
     store_links(conn, &links, &ids).await?;
-    create_tickets(conn, &mut rng, today, &dealers, &plans, &ids).await?;
+    let closed = create_tickets(conn, &mut rng, today, &dealers, &plans, &ids).await?;
+    history::load(
+        conn, &mut rng, today, &dealers, &plans, &ids, &ends, &closed,
+    )
+    .await?;
     Ok(())
 }
 
@@ -591,6 +597,34 @@ impl World {
         }
     }
 
+    /// Where a car's service history at a plan's dealer ends: when it was sold on, or when
+    /// the same car (by VIN) was first seen at another dealer.
+    fn history_ends(&self) -> Ends {
+        let mut ends = Ends::new();
+        for &(seller, v, _, at) in &self.links.transfers {
+            ends.insert((seller, v), at);
+        }
+        let mut by_vin: HashMap<&str, Vec<(i64, usize, usize)>> = HashMap::new();
+        for (i, p) in self.plans.iter().enumerate() {
+            for (v, car) in p.vehicles.iter().enumerate() {
+                by_vin
+                    .entry(car.vin.as_str())
+                    .or_default()
+                    .push((car.created_at, i, v));
+            }
+        }
+        for mut seen in by_vin.into_values() {
+            seen.sort_unstable();
+            for pair in seen.windows(2) {
+                let (_, i, v) = pair[0];
+                let moved = pair[1].0;
+                let end = ends.entry((i, v)).or_insert(moved);
+                *end = (*end).min(moved);
+            }
+        }
+        ends
+    }
+
     fn dealer_index(code: &str) -> usize {
         DEALERS.iter().position(|d| d.code == code).unwrap_or(0)
     }
@@ -861,7 +895,8 @@ async fn create_tickets(
     dealers: &[DealerCtx],
     plans: &[CustomerPlan],
     ids: &plan::Inserted,
-) -> Result<()> {
+) -> Result<Vec<ClosedTicket>> {
+    let mut closed_tickets = Vec::new();
     let mut events = Rows::new(
         "ticket_events",
         &["ticket_id", "at", "from_status", "to_status", "note"],
@@ -954,11 +989,33 @@ async fn create_tickets(
         let status = timeline.last().map_or(TicketStatus::Open, |e| e.1);
         let reached = |s: TicketStatus| timeline.iter().find(|e| e.1 == s).map(|e| e.2);
         let first_contact_at = timeline.get(1).map(|e| e.2);
+        let resolved_at = reached(TicketStatus::Resolved);
+        let closed_at = reached(TicketStatus::Closed);
         let updated = timeline.last().map_or(opened, |e| e.2);
+        // The deadlines the built-in route sets by priority; a clock already past its
+        // deadline was escalated back then, so the SLA sweep leaves the history alone.
+        let (contact_hours, resolution_hours) = match priority {
+            "urgent" => (1, 24),
+            "high" => (2, 48),
+            _ => (4, 72),
+        };
+        let first_contact_due = opened + contact_hours * 3_600_000;
+        let resolution_due = opened + resolution_hours * 3_600_000;
+        let breached = |due: i64, stopped: Option<i64>| {
+            (stopped.unwrap_or(today.end_ms) > due && due < today.end_ms).then_some(due)
+        };
+        let contact_breach = breached(first_contact_due, first_contact_at);
+        let resolution_breach = breached(resolution_due, resolved_at.or(closed_at));
+        let escalation =
+            i64::from(contact_breach.is_some()) + i64::from(resolution_breach.is_some());
+        let fcr = resolved_at.map(|_| i64::from(first_contact_resolves));
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO tickets (dealer_id, customer_id, vehicle_id, channel, category, subject, description, status, \
-             priority, team, opened_at, first_contact_at, resolved_at, closed_at, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+             priority, team, opened_at, first_contact_at, resolved_at, closed_at, version, created_at, updated_at, \
+             safety, first_contact_due, resolution_due, first_contact_breached_at, resolution_breached_at, \
+             escalation_level, first_contact_resolution) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             $21, $22, $23, $24) RETURNING id",
         )
         .bind(dealers[p.dealer].id)
         .bind(ids.customers[i])
@@ -972,13 +1029,29 @@ async fn create_tickets(
         .bind(team)
         .bind(opened)
         .bind(first_contact_at)
-        .bind(reached(TicketStatus::Resolved))
-        .bind(reached(TicketStatus::Closed))
+        .bind(resolved_at)
+        .bind(closed_at)
         .bind(timeline.len() as i64)
         .bind(opened)
         .bind(updated)
+        .bind(i64::from(topic.category == "safety"))
+        .bind(first_contact_due)
+        .bind(resolution_due)
+        .bind(contact_breach)
+        .bind(resolution_breach)
+        .bind(escalation)
+        .bind(fcr)
         .fetch_one(&mut *conn)
         .await?;
+        if let Some(closed_at) = closed_at {
+            closed_tickets.push(ClosedTicket {
+                id,
+                dealer_id: dealers[p.dealer].id,
+                customer_id: ids.customers[i],
+                closed_at,
+                first_contact: first_contact_resolves,
+            });
+        }
         for (from, to, at, note) in timeline {
             events.push([
                 Param::Int(id),
@@ -989,7 +1062,8 @@ async fn create_tickets(
             ]);
         }
     }
-    events.execute(conn).await
+    events.execute(conn).await?;
+    Ok(closed_tickets)
 }
 
 fn channel_name(channel: &str) -> &'static str {

@@ -3,6 +3,7 @@
 //! customers for load tests; and a fresh API key per role for trying the demo.
 
 mod demo;
+mod history;
 mod make;
 mod names;
 mod plan;
