@@ -215,3 +215,17 @@ export function queryId(value: unknown): number | undefined {
   const n = Number(value)
   return typeof value === 'string' && Number.isInteger(n) && n > 0 ? n : undefined
 }
+
+/** A chart axis' tick for a KPI: short, without decimals where they do not help. */
+export function axisTick(kpi: Kpi, value: number): string {
+  switch (KPIS[kpi].kind) {
+    case 'share':
+      return `${Math.round(value * 100)}%`
+    case 'seconds':
+      return formatSeconds(value)
+    case 'fen':
+      return `¥${Math.round(value / 100).toLocaleString('zh-CN')}`
+    default:
+      return String(value)
+  }
+}
