@@ -64,6 +64,7 @@ async function settled(page) {
 
 /** The unit names of the cockpit's ranking table. */
 async function rankedNames(page) {
+  await settled(page)
   await page.locator('[data-test=children] .el-table__body tr').first().waitFor()
   return page.locator('[data-test=children] [data-unit]').allInnerTexts()
 }
@@ -146,28 +147,32 @@ describe('the KPI dashboards', () => {
     }
   })
 
-  test("the regional manager sees 华北's units and dealers, not 华东's, and goes down to a store", async () => {
+  test("the regional manager sees 华北's dealers, not 华东's, and goes down to a store", async () => {
     const { context, page } = await newPage(browser)
     try {
       await login(page, loginOf({ org: 'R-NORTH', role: 'regional_manager' }))
-      await page.goto(`${baseUrl}/dashboards?period=quarter`)
+      await page.locator('[data-test=side-menu] [data-menu="/dashboards"]').click()
+      await page.waitForURL(`${baseUrl}/dashboards`)
+      await page.locator('[data-test=period] [data-preset=quarter]').click()
+      await page.waitForURL(/period=quarter/)
       const { from, to } = await shownPeriod(page)
-      const report = await apiCall(page, 'GET', `/kpis?from=${from}&to=${to}`)
+      const report = await apiCall(page, 'GET', `/kpis?from=${from}&to=${to}&by=dealer`)
       assert.equal(report.body.unit.name, '华北大区')
-      assert.deepEqual((await rankedNames(page)).sort(), report.body.rows.map((r) => r.label).sort())
+      const dealers = await rankedNames(page)
+      assert.deepEqual([...dealers].sort(), report.body.rows.map((r) => r.label).sort(), "a region's cockpit ranks its dealers")
+      assert.ok(dealers.includes('远航北京朝阳4S店') && dealers.includes('远航天津河西服务站'), `dealers ${dealers}`)
+      assert.ok(!dealers.includes('远航上海浦东4S店') && !dealers.includes('杭州西湖顺达汽修'), '华东 is not in 华北')
       await page.locator('[data-test=trail]').getByText('华北大区').waitFor()
       await settled(page)
       await screenshot(page, 'dashboards-region', 'cockpit')
 
-      await page.goto(`${baseUrl}/dashboards?period=quarter&by=dealer`)
-      const dealers = await rankedNames(page)
-      const expected = (await apiCall(page, 'GET', `/kpis?from=${from}&to=${to}&by=dealer`)).body.rows.map((r) => r.label)
-      assert.deepEqual([...dealers].sort(), [...expected].sort())
-      assert.ok(dealers.includes('远航北京朝阳4S店') && dealers.includes('远航天津河西服务站'), `dealers ${dealers}`)
-      assert.ok(!dealers.includes('远航上海浦东4S店') && !dealers.includes('杭州西湖顺达汽修'), '华东 is not in 华北')
-      await settled(page)
-      await screenshot(page, 'dashboards-region', 'by-dealer')
+      await page.locator('.el-select').filter({ has: page.getByRole('combobox', { name: '层级' }) }).click()
+      await page.getByRole('option', { name: '下一级' }).click()
+      await page.waitForURL(/by=child/)
+      const children = (await apiCall(page, 'GET', `/kpis?from=${from}&to=${to}`)).body.rows.map((r) => r.label)
+      assert.deepEqual((await rankedNames(page)).sort(), [...children].sort(), 'one level down: the groups')
 
+      await page.goto(`${baseUrl}/dashboards?period=quarter`)
       await page.locator('[data-test=children] [data-unit]').filter({ hasText: /^远航北京朝阳4S店$/ }).click()
       await page.waitForURL(/\/dashboards\/store\?.*unit=\d+/)
       await page.locator('[data-test=store-name]').getByText('远航北京朝阳4S店').waitFor()
