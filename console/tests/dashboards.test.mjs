@@ -177,6 +177,8 @@ describe('the KPI dashboards', () => {
       await page.waitForURL(/\/dashboards\/store\?.*unit=\d+/)
       await page.locator('[data-test=store-name]').getByText('远航北京朝阳4S店').waitFor()
       await page.locator('[data-test=trail]').getByText('华北大区').waitFor()
+      await settled(page)
+      await screenshot(page, 'dashboards-region', 'store-quarter')
     } finally {
       await context.close()
     }

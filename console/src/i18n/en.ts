@@ -150,7 +150,7 @@ const en: typeof zhCN = {
     range: 'Date range', start: 'Start date', end: 'End date', periodLabel: '{from} to {to}', previousLabel: 'Compared with {from} to {to}',
     children: 'Units below, ranked', rankBy: 'Rank by', level: 'Level', levelOf: { child: 'One level down', region: 'By region', group: 'By group', dealer: 'By dealer' },
     rank: 'Rank', unit: 'Unit', records: 'Records', trend: 'Trend', trendOf: 'Trend of {name}', chart: '{kpi}: units compared',
-    trendChart: '{unit} · {kpi} trend', noChildren: 'No units below', unitNotFound: 'This unit does not exist or is outside your view', backToMine: 'Back to my dashboard',
+    trendChart: '{unit} · {kpi} trend', interval: { week: 'last 12 weeks, weekly', month: 'monthly' }, noChildren: 'No units below', unitNotFound: 'This unit does not exist or is outside your view', backToMine: 'Back to my dashboard',
   },
   store: {
     title: 'Store cockpit', funnel: 'Sales funnel', funnelBy: 'Leads and wins per channel or consultant', byChannel: 'By channel', byConsultant: 'By consultant',

@@ -148,7 +148,7 @@ export default {
     range: '日期范围', start: '开始日期', end: '结束日期', periodLabel: '{from} 至 {to}', previousLabel: '对比上期：{from} 至 {to}',
     children: '下级单位排名', rankBy: '排名指标', level: '层级', levelOf: { child: '下一级', region: '按大区', group: '按集团', dealer: '按门店' },
     rank: '排名', unit: '单位', records: '记录数', trend: '趋势', trendOf: '{name} 的趋势', chart: '{kpi}：下级单位对比',
-    trendChart: '{unit} · {kpi} 趋势', noChildren: '没有下级单位', unitNotFound: '该单位不存在或不在您的权限范围内', backToMine: '返回我的看板',
+    trendChart: '{unit} · {kpi} 趋势', interval: { week: '近 12 周，按周', month: '按月' }, noChildren: '没有下级单位', unitNotFound: '该单位不存在或不在您的权限范围内', backToMine: '返回我的看板',
   },
   store: {
     title: '门店驾驶舱', funnel: '销售漏斗', funnelBy: '各渠道或顾问的线索与成交', byChannel: '按渠道', byConsultant: '按顾问',
