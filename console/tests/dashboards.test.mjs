@@ -62,6 +62,11 @@ async function settled(page) {
   await page.locator('.el-loading-mask').first().waitFor({ state: 'hidden' })
 }
 
+/** The page's failed calls, in the words it shows them. */
+async function failures(page) {
+  return page.locator('.el-alert--error').allInnerTexts()
+}
+
 /** The unit names of the cockpit's ranking table. */
 async function rankedNames(page) {
   await settled(page)
@@ -102,6 +107,7 @@ describe('the KPI dashboards', () => {
       const cards = await page.locator('[data-test=kpi-cards] [data-kpi]').evaluateAll((els) => els.map((e) => e.getAttribute('data-kpi')))
       assert.deepEqual(cards.sort(), Object.keys(report.body.total).filter((k) => report.body.total[k]).sort(), 'a card per KPI of the report')
       await settled(page)
+      assert.deepEqual(await failures(page), [], 'no call failed')
       await screenshot(page, 'dashboards-hq', 'cockpit')
 
       const kpi = TICKET_KPIS.find((k) => report.body.total[k]?.count > 0)
@@ -119,6 +125,7 @@ describe('the KPI dashboards', () => {
       }
       await page.locator('[data-test=records-total]').getByText(`共 ${expected.length} 条`).waitFor()
       assert.equal(await rows.count(), expected.length)
+      assert.deepEqual(await failures(page), [], 'no call failed')
       await screenshot(page, 'dashboards-hq', 'records')
 
       const [csv] = await Promise.all([page.waitForEvent('download'), page.locator('[data-test=export-csv]').click()])
@@ -164,6 +171,7 @@ describe('the KPI dashboards', () => {
       assert.ok(!dealers.includes('远航上海浦东4S店') && !dealers.includes('杭州西湖顺达汽修'), '华东 is not in 华北')
       await page.locator('[data-test=trail]').getByText('华北大区').waitFor()
       await settled(page)
+      assert.deepEqual(await failures(page), [], 'no call failed')
       await screenshot(page, 'dashboards-region', 'cockpit')
 
       await page.locator('.el-select').filter({ has: page.getByRole('combobox', { name: '层级' }) }).click()
@@ -178,6 +186,7 @@ describe('the KPI dashboards', () => {
       await page.locator('[data-test=store-name]').getByText('远航北京朝阳4S店').waitFor()
       await page.locator('[data-test=trail]').getByText('华北大区').waitFor()
       await settled(page)
+      assert.deepEqual(await failures(page), [], 'no call failed')
       await screenshot(page, 'dashboards-region', 'store-quarter')
     } finally {
       await context.close()
@@ -215,6 +224,7 @@ describe('the KPI dashboards', () => {
         await page.locator('[data-test=churn-result]').getByText('请先勾选车主').waitFor()
       }
       await settled(page)
+      assert.deepEqual(await failures(page), [], 'no call failed')
       await screenshot(page, 'dashboards-store', 'cockpit')
 
       assert.ok(shanghaiId, 'the HQ test found 上海浦东4S店')
