@@ -85,7 +85,7 @@ describe('the KPI dashboards', () => {
     await browser?.close()
   })
 
-  test('HQ sees the regions, drills a KPI card into its records and exports them as CSV and Excel', async () => {
+  test('HQ sees the regions, drills a bar of the chart and a KPI card into their records, and exports them as CSV and Excel', async () => {
     const { context, page } = await newPage(browser)
     try {
       await login(page, loginOf({ org: 'HQ', role: 'hq_analyst' }))
@@ -109,6 +109,20 @@ describe('the KPI dashboards', () => {
       await settled(page)
       assert.deepEqual(await failures(page), [], 'no call failed')
       await screenshot(page, 'dashboards-hq', 'cockpit')
+
+      // The bar chart ranks the regions by 首次解决率, the best on top: a click on its bar opens that region's records.
+      const best = [...report.body.rows].filter((r) => r.kpis.fcr.value !== null && r.kpis.fcr.value !== undefined).sort((a, b) => b.kpis.fcr.value - a.kpis.fcr.value)[0]
+      assert.ok(best, 'a region has an FCR this quarter')
+      const chart = await page.locator('[data-test=children-chart]').boundingBox()
+      const bars = report.body.rows.length
+      await page.mouse.click(chart.x + chart.width * 0.5, chart.y + 8 + (chart.height - 16) / bars / 2)
+      await page.waitForURL(new RegExp(`/dashboards/records\\?.*kpi=fcr.*key=${best.key}`))
+      await page.locator('[data-test=records-what]').getByText(best.label).waitFor()
+      const closed = await allRecords(page, `kpi=fcr&from=${from}&to=${to}&unit_id=${report.body.unit.id}&by=child&key=${best.key}`)
+      assert.equal(closed.length, best.kpis.fcr.count, "the region's records are the tickets its FCR is over")
+      await page.locator('[data-test=records-total]').getByText(`共 ${closed.length} 条`).waitFor()
+      await page.goBack()
+      await page.locator('[data-test=kpi-cards] [data-kpi]').first().waitFor()
 
       const kpi = TICKET_KPIS.find((k) => report.body.total[k]?.count > 0)
       assert.ok(kpi, 'the demo has tickets this quarter')
