@@ -55,12 +55,13 @@ function fixed(value: number, digits: number): string {
   return value.toLocaleString(i18n.global.locale.value, { minimumFractionDigits: digits, maximumFractionDigits: digits })
 }
 
-/** Seconds in the largest unit that keeps the number readable. */
-export function formatSeconds(seconds: number): string {
+/** Seconds in the largest unit that keeps `reference` (default the number itself) readable. */
+export function formatSeconds(seconds: number, reference = seconds): string {
   const { t } = i18n.global
-  if (seconds < 60) return t('kpi.unit.seconds', { n: fixed(seconds, 0) })
-  if (seconds < 3600) return t('kpi.unit.minutes', { n: fixed(seconds / 60, 1) })
-  if (seconds < 86_400) return t('kpi.unit.hours', { n: fixed(seconds / 3600, 1) })
+  const size = Math.abs(reference)
+  if (size < 60) return t('kpi.unit.seconds', { n: fixed(seconds, 0) })
+  if (size < 3600) return t('kpi.unit.minutes', { n: fixed(seconds / 60, 1) })
+  if (size < 86_400) return t('kpi.unit.hours', { n: fixed(seconds / 3600, 1) })
   return t('kpi.unit.days', { n: fixed(seconds / 86_400, 1) })
 }
 
@@ -90,12 +91,13 @@ export function formatKpi(kpi: Kpi, value: number | null | undefined): string {
   return formatKind(KPIS[kpi].kind, value)
 }
 
-/** The change from `before` to `now` in words: percentage points for shares, the KPI's unit otherwise. */
-export function formatDelta(kpi: Kpi, delta: number): string {
+/** The change of `delta` from a value of `now` in words: percentage points for shares, the unit `now` is shown in otherwise. */
+export function formatDelta(kpi: Kpi, delta: number, now: number): string {
   const sign = delta > 0 ? '+' : delta < 0 ? '−' : '±'
   const size = Math.abs(delta)
   const kind = KPIS[kpi].kind
   if (kind === 'share') return i18n.global.t('kpi.points', { n: `${sign}${fixed(size * 100, 1)}` })
+  if (kind === 'seconds') return `${sign}${formatSeconds(size, now)}`
   return `${sign}${formatKind(kind, size)}`
 }
 
