@@ -232,6 +232,9 @@ describe('the KPI dashboards', () => {
         await page.locator('[data-test=churn-list] .el-table__header .el-checkbox').click()
         await page.locator('[data-test=churn-tasks]').click()
         await page.locator('[data-test=churn-result]').getByText(/已创建 \d+ 个回访任务/).waitFor()
+        await page.getByLabel('优惠内容').fill('到店保养工时费八折')
+        await page.locator('[data-test=churn-offers]').click()
+        await page.locator('[data-test=churn-result]').getByText(/已发送 \d+ 条挽留优惠，\d+ 位车主未同意接收营销信息/).waitFor()
       } else {
         await page.locator('[data-test=churn]').getByText('暂无数据').waitFor()
         await page.locator('[data-test=churn-tasks]').click()
