@@ -21,6 +21,9 @@ export const router = createRouter({
       component: () => import('./components/AppShell.vue'),
       children: [
         { path: '', name: 'workbench', component: () => import('./views/WorkbenchPage.vue') },
+        { path: 'dashboards', name: 'dashboards', component: () => import('./views/dashboards/CockpitPage.vue'), meta: { permission: 'read_records' } },
+        { path: 'dashboards/store', name: 'store-cockpit', component: () => import('./views/dashboards/StorePage.vue'), meta: { permission: 'read_records' } },
+        { path: 'dashboards/records', name: 'kpi-records', component: () => import('./views/dashboards/RecordsPage.vue'), meta: { permission: 'read_records' } },
         { path: 'customers', name: 'customers', component: () => import('./views/CustomersPage.vue'), meta: { permission: 'read_records' } },
         { path: 'customers/:id(\\d+)', name: 'customer', component: () => import('./views/Customer360Page.vue'), meta: { permission: 'read_records' } },
         { path: 'sales', redirect: '/sales/leads' },

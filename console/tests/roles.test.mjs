@@ -4,6 +4,7 @@ import { apiCall, env, launch, lockoutLogin, login, loginOf, menuPaths, newPage,
 
 const MENU = {
   '/': null,
+  '/dashboards': 'read_records',
   '/customers': 'read_records',
   '/sales': 'read_records',
   '/approvals': 'read_records',
@@ -15,8 +16,9 @@ const MENU = {
 }
 /** Entries some roles with the permission do not get: service staff sell nothing, sales staff do no after-sales work. */
 const NOT_FOR = { '/sales': ['service'], '/service/appointments': ['sales'], '/service/repair-orders': ['sales'] }
-/** Entries that open a page of their own. */
-const LANDS = { '/sales': '/sales/leads' }
+/** Entries that open a page of their own; a dealer's staff see their store's cockpit. */
+const DEALER_ROLES = ['dealer_admin', 'sales', 'service']
+const landing = (path, role) => (path === '/dashboards' && DEALER_ROLES.includes(role) ? '/dashboards/store' : { '/sales': '/sales/leads' }[path] ?? path)
 
 describe('each role signs in and sees its own menu', () => {
   let browser
@@ -45,7 +47,7 @@ describe('each role signs in and sees its own menu', () => {
         assert.deepEqual(await menuPaths(page), expected)
         for (const path of expected) {
           await page.locator(`[data-test=side-menu] [data-menu="${path}"]`).click()
-          await page.waitForURL(`${env.base_url}${LANDS[path] ?? path}`)
+          await page.waitForURL(`${env.base_url}${landing(path, me.role)}`)
           await page.waitForLoadState('networkidle')
           await page.locator('.el-loading-mask').first().waitFor({ state: 'hidden' })
           const errors = await page.locator('.el-alert--error').allInnerTexts()
