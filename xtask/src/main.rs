@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_kpis;
 mod console;
 mod http;
 
@@ -56,6 +57,13 @@ enum Task {
         /// Measure the database an earlier run seeded.
         #[arg(long)]
         reuse: bool,
+        /// Measure the KPI cockpits instead (HQ, a region, a store) on a network of
+        /// `--dealers` dealers whose customers have two years of history.
+        #[arg(long)]
+        kpis: bool,
+        /// Dealers of the KPI benchmark's network.
+        #[arg(long, default_value_t = 500)]
+        dealers: u64,
     },
 }
 
@@ -143,11 +151,26 @@ fn main() -> anyhow::Result<()> {
             database_url,
             requests,
             reuse,
+            kpis,
+            dealers,
         } => {
             run(
                 cargo(&root).args(["build", "--release", "-p", "dealer-host"]),
                 "build the host",
             )?;
+            if kpis {
+                return bench_kpis::run(
+                    &root,
+                    &target_dir(&root),
+                    &bench_kpis::Options {
+                        customers,
+                        dealers,
+                        database_url,
+                        requests,
+                        reuse,
+                    },
+                );
+            }
             bench::run(
                 &root,
                 &target_dir(&root),

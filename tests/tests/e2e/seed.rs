@@ -160,7 +160,7 @@ async fn scale_adds_complete_customers(backend: Backend) {
     seed::demo(&t.db).await.unwrap();
     let before = count(&t.db, "SELECT COUNT(*) FROM customers").await;
     let max_before = count(&t.db, "SELECT MAX(id) FROM customers").await;
-    assert_eq!(seed::scale(&t.db, 500).await.unwrap(), 500);
+    assert_eq!(seed::scale(&t.db, 500, None).await.unwrap(), 500);
     assert_eq!(
         count(&t.db, "SELECT COUNT(*) FROM customers").await,
         before + 500
@@ -204,7 +204,7 @@ async fn scale_adds_complete_customers(backend: Backend) {
     assert_identifiers_valid(&t.db).await;
 
     // A second run continues the sequences: no VIN repeats at a dealer (the insert would fail).
-    assert_eq!(seed::scale(&t.db, 50).await.unwrap(), 50);
+    assert_eq!(seed::scale(&t.db, 50, None).await.unwrap(), 50);
     assert_eq!(
         count(&t.db, "SELECT COUNT(*) FROM customers").await,
         before + 550
@@ -213,7 +213,7 @@ async fn scale_adds_complete_customers(backend: Backend) {
 
 async fn scale_on_an_empty_database_loads_the_demo_first(backend: Backend) {
     let t = TestDb::new(backend).await;
-    assert_eq!(seed::scale(&t.db, 20).await.unwrap(), 20);
+    assert_eq!(seed::scale(&t.db, 20, None).await.unwrap(), 20);
     let summary = seed::demo(&t.db).await.unwrap();
     assert!(!summary.loaded);
     assert!(summary.customers >= 320, "{summary}");
