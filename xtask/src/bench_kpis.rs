@@ -7,6 +7,7 @@
 //! risk of churning), with `GET /health` in the same run as the baseline. It prints medians,
 //! p95s and their ratio to the baseline; it asserts nothing.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +27,8 @@ pub struct Options {
     pub requests: usize,
     /// Skip seeding: reuse the database of an earlier run.
     pub reuse: bool,
+    /// Concurrent clients of the second round; 1: no second round.
+    pub clients: usize,
 }
 
 /// The region and the dealer whose cockpits are measured: a demo region, and a benchmark
@@ -36,8 +39,6 @@ const DEALER: &str = "BENCH-D0102";
 const MONTH_DAYS: i64 = 30;
 /// Days of the weekly series.
 const SERIES_DAYS: i64 = 91;
-/// Concurrent clients of the second round.
-const CLIENTS: usize = 4;
 
 pub fn run(root: &Path, target: &Path, options: &Options) -> anyhow::Result<()> {
     let binary = target.join("release").join("dealer-host");
@@ -160,31 +161,39 @@ pub fn run(root: &Path, target: &Path, options: &Options) -> anyhow::Result<()> 
          records over {} to {}, series over {} to {}\n",
         options.dealers, options.customers, options.requests, month.0, month.1, series.0, series.1
     );
-    println!(
-        "{:<30} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7}",
-        "query",
-        "1: p50",
-        "1: p95",
-        "×base",
-        format!("{CLIENTS}: p50"),
-        format!("{CLIENTS}: p95"),
-        "×base"
-    );
-    let mut baseline: Option<(f64, f64)> = None;
+    let mut rounds = vec![1];
+    if options.clients > 1 {
+        rounds.push(options.clients);
+    }
+    let mut head = format!("{:<30}", "query");
+    for clients in &rounds {
+        let _ = write!(
+            head,
+            " {:>9} {:>9} {:>7}",
+            format!("{clients}: p50"),
+            format!("{clients}: p95"),
+            "×base"
+        );
+    }
+    println!("{head}");
+    let mut baseline: Vec<f64> = Vec::new();
     for (what, path) in &queries {
         let paths = std::slice::from_ref(path);
-        let one = measure(&hq, paths, 1, options.requests)?;
-        let more = measure(&hq, paths, CLIENTS, options.requests)?;
-        let (base_one, base_more) = *baseline.get_or_insert((one.p50_ms, more.p50_ms));
-        println!(
-            "{what:<30} {:>9.1} {:>9.1} {:>7.0} {:>9.1} {:>9.1} {:>7.0}",
-            one.p50_ms,
-            one.p95_ms,
-            one.p50_ms / base_one,
-            more.p50_ms,
-            more.p95_ms,
-            more.p50_ms / base_more
-        );
+        let mut line = format!("{what:<30}");
+        for (round, clients) in rounds.iter().enumerate() {
+            let m = measure(&hq, paths, *clients, options.requests)?;
+            if baseline.len() == round {
+                baseline.push(m.p50_ms);
+            }
+            let _ = write!(
+                line,
+                " {:>9.1} {:>9.1} {:>7.0}",
+                m.p50_ms,
+                m.p95_ms,
+                m.p50_ms / baseline[round]
+            );
+        }
+        println!("{line}");
     }
     println!("\n(ms; ×base: the median over the median of GET /health in the same run)");
     drop(server);

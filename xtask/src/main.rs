@@ -64,6 +64,9 @@ enum Task {
         /// Dealers of the KPI benchmark's network.
         #[arg(long, default_value_t = 500)]
         dealers: u64,
+        /// With --kpis: concurrent clients of the second round (1: no second round).
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
     },
 }
 
@@ -153,6 +156,7 @@ fn main() -> anyhow::Result<()> {
             reuse,
             kpis,
             dealers,
+            clients,
         } => {
             run(
                 cargo(&root).args(["build", "--release", "-p", "dealer-host"]),
@@ -168,6 +172,7 @@ fn main() -> anyhow::Result<()> {
                         database_url,
                         requests,
                         reuse,
+                        clients,
                     },
                 );
             }

@@ -1,5 +1,6 @@
 //! The two years of history the KPIs read, for generated customers of a benchmark network:
-//! repair orders (some from appointments, a few comebacks), appointments that did not turn
+//! repair orders (some from appointments, a few comebacks) with their labour and parts lines,
+//! appointments that did not turn
 //! into a visit, tickets with SLA deadlines (some missed), surveys after visits and tickets,
 //! and sales leads.
 //!
@@ -45,6 +46,13 @@ const LEAD_STAGES: [(&str, u32); 6] = [
     ("won", 22),
     ("lost", 28),
 ];
+/// (service type, labour line, part line)
+const LINES: [(&str, &str, &str); 4] = [
+    ("maintenance", "常规保养工时", "机油机滤套装"),
+    ("repair", "故障诊断与维修工时", "刹车片"),
+    ("inspection", "车辆检测工时", "空调滤芯"),
+    ("campaign", "召回升级工时", "电池冷却管"),
+];
 const SURVEY_COMMENTS: [&str; 4] = [
     "等待时间太长",
     "价格偏高，没有提前说明",
@@ -59,19 +67,21 @@ pub struct Ids {
     ticket: i64,
     survey: i64,
     lead: i64,
+    line: i64,
 }
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "repair_orders",
     "appointments",
     "tickets",
     "surveys",
     "leads",
+    "repair_order_lines",
 ];
 
 impl Ids {
     pub async fn load(conn: &mut AnyConnection) -> Result<Ids> {
-        let mut next = [0; 5];
+        let mut next = [0; 6];
         for (n, table) in next.iter_mut().zip(TABLES) {
             let (max,): (i64,) =
                 sqlx::query_as(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))
@@ -85,6 +95,7 @@ impl Ids {
             ticket: next[2],
             survey: next[3],
             lead: next[4],
+            line: next[5],
         })
     }
 }
@@ -173,6 +184,7 @@ impl Table {
 pub struct Batch {
     appointments: Table,
     repair_orders: Table,
+    lines: Table,
     tickets: Table,
     surveys: Table,
     leads: Table,
@@ -224,6 +236,19 @@ impl Batch {
                     "updated_at",
                 ],
             ),
+            lines: Table::new(
+                "repair_order_lines",
+                &[
+                    "id",
+                    "repair_order_id",
+                    "kind",
+                    "description",
+                    "quantity_centi",
+                    "unit_price_fen",
+                    "amount_fen",
+                    "created_at",
+                ],
+            ),
             tickets: Table::new(
                 "tickets",
                 &[
@@ -244,6 +269,8 @@ impl Batch {
                     "resolved_at",
                     "closed_at",
                     "first_contact_resolution",
+                    "first_contact_breached_at",
+                    "resolution_breached_at",
                     "created_at",
                     "updated_at",
                 ],
@@ -286,6 +313,7 @@ impl Batch {
     pub async fn insert(self, conn: &mut AnyConnection) -> Result<()> {
         self.appointments.execute(conn).await?;
         self.repair_orders.execute(conn).await?;
+        self.lines.execute(conn).await?;
         self.tickets.execute(conn).await?;
         self.surveys.execute(conn).await?;
         self.leads.execute(conn).await?;
@@ -389,6 +417,27 @@ pub fn add(rng: &mut StdRng, batch: &mut Batch, ids: &mut Ids, owner: &Owner<'_>
                 )
             };
             let total = labour + parts;
+            let (_, labour_line, part_line) = LINES
+                .iter()
+                .find(|l| l.0 == service_type)
+                .unwrap_or(&LINES[1]);
+            for (kind, description, amount) in
+                [("labour", labour_line, labour), ("part", part_line, parts)]
+            {
+                if amount > 0 {
+                    batch.lines.push(&[
+                        Lit::Int(ids.line),
+                        Lit::Int(id),
+                        Lit::Text(kind),
+                        Lit::Text(description),
+                        Lit::Int(100),
+                        Lit::Int(amount),
+                        Lit::Int(amount),
+                        Lit::Int(opened),
+                    ]);
+                    ids.line += 1;
+                }
+            }
             let comeback = previous.filter(|_| service_type == "repair" && rng.gen_bool(0.08));
             let status = match (done, rng.gen_bool(0.9)) {
                 (false, _) => "in_progress",
@@ -521,6 +570,9 @@ fn ticket(
     };
     let closed = resolved + rng.gen_range(HOUR_MS..2 * DAY_MS);
     let at = |t: i64| (t < now).then_some(t);
+    let first_contact_due = opened + 2 * HOUR_MS;
+    // The SLA clock marks a breach when the deadline passes with the step not done.
+    let breach = |due: i64, done: i64| (done > due && due < now).then_some(due);
     let status = if closed < now {
         "closed"
     } else if resolved < now {
@@ -545,11 +597,13 @@ fn ticket(
         Lit::Text(team),
         Lit::Int(opened),
         Lit::Opt(at(first_contact)),
-        Lit::Int(opened + 2 * HOUR_MS),
+        Lit::Int(first_contact_due),
         Lit::Int(due),
         Lit::Opt(at(resolved)),
         Lit::Opt(at(closed)),
         Lit::Opt(at(closed).map(|_| i64::from(first_contact_resolves))),
+        Lit::Opt(breach(first_contact_due, first_contact)),
+        Lit::Opt(breach(due, resolved)),
         Lit::Int(opened),
         Lit::Int([closed, resolved, first_contact, opened]
             .into_iter()

@@ -267,9 +267,10 @@ async fn add_dealers(db: &Db, total: u64) -> Result<()> {
         ];
         for (i, (role, position)) in positions.into_iter().enumerate() {
             let seq = 100_000 + (n * positions.len() + i) as u64;
+            let gender = Gender::random(&mut rng);
             staff.push([
                 Param::Int(unit.id),
-                Param::Text(make::full_name(&mut rng, Gender::random(&mut rng))),
+                Param::Text(make::full_name(&mut rng, gender)),
                 Param::Text(role.as_str().to_owned()),
                 Param::OptText(Some(position.as_str().to_owned())),
                 Param::Text(make::mobile(names::STAFF_MOBILE_PREFIXES, seq, 3)),
