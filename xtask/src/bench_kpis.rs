@@ -133,7 +133,8 @@ pub fn run(root: &Path, target: &Path, options: &Options) -> anyhow::Result<()> 
             ),
         ]
     };
-    let mut queries: Vec<(String, String)> = vec![("health (baseline)".to_owned(), "/api/v1/health".to_owned())];
+    let mut queries: Vec<(String, String)> =
+        vec![("health (baseline)".to_owned(), "/api/v1/health".to_owned())];
     for (who, unit) in [("HQ", None), ("region", Some(region))] {
         queries.extend(
             cockpit(unit)

@@ -411,10 +411,7 @@ pub fn add(rng: &mut StdRng, batch: &mut Batch, ids: &mut Ids, owner: &Owner<'_>
             let (labour, parts) = if service_type == "warranty" {
                 (0, 0)
             } else {
-                (
-                    rng.gen_range(100..800) * 100,
-                    rng.gen_range(0..3000) * 100,
-                )
+                (rng.gen_range(100..800) * 100, rng.gen_range(0..3000) * 100)
             };
             let total = labour + parts;
             let (_, labour_line, part_line) = LINES
@@ -471,15 +468,7 @@ pub fn add(rng: &mut StdRng, batch: &mut Batch, ids: &mut Ids, owner: &Owner<'_>
                 Lit::Int(if done { settled } else { opened }),
             ]);
             if done && rng.gen_bool(0.3) {
-                survey(
-                    rng,
-                    batch,
-                    ids,
-                    owner,
-                    ("repair_order", id),
-                    settled,
-                    now,
-                );
+                survey(rng, batch, ids, owner, ("repair_order", id), settled, now);
             }
             previous = Some(id);
         }
@@ -605,10 +594,12 @@ fn ticket(
         Lit::Opt(breach(first_contact_due, first_contact)),
         Lit::Opt(breach(due, resolved)),
         Lit::Int(opened),
-        Lit::Int([closed, resolved, first_contact, opened]
-            .into_iter()
-            .find(|t| *t < now)
-            .unwrap_or(opened)),
+        Lit::Int(
+            [closed, resolved, first_contact, opened]
+                .into_iter()
+                .find(|t| *t < now)
+                .unwrap_or(opened),
+        ),
     ]);
     if status == "closed" && rng.gen_bool(0.2) {
         survey(rng, batch, ids, owner, ("ticket", id), closed, now);

@@ -180,9 +180,10 @@ fn profile(n: usize) -> &'static DealerDef {
 /// four service staff.
 async fn add_dealers(db: &Db, total: u64) -> Result<()> {
     let mut tx = db.begin_write().await?;
-    let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_units WHERE kind = 'dealer'")
-        .fetch_one(&mut *tx)
-        .await?;
+    let (existing,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM org_units WHERE kind = 'dealer'")
+            .fetch_one(&mut *tx)
+            .await?;
     let (bench,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_units WHERE code LIKE $1")
         .bind(format!("{BENCH_DEALER}%"))
         .fetch_one(&mut *tx)

@@ -245,15 +245,33 @@ async fn the_kpi_network_has_its_dealers_and_their_history(backend: Backend) {
          WHERE u.code LIKE 'BENCH-%'",
     )
     .await;
-    assert!(bench_customers >= 15, "customers at {bench_customers} new dealers");
+    assert!(
+        bench_customers >= 15,
+        "customers at {bench_customers} new dealers"
+    );
     let orders = count(&t.db, "SELECT COUNT(*) FROM repair_orders").await;
     assert!(orders >= 1200, "{orders} repair orders for 400 customers");
     for (what, sql) in [
-        ("settled paid visits", "SELECT COUNT(*) FROM repair_orders WHERE settled_at IS NOT NULL AND total_fen > 0 AND advisor_staff_id IS NOT NULL"),
-        ("late tickets", "SELECT COUNT(*) FROM tickets WHERE closed_at > resolution_due"),
-        ("answered surveys", "SELECT COUNT(*) FROM surveys WHERE answered_at IS NOT NULL AND nps IS NOT NULL"),
-        ("arrivals", "SELECT COUNT(*) FROM appointments WHERE status = 'arrived'"),
-        ("won leads", "SELECT COUNT(*) FROM leads WHERE stage = 'won' AND consultant_id IS NOT NULL"),
+        (
+            "settled paid visits",
+            "SELECT COUNT(*) FROM repair_orders WHERE settled_at IS NOT NULL AND total_fen > 0 AND advisor_staff_id IS NOT NULL",
+        ),
+        (
+            "late tickets",
+            "SELECT COUNT(*) FROM tickets WHERE closed_at > resolution_due",
+        ),
+        (
+            "answered surveys",
+            "SELECT COUNT(*) FROM surveys WHERE answered_at IS NOT NULL AND nps IS NOT NULL",
+        ),
+        (
+            "arrivals",
+            "SELECT COUNT(*) FROM appointments WHERE status = 'arrived'",
+        ),
+        (
+            "won leads",
+            "SELECT COUNT(*) FROM leads WHERE stage = 'won' AND consultant_id IS NOT NULL",
+        ),
     ] {
         assert!(count(&t.db, sql).await > 0, "no {what}");
     }
