@@ -78,6 +78,10 @@ enum Command {
         /// Add this many generated customers (with vehicles and history) to the demo dealers.
         #[arg(long)]
         customers: Option<u64>,
+        /// The KPI benchmark's network: grow it to this many dealers, spread the generated
+        /// customers over all of them, each with two years of visits, tickets, surveys and leads.
+        #[arg(long)]
+        dealers: Option<u64>,
     },
     /// Create, list and revoke API keys.
     Keys {
@@ -256,11 +260,11 @@ async fn main() -> anyhow::Result<()> {
 
     match cli.command {
         Command::Migrate => println!("database migrated ({})", db.backend().name()),
-        Command::Seed { customers } => {
+        Command::Seed { customers, dealers } => {
             let summary = seed::demo(&db).await?;
             println!("{summary}");
-            if let Some(n) = customers {
-                let added = seed::scale(&db, n).await?;
+            if customers.is_some() || dealers.is_some() {
+                let added = seed::scale(&db, customers.unwrap_or(0), dealers).await?;
                 println!("added {added} generated customers");
             }
         }

@@ -28,7 +28,7 @@ pub struct Options {
     pub reuse: bool,
 }
 
-const LISTEN: &str = "127.0.0.1:18480";
+pub const LISTEN: &str = "127.0.0.1:18480";
 /// The demo dealer the first-party plugins are enabled for, and one left on the defaults.
 const PLUGIN_DEALER: &str = "BJ-CY-4S";
 const DEFAULT_DEALER: &str = "SH-PD-4S";
@@ -319,11 +319,11 @@ fn publish_plugins(
 }
 
 /// The host serving the benchmark; killed on drop.
-struct Server(Child);
+pub struct Server(Child);
 
 impl Server {
     /// Starts the host, its warnings appended to `log` rather than mixed into the tables.
-    fn start(mut command: Command, log: &Path) -> anyhow::Result<Server> {
+    pub fn start(mut command: Command, log: &Path) -> anyhow::Result<Server> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -339,7 +339,7 @@ impl Server {
     }
 
     /// Waits for `/health`; the backend it names.
-    fn wait_ready(&self) -> anyhow::Result<String> {
+    pub fn wait_ready(&self) -> anyhow::Result<String> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok((200, body)) = request(LISTEN, "GET", "/api/v1/health", None, None) {
@@ -451,10 +451,11 @@ impl Samples {
     }
 }
 
-struct Measured {
-    p50_ms: f64,
-    p99_ms: f64,
-    per_sec: f64,
+pub struct Measured {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub per_sec: f64,
 }
 
 fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Measured {
@@ -465,6 +466,7 @@ fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Measured {
     };
     Measured {
         p50_ms: rank(50),
+        p95_ms: rank(95),
         p99_ms: rank(99),
         per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
     }
@@ -504,7 +506,7 @@ fn load(
 }
 
 /// `clients` threads each GET `requests` of `paths` (round robin, each from its own offset).
-fn measure(
+pub fn measure(
     key: &str,
     paths: &[String],
     clients: usize,

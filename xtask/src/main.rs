@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_kpis;
 mod console;
 mod http;
 
@@ -56,6 +57,16 @@ enum Task {
         /// Measure the database an earlier run seeded.
         #[arg(long)]
         reuse: bool,
+        /// Measure the KPI cockpits instead (HQ, a region, a store) on a network of
+        /// `--dealers` dealers whose customers have two years of history.
+        #[arg(long)]
+        kpis: bool,
+        /// Dealers of the KPI benchmark's network.
+        #[arg(long, default_value_t = 500)]
+        dealers: u64,
+        /// With --kpis: concurrent clients of the second round (1: no second round).
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
     },
 }
 
@@ -143,11 +154,28 @@ fn main() -> anyhow::Result<()> {
             database_url,
             requests,
             reuse,
+            kpis,
+            dealers,
+            clients,
         } => {
             run(
                 cargo(&root).args(["build", "--release", "-p", "dealer-host"]),
                 "build the host",
             )?;
+            if kpis {
+                return bench_kpis::run(
+                    &root,
+                    &target_dir(&root),
+                    &bench_kpis::Options {
+                        customers,
+                        dealers,
+                        database_url,
+                        requests,
+                        reuse,
+                        clients,
+                    },
+                );
+            }
             bench::run(
                 &root,
                 &target_dir(&root),

@@ -233,10 +233,14 @@ pub async fn load(conn: &mut AnyConnection) -> Result<()> {
     let ids = plan::insert(conn, &dealers, &mut plans).await?;
     store_links(conn, &links, &ids).await?;
     let closed = create_tickets(conn, &mut rng, today, &dealers, &plans, &ids).await?;
-    history::load(
-        conn, &mut rng, today, &dealers, &plans, &ids, &ends, &closed,
-    )
-    .await?;
+    let demo = history::Demo {
+        dealers: &dealers,
+        plans: &plans,
+        ids: &ids,
+        ends: &ends,
+        tickets: &closed,
+    };
+    history::load(conn, &mut rng, today, &demo).await?;
     Ok(())
 }
 

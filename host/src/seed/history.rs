@@ -183,28 +183,31 @@ const LOST_REASONS: &[&str] = &[
     "多次联系未接通",
 ];
 
-/// What [`load`] stored.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Stored {
-    pub repair_orders: i64,
-    pub appointments: i64,
-    pub surveys: i64,
-    pub leads: i64,
+/// The demo as stored so far: its dealers, customer plans (inserted as `ids`), where each
+/// car's history ends, and its closed tickets.
+pub struct Demo<'a> {
+    pub dealers: &'a [DealerCtx],
+    pub plans: &'a [CustomerPlan],
+    pub ids: &'a Inserted,
+    pub ends: &'a Ends,
+    pub tickets: &'a [ClosedTicket],
 }
 
-/// Stores the history of `plans` (inserted as `ids`) and surveys of `tickets`.
+/// Stores the history of the demo's cars and leads, and surveys of its tickets.
 pub async fn load(
     conn: &mut AnyConnection,
     rng: &mut StdRng,
     today: Today,
-    dealers: &[DealerCtx],
-    plans: &[CustomerPlan],
-    ids: &Inserted,
-    ends: &Ends,
-    tickets: &[ClosedTicket],
-) -> Result<Stored> {
+    demo: &Demo<'_>,
+) -> Result<()> {
+    let Demo {
+        dealers,
+        plans,
+        ids,
+        ends,
+        tickets,
+    } = *demo;
     let mut history = History {
-        stored: Stored::default(),
         lines: Rows::new(
             "repair_order_lines",
             &[
@@ -277,20 +280,17 @@ pub async fn load(
         );
     }
     for (d, dealer) in dealers.iter().enumerate().filter(|(_, d)| d.sells) {
-        history.stored.leads += leads(conn, rng, today, (d, dealer), plans, ids).await?;
+        leads(conn, rng, today, (d, dealer), plans, ids).await?;
     }
     let History {
-        mut stored,
         lines,
         surveys,
         missed,
         ..
     } = history;
-    stored.appointments += missed.len() as i64;
     lines.execute(conn).await?;
     surveys.execute(conn).await?;
-    missed.execute(conn).await?;
-    Ok(stored)
+    missed.execute(conn).await
 }
 
 struct Owner<'a> {
@@ -300,7 +300,6 @@ struct Owner<'a> {
 }
 
 struct History {
-    stored: Stored,
     lines: Rows,
     surveys: Rows,
     missed: Rows,
@@ -422,7 +421,6 @@ impl History {
             .bind(at - rng.gen_range(1..8) * DAY_MS)
             .fetch_one(&mut *conn)
             .await?;
-            self.stored.appointments += 1;
             Some(id)
         } else {
             None
@@ -484,7 +482,6 @@ impl History {
         .bind(job.service_type)
         .fetch_one(&mut *conn)
         .await?;
-        self.stored.repair_orders += 1;
         if let Some(appointment) = appointment {
             sqlx::query("UPDATE appointments SET repair_order_id = $1 WHERE id = $2")
                 .bind(id)
@@ -567,7 +564,6 @@ impl History {
             Param::OptInt(answer.map(|a| a.1)),
             Param::OptText(answer.and_then(|a| a.2).map(str::to_owned)),
         ]);
-        self.stored.surveys += 1;
     }
 }
 
@@ -580,7 +576,7 @@ async fn leads(
     (d, dealer): (usize, &DealerCtx),
     plans: &[CustomerPlan],
     ids: &Inserted,
-) -> Result<i64> {
+) -> Result<()> {
     let since = today.end_ms - YEARS_OF_SERVICE * 365 * DAY_MS;
     let consultants = if dealer.sales.len() > 2 {
         &dealer.sales[2..]
@@ -681,7 +677,5 @@ async fn leads(
             Param::Int((captured + rng.gen_range(1..20) * DAY_MS).min(today.end_ms - 60_000)),
         ]);
     }
-    let stored = rows.len() as i64;
-    rows.execute(conn).await?;
-    Ok(stored)
+    rows.execute(conn).await
 }

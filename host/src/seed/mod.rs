@@ -8,6 +8,7 @@ mod make;
 mod names;
 mod plan;
 mod scale;
+mod scale_history;
 
 use std::fmt;
 
@@ -96,8 +97,11 @@ pub async fn demo(db: &Db) -> Result<DemoSummary> {
 
 /// Adds `customers` generated customers, each with phones, tags, a car with its owner link,
 /// odometer readings and an interaction, spread over the demo network's dealers (loading the
-/// demo first if the database is empty). Returns how many were added.
-pub async fn scale(db: &Db, customers: u64) -> Result<u64> {
+/// demo first if the database is empty). With `dealers`, the KPI benchmark's network: first
+/// grows it to that many dealers, spreads the customers over all of them and gives each two
+/// years of repair orders, appointments, tickets, surveys and leads. Returns how many
+/// customers were added.
+pub async fn scale(db: &Db, customers: u64, dealers: Option<u64>) -> Result<u64> {
     let empty = {
         let mut conn = db.pool().acquire().await?;
         network_is_empty(&mut conn).await?
@@ -105,7 +109,7 @@ pub async fn scale(db: &Db, customers: u64) -> Result<u64> {
     if empty {
         demo(db).await?;
     }
-    let added = scale::run(db, customers).await?;
+    let added = scale::run(db, customers, dealers).await?;
     // The planner picks list and search plans from table statistics; a bulk load makes the
     // old ones wrong by orders of magnitude.
     sqlx::query("ANALYZE").execute(db.pool()).await?;

@@ -1,5 +1,6 @@
 //! Benchmark-scale data: many generated customers of the demo dealers, stored in large
-//! transactions of multi-row inserts.
+//! transactions of multi-row inserts; for the KPI benchmark, hundreds more dealers in new
+//! groups under the demo regions, and each generated customer's history ([`super::scale_history`]).
 
 use std::io::IsTerminal;
 
@@ -8,17 +9,27 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::AnyConnection;
 
-use super::demo::{self, DEALERS};
+use super::Rows;
+use super::demo::{self, DEALERS, DealerDef};
 use super::make::{self, DAY_MS, Gender, Today};
+use super::names;
 use super::plan::{self, DealerCtx, Shape};
-use crate::db::Db;
+use super::scale_history::{self, Batch, Ids, Owner};
+use crate::access::Role;
+use crate::clock;
+use crate::db::{Db, Param};
 use crate::error::{Error, Result};
-use crate::network;
+use crate::network::{self, DealerType, NewUnit, Position, UnitKind};
 
 /// Customers per transaction.
 const CHUNK: u64 = 10_000;
 /// Earlier customers of each dealer that referred customers may name.
 const REFERRERS: usize = 50;
+/// Codes of the benchmark network's dealers and groups: `BENCH-D0001`, `BENCH-G001`.
+const BENCH_DEALER: &str = "BENCH-D";
+const BENCH_GROUP: &str = "BENCH-G";
+/// Benchmark dealers per group.
+const DEALERS_PER_GROUP: usize = 20;
 
 const SHAPE: Shape = Shape {
     readings: (2, 4),
@@ -28,14 +39,25 @@ const SHAPE: Shape = Shape {
     service_visits: false,
 };
 
-pub async fn run(db: &Db, customers: u64) -> Result<u64> {
+/// Adds `customers` generated customers. With `dealers`, first grows the network to that many
+/// dealers and spreads the customers over all of them, each with two years of history.
+pub async fn run(db: &Db, customers: u64, network_dealers: Option<u64>) -> Result<u64> {
+    let bench = network_dealers.is_some();
+    if let Some(total) = network_dealers {
+        add_dealers(db, total).await?;
+    }
     if customers == 0 {
         return Ok(0);
     }
     let today = Today::now();
-    let (dealers, person_base, vehicle_base, mut referrers) = {
+    let now = clock::now_ms();
+    let (dealers, profiles, person_base, vehicle_base, mut referrers, mut ids) = {
         let mut conn = db.pool().acquire().await?;
-        let dealers = load_dealers(&mut conn).await?;
+        let (dealers, profiles) = load_dealers(&mut conn, bench).await?;
+        let ids = match bench {
+            true => Some(Ids::load(&mut conn).await?),
+            false => None,
+        };
         let (person_base,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM customers")
             .fetch_one(&mut *conn)
             .await?;
@@ -55,14 +77,16 @@ pub async fn run(db: &Db, customers: u64) -> Result<u64> {
         }
         (
             dealers,
+            profiles,
             person_base.unsigned_abs(),
             vehicle_base.unsigned_abs(),
             referrers,
+            ids,
         )
     };
     // Sequence numbers continue after every existing id, so phones and VINs never repeat.
     let mut rng = StdRng::seed_from_u64(0x5343_414c ^ person_base);
-    let weights: Vec<(usize, u32)> = DEALERS
+    let weights: Vec<(usize, u32)> = profiles
         .iter()
         .enumerate()
         .map(|(i, d)| (i, u32::try_from(d.customers).unwrap_or(1)))
@@ -109,9 +133,24 @@ pub async fn run(db: &Db, customers: u64) -> Result<u64> {
             plans.push(plan);
         }
         let mut tx = db.begin_write().await?;
-        let ids = plan::insert(&mut tx, &dealers, &mut plans).await?;
+        let stored = plan::insert(&mut tx, &dealers, &mut plans).await?;
+        if let Some(ids) = ids.as_mut() {
+            let mut batch = Batch::new();
+            for (i, p) in plans.iter().enumerate() {
+                let owner = Owner {
+                    dealer: &dealers[p.dealer],
+                    customer_id: stored.customers[i],
+                    vehicle_id: stored.vehicles[i].first().copied(),
+                    name: &p.person.name,
+                    phone: p.phones.first().map(|(phone, _)| phone.as_str()),
+                    created_at: p.created_at,
+                };
+                scale_history::add(&mut rng, &mut batch, ids, &owner, now);
+            }
+            batch.insert(&mut tx).await?;
+        }
         tx.commit().await?;
-        for (p, id) in plans.iter().zip(ids.customers) {
+        for (p, id) in plans.iter().zip(stored.customers) {
             let pool = &mut referrers[p.dealer];
             if pool.len() >= REFERRERS {
                 pool.remove(0);
@@ -122,11 +161,138 @@ pub async fn run(db: &Db, customers: u64) -> Result<u64> {
         progress.advance(done);
     }
     progress.finish();
+    if ids.is_some() {
+        let mut conn = db.pool().acquire().await?;
+        scale_history::sync_sequences(&mut conn).await?;
+    }
     Ok(customers)
 }
 
-async fn load_dealers(conn: &mut AnyConnection) -> Result<Vec<DealerCtx>> {
+/// The demo dealer whose profile (city, type, share of customers) benchmark dealer `n` copies:
+/// the demo's dealers in turn, not its branch.
+fn profile(n: usize) -> &'static DealerDef {
+    let own: Vec<&'static DealerDef> = DEALERS.iter().filter(|d| !d.branch).collect();
+    own[n % own.len()]
+}
+
+/// Grows the network to `total` dealers: new ones in groups of [`DEALERS_PER_GROUP`], the
+/// groups spread over the demo's regions, each dealer with a general manager, four sales and
+/// four service staff.
+async fn add_dealers(db: &Db, total: u64) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    let (existing,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM org_units WHERE kind = 'dealer'")
+            .fetch_one(&mut *tx)
+            .await?;
+    let (bench,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM org_units WHERE code LIKE $1")
+        .bind(format!("{BENCH_DEALER}%"))
+        .fetch_one(&mut *tx)
+        .await?;
+    let wanted = usize::try_from(total).unwrap_or(usize::MAX);
+    let have = usize::try_from(existing).unwrap_or(0);
+    if wanted <= have {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let regions: Vec<(i64, Option<String>)> =
+        sqlx::query_as("SELECT id, city FROM org_units WHERE kind = 'region' ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
+    let first = usize::try_from(bench).unwrap_or(0);
+    let mut group: Option<i64> = None;
+    let mut staff = Rows::new(
+        "staff",
+        &[
+            "org_unit_id",
+            "name",
+            "role",
+            "position",
+            "phone",
+            "active",
+            "created_at",
+        ],
+    );
+    let mut rng = StdRng::seed_from_u64(0x4245_4e43 ^ first as u64);
+    let hired = make::at(Today::now().days_ago(3 * 365), 9 * 60);
+    for n in first..first + (wanted - have) {
+        if group.is_none() || n % DEALERS_PER_GROUP == 0 {
+            let g = n / DEALERS_PER_GROUP;
+            let (region, city) = &regions[g % regions.len()];
+            let city = city.clone().unwrap_or_default();
+            let unit = network::create_unit(
+                &mut tx,
+                &NewUnit {
+                    parent_id: Some(*region),
+                    kind: UnitKind::Group,
+                    dealer_type: None,
+                    code: format!("{BENCH_GROUP}{:03}", g + 1),
+                    name: format!("{city}第{}经销商集团", g + 1),
+                    city: Some(city),
+                },
+            )
+            .await?;
+            group = Some(unit.id);
+        }
+        let def = profile(n);
+        let unit = network::create_unit(
+            &mut tx,
+            &NewUnit {
+                parent_id: group,
+                kind: UnitKind::Dealer,
+                dealer_type: Some(def.dealer_type),
+                code: format!("{BENCH_DEALER}{:04}", n + 1),
+                name: format!(
+                    "远航{}{}号{}",
+                    def.city,
+                    n + 1,
+                    if def.dealer_type == DealerType::FourS {
+                        "4S店"
+                    } else {
+                        "服务站"
+                    }
+                ),
+                city: Some(def.city.to_owned()),
+            },
+        )
+        .await?;
+        let positions = [
+            (Role::DealerAdmin, Position::GeneralManager),
+            (Role::Sales, Position::SalesManager),
+            (Role::Sales, Position::FinanceDesk),
+            (Role::Sales, Position::SalesConsultant),
+            (Role::Sales, Position::SalesConsultant),
+            (Role::Service, Position::ServiceAdvisor),
+            (Role::Service, Position::ServiceAdvisor),
+            (Role::Service, Position::Technician),
+            (Role::Service, Position::Technician),
+        ];
+        for (i, (role, position)) in positions.into_iter().enumerate() {
+            let seq = 100_000 + (n * positions.len() + i) as u64;
+            let gender = Gender::random(&mut rng);
+            staff.push([
+                Param::Int(unit.id),
+                Param::Text(make::full_name(&mut rng, gender)),
+                Param::Text(role.as_str().to_owned()),
+                Param::OptText(Some(position.as_str().to_owned())),
+                Param::Text(make::mobile(names::STAFF_MOBILE_PREFIXES, seq, 3)),
+                Param::Int(1),
+                Param::Int(hired),
+            ]);
+        }
+    }
+    staff.execute(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The dealers generated customers go to, as the generators see them, and the demo dealer
+/// each copies: the demo's, and with `bench` the benchmark network's.
+async fn load_dealers(
+    conn: &mut AnyConnection,
+    bench: bool,
+) -> Result<(Vec<DealerCtx>, Vec<&'static DealerDef>)> {
     let mut out = Vec::with_capacity(DEALERS.len());
+    let mut profiles = Vec::with_capacity(DEALERS.len());
     for def in &DEALERS {
         let Some(unit) = network::find_by_code(conn, def.code).await? else {
             return Err(Error::BadRequest {
@@ -145,8 +311,28 @@ async fn load_dealers(conn: &mut AnyConnection) -> Result<Vec<DealerCtx>> {
         .fetch_all(&mut *conn)
         .await?;
         out.push(demo::dealer_ctx(def, unit.id, &staff));
+        profiles.push(def);
     }
-    Ok(out)
+    if bench {
+        let units: Vec<(i64,)> =
+            sqlx::query_as("SELECT id FROM org_units WHERE code LIKE $1 ORDER BY code")
+                .bind(format!("{BENCH_DEALER}%"))
+                .fetch_all(&mut *conn)
+                .await?;
+        let staff: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT s.id, s.org_unit_id, s.role FROM staff s JOIN org_units u ON u.id = s.org_unit_id \
+             WHERE u.code LIKE $1 AND s.active = 1",
+        )
+        .bind(format!("{BENCH_DEALER}%"))
+        .fetch_all(&mut *conn)
+        .await?;
+        for (n, (id,)) in units.into_iter().enumerate() {
+            let def = profile(n);
+            out.push(demo::dealer_ctx(def, id, &staff));
+            profiles.push(def);
+        }
+    }
+    Ok((out, profiles))
 }
 
 /// A progress bar on a terminal, a log line every 10% otherwise.

@@ -160,7 +160,7 @@ async fn scale_adds_complete_customers(backend: Backend) {
     seed::demo(&t.db).await.unwrap();
     let before = count(&t.db, "SELECT COUNT(*) FROM customers").await;
     let max_before = count(&t.db, "SELECT MAX(id) FROM customers").await;
-    assert_eq!(seed::scale(&t.db, 500).await.unwrap(), 500);
+    assert_eq!(seed::scale(&t.db, 500, None).await.unwrap(), 500);
     assert_eq!(
         count(&t.db, "SELECT COUNT(*) FROM customers").await,
         before + 500
@@ -204,7 +204,7 @@ async fn scale_adds_complete_customers(backend: Backend) {
     assert_identifiers_valid(&t.db).await;
 
     // A second run continues the sequences: no VIN repeats at a dealer (the insert would fail).
-    assert_eq!(seed::scale(&t.db, 50).await.unwrap(), 50);
+    assert_eq!(seed::scale(&t.db, 50, None).await.unwrap(), 50);
     assert_eq!(
         count(&t.db, "SELECT COUNT(*) FROM customers").await,
         before + 550
@@ -213,7 +213,7 @@ async fn scale_adds_complete_customers(backend: Backend) {
 
 async fn scale_on_an_empty_database_loads_the_demo_first(backend: Backend) {
     let t = TestDb::new(backend).await;
-    assert_eq!(seed::scale(&t.db, 20).await.unwrap(), 20);
+    assert_eq!(seed::scale(&t.db, 20, None).await.unwrap(), 20);
     let summary = seed::demo(&t.db).await.unwrap();
     assert!(!summary.loaded);
     assert!(summary.customers >= 320, "{summary}");
@@ -225,6 +225,74 @@ async fn scale_on_an_empty_database_loads_the_demo_first(backend: Backend) {
         .await,
         1
     );
+}
+
+async fn the_kpi_network_has_its_dealers_and_their_history(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    assert_eq!(seed::scale(&t.db, 400, Some(30)).await.unwrap(), 400);
+    let dealers = "SELECT COUNT(*) FROM org_units WHERE kind = 'dealer'";
+    assert_eq!(count(&t.db, dealers).await, 30);
+    let unplaced = count(
+        &t.db,
+        "SELECT COUNT(*) FROM org_units d JOIN org_units g ON g.id = d.parent_id \
+         WHERE d.kind = 'dealer' AND d.code LIKE 'BENCH-%' AND g.kind <> 'group'",
+    )
+    .await;
+    assert_eq!(unplaced, 0, "every benchmark dealer is in a group");
+    let bench_customers = count(
+        &t.db,
+        "SELECT COUNT(DISTINCT c.dealer_id) FROM customers c JOIN org_units u ON u.id = c.dealer_id \
+         WHERE u.code LIKE 'BENCH-%'",
+    )
+    .await;
+    assert!(
+        bench_customers >= 15,
+        "customers at {bench_customers} new dealers"
+    );
+    let orders = count(&t.db, "SELECT COUNT(*) FROM repair_orders").await;
+    assert!(orders >= 1200, "{orders} repair orders for 400 customers");
+    for (what, sql) in [
+        (
+            "settled paid visits",
+            "SELECT COUNT(*) FROM repair_orders WHERE settled_at IS NOT NULL AND total_fen > 0 AND advisor_staff_id IS NOT NULL",
+        ),
+        (
+            "late tickets",
+            "SELECT COUNT(*) FROM tickets WHERE closed_at > resolution_due",
+        ),
+        (
+            "answered surveys",
+            "SELECT COUNT(*) FROM surveys WHERE answered_at IS NOT NULL AND nps IS NOT NULL",
+        ),
+        (
+            "arrivals",
+            "SELECT COUNT(*) FROM appointments WHERE status = 'arrived'",
+        ),
+        (
+            "won leads",
+            "SELECT COUNT(*) FROM leads WHERE stage = 'won' AND consultant_id IS NOT NULL",
+        ),
+    ] {
+        assert!(count(&t.db, sql).await > 0, "no {what}");
+    }
+    let comebacks_elsewhere = count(
+        &t.db,
+        "SELECT COUNT(*) FROM repair_orders r JOIN repair_orders o ON o.id = r.comeback_of_id \
+         WHERE o.customer_id <> r.customer_id",
+    )
+    .await;
+    assert_eq!(comebacks_elsewhere, 0, "a comeback is the same owner's");
+
+    // The API's inserts continue after the seeded ids, and a second run adds no dealers.
+    assert_eq!(seed::scale(&t.db, 20, Some(30)).await.unwrap(), 20);
+    assert_eq!(count(&t.db, dealers).await, 30);
+    sqlx::query(
+        "INSERT INTO leads (dealer_id, name, phone, channel, stage, created_at, updated_at) \
+         SELECT id, 'x', '13800000000', 'app', 'new', 0, 0 FROM org_units WHERE code = 'BENCH-D0001'",
+    )
+    .execute(t.db.pool())
+    .await
+    .unwrap();
 }
 
 async fn demo_keys_are_replaced_not_piled_up(backend: Backend) {
@@ -315,5 +383,6 @@ on_both_backends!(
     demo_identifiers_are_valid,
     scale_adds_complete_customers,
     scale_on_an_empty_database_loads_the_demo_first,
+    the_kpi_network_has_its_dealers_and_their_history,
     demo_keys_are_replaced_not_piled_up,
 );
