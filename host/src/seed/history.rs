@@ -17,6 +17,7 @@ use super::names;
 use super::plan::{CustomerPlan, DealerCtx, Inserted, VehiclePlan};
 use crate::db::Param;
 use crate::error::Result;
+use crate::service::appointments::Channel;
 
 const HOUR_MS: i64 = 3_600_000;
 /// How far back the service history goes.
@@ -382,7 +383,12 @@ impl History {
         at: i64,
         comeback_of: Option<i64>,
     ) -> Result<i64> {
-        let channel = if rng.gen_bool(0.6) { "online" } else { "phone" };
+        let channel = if rng.gen_bool(0.6) {
+            Channel::Online
+        } else {
+            Channel::Phone
+        }
+        .as_str();
         if rng.gen_bool(0.1) {
             let before = at - rng.gen_range(3..10) * DAY_MS;
             let slot = make::office_hours(rng, make::local_date(before));

@@ -20,6 +20,7 @@ use super::make::{self, DAY_MS};
 use super::names;
 use super::plan::DealerCtx;
 use crate::error::Result;
+use crate::service::appointments::Channel;
 
 const HOUR_MS: i64 = 3_600_000;
 /// How far back the history goes.
@@ -36,7 +37,8 @@ const SERVICE_TYPES: [(&str, u32); 6] = [
     ("campaign", 4),
     ("other", 2),
 ];
-const BOOKING_CHANNELS: [&str; 4] = ["app", "phone", "wechat", "walk_in"];
+/// How appointments are booked: the values the appointments module reads back.
+const BOOKING_CHANNELS: [&str; 2] = [Channel::Online.as_str(), Channel::Phone.as_str()];
 const LEAD_CHANNELS: [&str; 5] = ["online_ad", "auto_show", "walk_in", "app", "referral"];
 const LEAD_STAGES: [(&str, u32); 6] = [
     ("new", 12),

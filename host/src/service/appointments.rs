@@ -37,7 +37,7 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Channel::Online => "online",
             Channel::Phone => "phone",

@@ -282,6 +282,16 @@ async fn the_kpi_network_has_its_dealers_and_their_history(backend: Backend) {
     )
     .await;
     assert_eq!(comebacks_elsewhere, 0, "a comeback is the same owner's");
+    let channels: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT channel FROM appointments")
+        .fetch_all(t.db.pool())
+        .await
+        .unwrap();
+    for (channel,) in channels {
+        assert!(
+            dealer_host::service::appointments::Channel::parse(&channel).is_some(),
+            "appointments booked by {channel:?} cannot be read back"
+        );
+    }
 
     // The API's inserts continue after the seeded ids, and a second run adds no dealers.
     assert_eq!(seed::scale(&t.db, 20, Some(30)).await.unwrap(), 20);
