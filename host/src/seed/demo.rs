@@ -10,11 +10,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::AnyConnection;
 
-use super::Rows;
 use super::history::{self, ClosedTicket, Ends};
 use super::make::{self, DAY_MS, Gender, Today};
 use super::names::{self, TicketTopic};
 use super::plan::{self, CustomerPlan, DealerCtx, InteractionPlan, Shape};
+use super::{Rows, STAFF_COLUMNS};
 use crate::access::Role;
 use crate::audit::Actor;
 use crate::db::Param;
@@ -334,18 +334,7 @@ async fn create_staff(
     today: Today,
     units: &HashMap<&'static str, i64>,
 ) -> Result<Vec<DealerCtx>> {
-    let mut rows = Rows::new(
-        "staff",
-        &[
-            "org_unit_id",
-            "name",
-            "role",
-            "position",
-            "phone",
-            "active",
-            "created_at",
-        ],
-    );
+    let mut rows = Rows::new("staff", STAFF_COLUMNS);
     let mut seq = 0;
     let mut add = |rng: &mut StdRng,
                    code: &str,

@@ -358,6 +358,17 @@ async fn summary(conn: &mut AnyConnection, loaded: bool) -> Result<DemoSummary> 
     })
 }
 
+/// The columns a generated staff member is stored with.
+const STAFF_COLUMNS: &[&str] = &[
+    "org_unit_id",
+    "name",
+    "role",
+    "position",
+    "phone",
+    "active",
+    "created_at",
+];
+
 /// Rows for one table, stored with as few multi-row `INSERT`s as the bound-parameter limits of
 /// both backends allow.
 struct Rows {

@@ -9,12 +9,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::AnyConnection;
 
-use super::Rows;
 use super::demo::{self, DEALERS, DealerDef};
 use super::make::{self, DAY_MS, Gender, Today};
 use super::names;
 use super::plan::{self, DealerCtx, Shape};
 use super::scale_history::{self, Batch, Ids, Owner};
+use super::{Rows, STAFF_COLUMNS};
 use crate::access::Role;
 use crate::clock;
 use crate::db::{Db, Param};
@@ -200,18 +200,7 @@ async fn add_dealers(db: &Db, total: u64) -> Result<()> {
             .await?;
     let first = usize::try_from(bench).unwrap_or(0);
     let mut group: Option<i64> = None;
-    let mut staff = Rows::new(
-        "staff",
-        &[
-            "org_unit_id",
-            "name",
-            "role",
-            "position",
-            "phone",
-            "active",
-            "created_at",
-        ],
-    );
+    let mut staff = Rows::new("staff", STAFF_COLUMNS);
     let mut rng = StdRng::seed_from_u64(0x4245_4e43 ^ first as u64);
     let hired = make::at(Today::now().days_ago(3 * 365), 9 * 60);
     for n in first..first + (wanted - have) {
