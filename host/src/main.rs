@@ -70,6 +70,22 @@ enum Command {
         /// developed) instead of the one embedded in the binary.
         #[arg(long)]
         console_dir: Option<PathBuf>,
+        /// The address owners reach this host at (`https://crm.example.cn`): the links in
+        /// their messages start with it (default: the listening address).
+        #[arg(long, env = "DEALER_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Send e-mail through this SMTP relay (`smtp://relay:587`, STARTTLS when offered;
+        /// `?tls=required` to insist; `smtps://relay:465`; user and password in the URL).
+        /// Without it e-mail goes to the log.
+        #[arg(long, env = "DEALER_SMTP_URL")]
+        smtp_url: Option<String>,
+        /// The sender of e-mail.
+        #[arg(
+            long,
+            env = "DEALER_MAIL_FROM",
+            default_value = "dealer-platform@localhost"
+        )]
+        mail_from: String,
     },
     /// Apply pending database migrations.
     Migrate,
@@ -279,6 +295,9 @@ async fn main() -> anyhow::Result<()> {
             tls_cert,
             tls_key,
             console_dir,
+            public_url,
+            smtp_url,
+            mail_from,
             ..
         } => {
             let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -337,10 +356,18 @@ async fn main() -> anyhow::Result<()> {
             state.sla_interval = std::time::Duration::from_secs(sla_interval_secs);
             state.secure_cookies = secure_cookies;
             state.console_dir = console_dir;
+            let scheme = if secure_cookies { "https" } else { "http" };
+            let public_url = public_url.unwrap_or_else(|| format!("{scheme}://{addr}"));
+            let mut senders = outbox::Senders::log_only().public_url(&public_url);
+            if let Some(url) = smtp_url {
+                let smtp =
+                    outbox::email::Smtp::new(&url, &mail_from).map_err(anyhow::Error::msg)?;
+                senders = senders.with("email", std::sync::Arc::new(smtp));
+            }
             dealer_host::serve_with_workers(
                 endpoint,
                 state,
-                std::sync::Arc::new(outbox::Senders::log_only()),
+                std::sync::Arc::new(senders),
                 settings.workers,
                 shutdown_signal(),
             )

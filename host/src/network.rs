@@ -13,7 +13,7 @@ use crate::access::{Caller, Role};
 use crate::audit::{self, Actor, Entry};
 use crate::clock;
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -329,6 +329,8 @@ pub struct Staff {
     pub role: Role,
     pub position: Option<Position>,
     pub phone: Option<String>,
+    /// Where e-mail reaches them (an escalation's page, say).
+    pub email: Option<String>,
     pub active: bool,
 }
 
@@ -342,6 +344,8 @@ pub struct NewStaff {
     #[serde(default)]
     pub position: Option<Position>,
     pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -352,6 +356,7 @@ struct StaffRow {
     role: String,
     position: Option<String>,
     phone: Option<String>,
+    email: Option<String>,
     active: i64,
 }
 
@@ -371,6 +376,13 @@ impl StaffRow {
                     p
                 }
             }),
+            email: self.email.map(|e| {
+                if masked {
+                    crate::access::masking::email(&e)
+                } else {
+                    e
+                }
+            }),
             active: self.active != 0,
         }
     }
@@ -379,7 +391,7 @@ impl StaffRow {
 /// The longest staff name, in characters.
 const STAFF_NAME_MAX: usize = 64;
 
-const STAFF_COLUMNS: &str = "id, org_unit_id, name, role, position, phone, active";
+const STAFF_COLUMNS: &str = "id, org_unit_id, name, role, position, phone, email, active";
 
 /// Adds a staff member to a unit in the caller's scope, with its audit entry on `conn`.
 pub async fn create_staff(
@@ -410,18 +422,27 @@ pub async fn create_staff(
     }
     let mut errors = Vec::new();
     let name = text::required(&mut errors, "name", &new.name, STAFF_NAME_MAX);
+    let email = new.email.as_deref().map(str::trim);
+    if email.is_some_and(|e| !looks_like_email(e)) {
+        errors.push(FieldError::new(
+            "email",
+            "invalid_email",
+            "an e-mail address is name@domain, without spaces",
+        ));
+    }
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
     let row: StaffRow = sqlx::query_as(&format!(
-        "INSERT INTO staff (org_unit_id, name, role, position, phone, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {STAFF_COLUMNS}"
+        "INSERT INTO staff (org_unit_id, name, role, position, phone, email, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {STAFF_COLUMNS}"
     ))
     .bind(unit)
     .bind(name)
     .bind(new.role.as_str())
     .bind(new.position.map(Position::as_str))
     .bind(new.phone.as_deref())
+    .bind(email)
     .bind(clock::now_ms())
     .fetch_one(&mut *conn)
     .await?;
@@ -433,6 +454,210 @@ pub async fn create_staff(
     )
     .await?;
     Ok(staff)
+}
+
+/// A plain check of an e-mail address: one `@` between a name and a dotted domain, no spaces
+/// or control characters, at most 254 bytes (what SMTP carries).
+fn looks_like_email(e: &str) -> bool {
+    let Some((name, domain)) = e.split_once('@') else {
+        return false;
+    };
+    e.len() <= 254
+        && !name.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The active staff who hold `position` at unit `unit_id`, or, when none does, at its nearest
+/// ancestor where someone does: whom a message to the position reaches (a dealer's service
+/// manager at the dealer, its regional service manager at the region above it).
+pub async fn holders(
+    conn: &mut AnyConnection,
+    unit_id: i64,
+    position: Position,
+) -> Result<Vec<Staff>> {
+    let Some((_, path)) = kind_and_path(conn, unit_id).await? else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(String, StaffRow)> = {
+        let found: Vec<StaffAt> = sqlx::query_as(&format!(
+            "SELECT u.path AS unit_path, {} FROM staff s JOIN org_units u ON u.id = s.org_unit_id \
+             WHERE s.position = $1 AND s.active = 1 AND $2 LIKE u.path || '%' ORDER BY s.id",
+            STAFF_COLUMNS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(position.as_str())
+        .bind(&path)
+        .fetch_all(&mut *conn)
+        .await?;
+        found.into_iter().map(|f| (f.unit_path, f.staff)).collect()
+    };
+    let Some(deepest) = rows.iter().map(|(p, _)| p.len()).max() else {
+        return Ok(Vec::new());
+    };
+    Ok(rows
+        .into_iter()
+        .filter(|(p, _)| p.len() == deepest)
+        .map(|(_, r)| r.into_staff(None))
+        .collect())
+}
+
+#[derive(FromRow)]
+struct StaffAt {
+    unit_path: String,
+    #[sqlx(flatten)]
+    staff: StaffRow,
+}
+
+/// The unit whose code is `code`, if any.
+pub async fn unit_by_code(conn: &mut AnyConnection, code: &str) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM org_units WHERE code = $1")
+        .bind(code)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// How a dealer's marketing messages are paced: no marketing in its quiet hours (local time,
+/// minutes after midnight, the window may span midnight) and at most `per_week` to an owner
+/// in any 7 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagingRules {
+    pub quiet_start_minute: i64,
+    pub quiet_end_minute: i64,
+    pub per_week: i64,
+    pub utc_offset_minutes: i32,
+}
+
+/// Quiet hours from 21:00 to 08:00 and two marketing messages a week, unless a dealer sets
+/// its own.
+pub const DEFAULT_QUIET_START_MINUTE: i64 = 21 * 60;
+pub const DEFAULT_QUIET_END_MINUTE: i64 = 8 * 60;
+pub const DEFAULT_MARKETING_PER_WEEK: i64 = 2;
+
+/// Dealer `dealer_id`'s [`MessagingRules`].
+pub async fn messaging_rules(conn: &mut AnyConnection, dealer_id: i64) -> Result<MessagingRules> {
+    let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT quiet_start_minute, quiet_end_minute, marketing_per_week FROM org_units WHERE id = $1",
+    )
+    .bind(dealer_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (start, end, per_week) = row.unwrap_or_default();
+    Ok(MessagingRules {
+        quiet_start_minute: start.unwrap_or(DEFAULT_QUIET_START_MINUTE),
+        quiet_end_minute: end.unwrap_or(DEFAULT_QUIET_END_MINUTE),
+        per_week: per_week.unwrap_or(DEFAULT_MARKETING_PER_WEEK),
+        utc_offset_minutes: utc_offset_minutes(conn, dealer_id).await?,
+    })
+}
+
+/// A dealer's messaging rules as its admin reads and sets them: quiet hours as local `HH:MM`
+/// (no marketing from `quiet_start` until `quiet_end`, across midnight when it ends earlier;
+/// equal times: no quiet hours) and the most marketing messages an owner gets in 7 days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Messaging {
+    pub quiet_start: String,
+    pub quiet_end: String,
+    pub marketing_per_week: i64,
+}
+
+/// The most marketing a dealer may send an owner in a week.
+const MARKETING_PER_WEEK_MAX: i64 = 21;
+
+fn hh_mm(minute: i64) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+fn minute_of(errors: &mut Vec<FieldError>, field: &str, value: &str) -> i64 {
+    let parsed = value.trim().split_once(':').and_then(|(h, m)| {
+        let (h, m) = (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
+        ((0..24).contains(&h) && (0..60).contains(&m) && value.trim().len() == 5)
+            .then_some(h * 60 + m)
+    });
+    parsed.unwrap_or_else(|| {
+        errors.push(FieldError::new(
+            field,
+            "invalid_time",
+            "a local time as HH:MM, 00:00 to 23:59",
+        ));
+        0
+    })
+}
+
+/// The dealer or branch `unit_id` in the caller's view, else 404.
+async fn dealer_in_view(conn: &mut AnyConnection, caller: &Caller, unit_id: i64) -> Result<()> {
+    match kind_and_path(conn, unit_id).await? {
+        Some((kind, path)) if caller.sees_path(&path) && (kind == "dealer" || kind == "branch") => {
+            Ok(())
+        }
+        _ => Err(Error::NotFound { entity: "unit" }),
+    }
+}
+
+/// Dealer `unit_id`'s messaging rules (the defaults where it set none).
+pub async fn messaging(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    unit_id: i64,
+) -> Result<Messaging> {
+    dealer_in_view(conn, caller, unit_id).await?;
+    let rules = messaging_rules(conn, unit_id).await?;
+    Ok(Messaging {
+        quiet_start: hh_mm(rules.quiet_start_minute),
+        quiet_end: hh_mm(rules.quiet_end_minute),
+        marketing_per_week: rules.per_week,
+    })
+}
+
+/// Sets dealer `unit_id`'s messaging rules, with its audit entry on `conn`.
+pub async fn set_messaging(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    unit_id: i64,
+    given: &Messaging,
+) -> Result<Messaging> {
+    dealer_in_view(conn, caller, unit_id).await?;
+    let mut errors = Vec::new();
+    let start = minute_of(&mut errors, "quiet_start", &given.quiet_start);
+    let end = minute_of(&mut errors, "quiet_end", &given.quiet_end);
+    if !(0..=MARKETING_PER_WEEK_MAX).contains(&given.marketing_per_week) {
+        errors.push(FieldError::new(
+            "marketing_per_week",
+            "out_of_range",
+            format!("0 to {MARKETING_PER_WEEK_MAX} messages a week"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    sqlx::query(
+        "UPDATE org_units SET quiet_start_minute = $1, quiet_end_minute = $2, \
+         marketing_per_week = $3 WHERE id = $4",
+    )
+    .bind(start)
+    .bind(end)
+    .bind(given.marketing_per_week)
+    .bind(unit_id)
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        caller,
+        Entry::ok("set_messaging", "org_unit", unit_id, unit_id).with_detail(serde_json::json!({
+            "quiet_start": hh_mm(start), "quiet_end": hh_mm(end),
+            "marketing_per_week": given.marketing_per_week,
+        })),
+    )
+    .await?;
+    messaging(conn, caller, unit_id).await
 }
 
 /// One staff member, unmasked, for the domain's own checks (who may approve a step, who is

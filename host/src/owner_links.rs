@@ -1,7 +1,7 @@
 //! Links for vehicle owners, who have no account: follow a ticket or a repair, approve extra
 //! work, answer a survey. Owns `owner_links`.
 //!
-//! A link carries a 256-bit random token; only its SHA-256 digest is stored, so the table
+//! A link carries a 128-bit random token (32 hex digits, so the whole link fits an SMS); only its SHA-256 digest is stored, so the table
 //! cannot be turned back into working links. A link serves one purpose for one record, until
 //! it expires; a single-use link is consumed atomically, so two clicks at once act once.
 
@@ -27,6 +27,10 @@ pub enum Purpose {
     TicketStatus,
     /// Answer a survey (`subject_id`: the survey).
     Survey,
+    /// Stop marketing (`subject_id`: the message that carried the link).
+    OptOut,
+    /// Follow a car order until delivery (`subject_id`: the sales order).
+    OrderTracking,
 }
 
 impl Purpose {
@@ -36,8 +40,25 @@ impl Purpose {
             Purpose::RepairProgress => "repair_progress",
             Purpose::TicketStatus => "ticket_status",
             Purpose::Survey => "survey",
+            Purpose::OptOut => "opt_out",
+            Purpose::OrderTracking => "order_tracking",
         }
     }
+}
+
+/// The path of the owner's page for a link: short, since an SMS carries it, and made absolute
+/// from the host's public address when a message is sent (`/o/r/…` a repair, `/o/w/…` extra
+/// work, `/o/t/…` a ticket, `/o/s/…` a survey, `/o/u/…` an opt-out, `/o/c/…` a car order).
+pub fn page(purpose: Purpose, token: &str) -> String {
+    let letter = match purpose {
+        Purpose::RepairProgress => "r",
+        Purpose::ExtraWork => "w",
+        Purpose::TicketStatus => "t",
+        Purpose::Survey => "s",
+        Purpose::OptOut => "u",
+        Purpose::OrderTracking => "c",
+    };
+    format!("/o/{letter}/{token}")
 }
 
 /// A link just made: the token is shown here once.
@@ -73,7 +94,7 @@ pub async fn issue(
     ttl_ms: i64,
     single_use: bool,
 ) -> Result<Issued> {
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
     let now = clock::now_ms();

@@ -296,6 +296,16 @@ fn kind_str(kind: reminders::ReminderKind) -> &'static str {
     }
 }
 
+/// Greetings are marketing (they need the owner's consent); a reminder about the car or its
+/// policy is service.
+fn purpose_of(kind: reminders::ReminderKind) -> outbox::Purpose {
+    use reminders::ReminderKind::*;
+    match kind {
+        Birthday | PurchaseAnniversary => outbox::Purpose::Marketing,
+        Maintenance | InsuranceRenewal | Care => outbox::Purpose::Service,
+    }
+}
+
 /// Plans `vehicle_id`: reads its history, asks the dealer's reminders plugin (outside any
 /// transaction), then stores the plan and delivers what is due in one transaction.
 async fn plan(
@@ -358,6 +368,7 @@ async fn plan(
                         ("due".into(), reminder.due.clone()),
                         ("message".into(), reminder.message.clone()),
                     ],
+                    purpose: purpose_of(reminder.kind),
                 };
                 let queued = outbox::enqueue(&mut tx, dealer_id, &message, Some(&key)).await?;
                 plan.sent += u64::from(queued.is_some());

@@ -1,5 +1,5 @@
-//! Satisfaction surveys: when a subject is done (a ticket closes; later a repair order is
-//! delivered) its customer gets a single-use owner link, valid 14 days, asking for an NPS
+//! Satisfaction surveys: when a subject is done (a ticket closes, a repair order is settled, a
+//! car is delivered) its customer gets a single-use owner link, valid 14 days, asking for an NPS
 //! (0–10), a CSAT (1–5) and a comment. The answer is stored once; a second is 410. Owns
 //! `surveys`.
 
@@ -32,15 +32,22 @@ pub const COMMENT_MAX: usize = 2000;
 pub enum SubjectKind {
     Ticket,
     RepairOrder,
+    /// A car delivered: the survey after the delivery.
+    SalesOrder,
 }
 
 impl SubjectKind {
-    pub const ALL: [SubjectKind; 2] = [SubjectKind::Ticket, SubjectKind::RepairOrder];
+    pub const ALL: [SubjectKind; 3] = [
+        SubjectKind::Ticket,
+        SubjectKind::RepairOrder,
+        SubjectKind::SalesOrder,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SubjectKind::Ticket => "ticket",
             SubjectKind::RepairOrder => "repair_order",
+            SubjectKind::SalesOrder => "sales_order",
         }
     }
 
@@ -184,12 +191,13 @@ pub async fn send(
         data: vec![
             (
                 "survey-url".to_owned(),
-                format!("/api/v1/owner/surveys/{}", link.token),
+                owner_links::page(Purpose::Survey, &link.token),
             ),
             ("token".to_owned(), link.token),
             ("subject-kind".to_owned(), kind.as_str().to_owned()),
             ("subject-id".to_owned(), subject_id.to_string()),
         ],
+        purpose: outbox::Purpose::Service,
     };
     let key = format!("survey:{}:{subject_id}", kind.as_str());
     outbox::enqueue(conn, dealer_id, &message, Some(&key)).await?;

@@ -10,6 +10,7 @@ pub mod contract;
 pub mod guests;
 pub mod history;
 pub mod service;
+pub mod smtp;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

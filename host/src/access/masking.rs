@@ -10,6 +10,21 @@ pub fn id_number(id: &str) -> String {
     mask_middle(id, 4, 4)
 }
 
+/// `zhang.wei@example.com` → `z********@example.com`: the domain stays, the name keeps its
+/// first character.
+pub fn email(e: &str) -> String {
+    match e.split_once('@') {
+        Some((name, domain)) => {
+            let first: String = name.chars().take(1).collect();
+            format!(
+                "{first}{}@{domain}",
+                "*".repeat(name.chars().count().saturating_sub(1))
+            )
+        }
+        None => mask_middle(e, 1, 0),
+    }
+}
+
 fn mask_middle(s: &str, head: usize, tail: usize) -> String {
     let chars: Vec<char> = s.chars().collect();
     if chars.len() <= head + tail {
@@ -35,6 +50,11 @@ mod tests {
     #[test]
     fn id_numbers_keep_region_and_check_digits() {
         assert_eq!(id_number("11010519491231002X"), "1101**********002X");
+    }
+
+    #[test]
+    fn emails_keep_their_domain_and_first_letter() {
+        assert_eq!(email("zhang.wei@example.com"), "z********@example.com");
     }
 
     #[test]

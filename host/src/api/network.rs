@@ -13,7 +13,7 @@ use crate::access::keys::{self, ApiKeyInfo, NewApiKey};
 use crate::access::{Caller, Permission, Role};
 use crate::audit::Actor;
 use crate::error::{Error, Result};
-use crate::network::{self, NewStaff, NewUnit, OrgUnit, Policy, Staff};
+use crate::network::{self, Messaging, NewStaff, NewUnit, OrgUnit, Policy, Staff};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(get_policy, set_policy))
+        .routes(routes!(get_messaging, set_messaging))
 }
 
 /// The caller behind the key: role and place in the network.
@@ -162,4 +163,37 @@ async fn set_policy(
     let policy = network::change_policy(&mut tx, &caller, &policy).await?;
     tx.commit().await?;
     Ok(Json(policy))
+}
+
+/// A dealer's messaging rules: quiet hours for marketing (local time) and the weekly cap per
+/// owner. HQ and dealer admins.
+#[utoipa::path(get, path = "/network/units/{id}/messaging", tag = "network", params(("id" = i64, Path)),
+    responses((status = 200, body = Messaging), (status = 403, body = super::problem::Problem),
+        (status = 404, body = super::problem::Problem)))]
+async fn get_messaging(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Messaging>> {
+    caller.require(Permission::OperateWorkers)?;
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(network::messaging(&mut conn, &caller, id).await?))
+}
+
+/// Sets a dealer's messaging rules. HQ and dealer admins.
+#[utoipa::path(put, path = "/network/units/{id}/messaging", tag = "network", params(("id" = i64, Path)),
+    request_body = Messaging,
+    responses((status = 200, body = Messaging), (status = 403, body = super::problem::Problem),
+        (status = 404, body = super::problem::Problem), (status = 422, body = super::problem::Problem)))]
+async fn set_messaging(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(given): Json<Messaging>,
+) -> Result<Json<Messaging>> {
+    caller.require(Permission::OperateWorkers)?;
+    let mut tx = state.db.begin_write().await?;
+    let set = network::set_messaging(&mut tx, &caller, id, &given).await?;
+    tx.commit().await?;
+    Ok(Json(set))
 }

@@ -19,7 +19,9 @@ use crate::attachments::Attachment;
 use crate::error::Result;
 use crate::sales::commission::{self, Statement, StatementQuery};
 use crate::sales::delivery::{self, NewDelivery};
-use crate::sales::orders::{self, NewOrder, Order, OrderFilter, OrderPatch, StatusMove};
+use crate::sales::orders::{
+    self, NewOrder, Order, OrderFilter, OrderPatch, OwnerOrder, StatusMove,
+};
 use crate::sales::trade_ins::{self, Acceptance, NewTradeIn, TradeIn, TradeInPatch};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -27,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_orders, create_order))
         .routes(routes!(get_order, revise_order))
         .routes(routes!(move_order))
+        .routes(routes!(owner_order))
         .routes(routes!(deliver_order))
         .routes(routes!(commission_statement))
         .routes(routes!(create_trade_in))
@@ -290,4 +293,18 @@ async fn add_trade_in_photo(
     .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(photo)))
+}
+
+/// A car order as its owner follows it while waiting for the car, through the link sent when
+/// it was confirmed (no API key): the car, the status and its history in the owner's words,
+/// the amount still due. An expired link is 410.
+#[utoipa::path(get, path = "/owner/orders/{token}", tag = "owner", security(()),
+    params(("token" = String, Path)),
+    responses((status = 200, body = OwnerOrder), (status = 404, body = Problem), (status = 410, body = Problem)))]
+async fn owner_order(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<OwnerOrder>> {
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(Json(orders::for_owner(&mut conn, &token).await?))
 }

@@ -1,8 +1,10 @@
 //! Customers: people, their phones, tags, household, consents (marketing; sharing their
 //! history across the network's dealers) and custom fields. Owns
-//! `customers`, `customer_phones`, `customer_tags`, `household_links` and (in
-//! [`interactions`]) the interaction timeline.
+//! `customers`, `customer_phones`, `customer_tags`, `household_links`, (in
+//! [`interactions`]) the interaction timeline and (in [`consent`]) the record of marketing
+//! consents given and withdrawn.
 
+pub mod consent;
 pub mod identity;
 pub mod interactions;
 pub mod view360;
@@ -710,6 +712,18 @@ pub async fn update(
         });
     }
     write_lists(conn, id, &draft).await?;
+    if consent_before != draft.marketing_consent {
+        consent::record(
+            conn,
+            id,
+            dealer_id,
+            draft.marketing_consent,
+            "in_person",
+            consent::Via::Staff,
+            None,
+        )
+        .await?;
+    }
     audit::record(
         conn,
         caller,

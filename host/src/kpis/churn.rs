@@ -132,10 +132,8 @@ pub async fn send_offers(
             channel: "sms".into(),
             recipient: format!("customer:{customer}"),
             template: "retention_offer".into(),
-            data: vec![
-                ("offer".into(), offer.clone()),
-                ("purpose".into(), "marketing".into()),
-            ],
+            data: vec![("offer".into(), offer.clone())],
+            purpose: outbox::Purpose::Marketing,
         };
         let key = format!("retention:{customer}:{day}");
         if outbox::enqueue(conn, dealer, &message, Some(&key))

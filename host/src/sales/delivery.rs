@@ -32,7 +32,7 @@ use crate::plugins::hooks::{CommissionHook, commission as hook};
 use crate::plugins::runs;
 use crate::text;
 use crate::vehicles::{self, NewLink, NewVehicle, PersonRole, VehiclePatch, mileage};
-use crate::{integrations, network, outbox};
+use crate::{integrations, network, outbox, surveys};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +265,14 @@ pub async fn deliver(
     )
     .await?;
     let order = orders::load(&mut tx, id).await?;
+    surveys::send(
+        &mut tx,
+        dealer_id,
+        surveys::SubjectKind::SalesOrder,
+        id,
+        order.customer_id,
+    )
+    .await?;
     let follow_ups = follow_ups(&order, delivered_at, today);
     let cause = format!("sales_order:{id}");
     let recorded = domain_events::record(&mut tx, dealer_id, &cause, &follow_ups).await?;

@@ -33,6 +33,8 @@ use crate::db::decode;
 use crate::db::{Db, Param, Sql};
 use crate::error::{Error, FieldError, Result};
 use crate::model::Versioned;
+use crate::outbox;
+use crate::owner_links::{self, Purpose as LinkPurpose};
 use crate::plugins::dispatch::Plugins;
 use crate::text;
 use crate::vehicles::{self, Component};
@@ -1169,6 +1171,9 @@ pub async fn move_status(
     {
         leads::advance(conn, caller, lead, Stage::Won, "order confirmed").await?;
     }
+    if to == OrderStatus::Confirmed {
+        send_tracking_link(conn, dealer_id, id, row.customer_id).await?;
+    }
     audit::record(
         conn,
         caller,
@@ -1178,6 +1183,125 @@ pub async fn move_status(
     )
     .await?;
     load(conn, id).await
+}
+
+/// How long the owner can follow an order: longer than any wait for a car.
+const TRACKING_LINK_TTL_MS: i64 = 365 * 24 * 3_600_000;
+
+/// Once an order is confirmed, its owner gets a link to follow it until delivery (by SMS,
+/// once per order).
+async fn send_tracking_link(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    id: i64,
+    customer_id: i64,
+) -> Result<()> {
+    let key = format!("order:{id}:tracking");
+    let sent: Option<(i64,)> = sqlx::query_as("SELECT id FROM outbox WHERE dedupe_key = $1")
+        .bind(&key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if sent.is_some() {
+        return Ok(());
+    }
+    let link = owner_links::issue(
+        conn,
+        dealer_id,
+        LinkPurpose::OrderTracking,
+        id,
+        TRACKING_LINK_TTL_MS,
+        false,
+    )
+    .await?;
+    let message = outbox::Message {
+        channel: "sms".to_owned(),
+        recipient: format!("customer:{customer_id}"),
+        template: "order-confirmed".to_owned(),
+        data: vec![
+            ("order-id".to_owned(), id.to_string()),
+            (
+                "tracking-url".to_owned(),
+                owner_links::page(LinkPurpose::OrderTracking, &link.token),
+            ),
+        ],
+        purpose: outbox::Purpose::Service,
+    };
+    outbox::enqueue(conn, dealer_id, &message, Some(&key)).await?;
+    Ok(())
+}
+
+impl OrderStatus {
+    /// The status in the owner's words.
+    fn for_owner(self) -> &'static str {
+        match self {
+            OrderStatus::Draft => "订单已创建",
+            OrderStatus::Confirmed => "订单已确认，正在为您备车",
+            OrderStatus::PdiPassed => "新车已到店并通过交付前检查",
+            OrderStatus::FinanceApproved => "贷款已审批通过",
+            OrderStatus::Ready => "新车已准备好，等待您来提车",
+            OrderStatus::Delivered => "已交车，祝您用车愉快",
+            OrderStatus::Cancelled => "订单已取消",
+        }
+    }
+}
+
+/// A car order as its owner follows it through the link sent when it was confirmed: the
+/// dealer, the car ordered, the status and its history in the owner's words, the amount still
+/// due. No staff, prices of lines, approvals or internal notes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OwnerOrder {
+    pub dealer: String,
+    /// Brand, model, trim and colour.
+    pub vehicle: String,
+    pub status: OrderStatus,
+    pub text: &'static str,
+    /// Oldest first.
+    pub steps: Vec<OwnerOrderStep>,
+    pub amount_due_fen: i64,
+    pub delivered: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OwnerOrderStep {
+    pub at: DateTime<Utc>,
+    pub status: OrderStatus,
+    pub text: &'static str,
+}
+
+/// The owner's view of the order behind `token`.
+pub async fn for_owner(conn: &mut AnyConnection, token: &str) -> Result<OwnerOrder> {
+    let link = owner_links::resolve(conn, LinkPurpose::OrderTracking, token).await?;
+    let order = load(conn, link.subject_id).await?;
+    let dealer = network::unit_name(conn, order.dealer_id).await?;
+    let mut steps: Vec<OwnerOrderStep> = Vec::new();
+    for event in &order.timeline {
+        if steps.last().is_some_and(|s| s.status == event.to_status) {
+            continue;
+        }
+        steps.push(OwnerOrderStep {
+            at: event.at,
+            status: event.to_status,
+            text: event.to_status.for_owner(),
+        });
+    }
+    Ok(OwnerOrder {
+        dealer,
+        vehicle: [
+            Some(order.brand),
+            Some(order.model),
+            order.trim,
+            order.colour,
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" "),
+        status: order.status,
+        text: order.status.for_owner(),
+        steps,
+        amount_due_fen: order.amount_due_fen,
+        delivered: order.status == OrderStatus::Delivered,
+    })
 }
 
 /// The order's lines as the plugin contract's `order-line` records (the kinds are already the

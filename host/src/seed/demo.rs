@@ -357,6 +357,7 @@ async fn create_staff(
             Param::Text(role.as_str().to_owned()),
             Param::OptText(position.map(|p| p.as_str().to_owned())),
             Param::Text(make::mobile(names::STAFF_MOBILE_PREFIXES, seq, 3)),
+            Param::Text(format!("staff{seq:03}@yuanhang-motors.example.cn")),
             Param::Int(1),
             Param::Int(hired),
         ]);

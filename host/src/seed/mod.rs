@@ -365,6 +365,7 @@ const STAFF_COLUMNS: &[&str] = &[
     "role",
     "position",
     "phone",
+    "email",
     "active",
     "created_at",
 ];

@@ -264,6 +264,7 @@ async fn add_dealers(db: &Db, total: u64) -> Result<()> {
                 Param::Text(role.as_str().to_owned()),
                 Param::OptText(Some(position.as_str().to_owned())),
                 Param::Text(make::mobile(names::STAFF_MOBILE_PREFIXES, seq, 3)),
+                Param::OptText(None),
                 Param::Int(1),
                 Param::Int(hired),
             ]);

@@ -321,6 +321,7 @@ pub async fn invite(conn: &mut AnyConnection, caller: &Caller, id: i64) -> Resul
                 ("vehicle_id".into(), v.vehicle_id.to_string()),
                 ("plate".into(), v.plate.clone().unwrap_or_default()),
             ],
+            purpose: outbox::Purpose::Service,
         };
         let dedupe = format!("campaign:{id}:vehicle:{}", v.vehicle_id);
         outbox::enqueue(conn, v.dealer_id, &message, Some(&dedupe)).await?;

@@ -19,6 +19,7 @@ use crate::clock;
 use crate::db::Db;
 use crate::db::decode;
 use crate::error::{Error, FieldError, Result};
+use crate::outbox;
 use crate::owner_links::{self, Purpose};
 use crate::plugins::dispatch::Plugins;
 use crate::text;
@@ -126,7 +127,8 @@ pub struct Proposal {
 #[schema(as = ExtraWorkOwnerLink)]
 pub struct OwnerLink {
     pub token: String,
-    /// Under `/api/v1`: `GET` shows the proposal, `POST` records the decision.
+    /// The owner's page, `/o/w/{token}` on the host's public address (the owner's SMS carries
+    /// it); its API is `/api/v1/owner/extra-work/{token}`.
     pub path: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -395,8 +397,24 @@ pub async fn propose(
                 &[],
             )
             .await?;
+            let message = outbox::Message {
+                channel: "sms".to_owned(),
+                recipient: format!("customer:{}", row.customer_id),
+                template: "extra-work-proposed".to_owned(),
+                data: vec![
+                    ("repair-order-id".to_owned(), id.to_string()),
+                    ("amount-fen".to_owned(), total.to_string()),
+                    (
+                        "decision-url".to_owned(),
+                        owner_links::page(Purpose::ExtraWork, &issued.token),
+                    ),
+                ],
+                purpose: outbox::Purpose::Service,
+            };
+            let key = format!("extra-work:{proposal_id}:proposed");
+            outbox::enqueue(&mut tx, row.dealer_id, &message, Some(&key)).await?;
             Some(OwnerLink {
-                path: format!("/owner/extra-work/{}", issued.token),
+                path: owner_links::page(Purpose::ExtraWork, &issued.token),
                 token: issued.token,
                 expires_at: clock::to_datetime(issued.expires_at),
             })

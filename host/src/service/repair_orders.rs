@@ -35,6 +35,7 @@ use crate::owner_links::{self, Purpose};
 use crate::plugins::dispatch::Plugins;
 use crate::text;
 use crate::vehicles::{self, mileage};
+use crate::{outbox, surveys};
 
 /// A repair order for the same issue within this long after a settlement is a comeback.
 pub const COMEBACK_WINDOW_MS: i64 = 30 * 86_400_000;
@@ -418,7 +419,7 @@ pub struct FirstTimeFix {
 pub(crate) struct Row {
     pub(crate) id: i64,
     pub(crate) dealer_id: i64,
-    customer_id: i64,
+    pub(crate) customer_id: i64,
     pub(crate) vehicle_id: i64,
     appointment_id: Option<i64>,
     complaint_code: String,
@@ -625,6 +626,26 @@ pub async fn create(
         id,
         OWNER_LINK_TTL_MS,
         false,
+    )
+    .await?;
+    let message = outbox::Message {
+        channel: "sms".to_owned(),
+        recipient: format!("customer:{}", valid.customer_id),
+        template: "repair-opened".to_owned(),
+        data: vec![
+            ("repair-order-id".to_owned(), id.to_string()),
+            (
+                "progress-url".to_owned(),
+                owner_links::page(Purpose::RepairProgress, &link.token),
+            ),
+        ],
+        purpose: outbox::Purpose::Service,
+    };
+    outbox::enqueue(
+        conn,
+        valid.dealer_id,
+        &message,
+        Some(&format!("repair:{id}:opened")),
     )
     .await?;
     let mut order = fetch(conn, id).await?;
@@ -1577,7 +1598,8 @@ pub async fn quality_check(
 }
 
 /// Settles repair order `id`: `ready → settled`, its totals computed from its lines and
-/// frozen; an order with nothing to pay is paid at once. The one place a settlement happens,
+/// frozen; an order with nothing to pay is paid at once; the owner is sent the survey of the
+/// visit. The one place a settlement happens,
 /// whoever calls it: what it sets off ([`follow_ups`]) is recorded in its transaction and
 /// run once it committed ([`domain_events`]).
 pub async fn settle(
@@ -1590,6 +1612,14 @@ pub async fn settle(
     let mut tx = db.begin_write().await?;
     let order = settle_in(&mut tx, caller, id, expected).await?;
     let follow_ups = follow_ups(&mut tx, &order).await?;
+    surveys::send(
+        &mut tx,
+        order.dealer_id,
+        surveys::SubjectKind::RepairOrder,
+        id,
+        order.customer_id,
+    )
+    .await?;
     let cause = format!("repair_order:{id}");
     let recorded = domain_events::record(&mut tx, order.dealer_id, &cause, &follow_ups).await?;
     tx.commit().await?;

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, FromRow};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::access::Caller;
+use crate::access::{Caller, Position};
 use crate::audit;
 use crate::clock;
 use crate::db::decode;
@@ -283,7 +283,8 @@ pub struct Routing {
 #[schema(as = TicketOwnerLink)]
 pub struct OwnerLink {
     pub token: String,
-    /// The owner's page: `/api/v1/owner/tickets/{token}`.
+    /// The owner's page, `/o/t/{token}` on the host's public address (the SMS to the owner
+    /// carries it).
     pub url: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -698,6 +699,9 @@ pub async fn create(
         let key = format!("ticket:{id}:route:{i}");
         outbox::enqueue(conn, valid.dealer_id, message, Some(&key)).await?;
     }
+    if routed.safety {
+        page_safety(conn, valid.dealer_id, id, &valid.new.subject).await?;
+    }
     let link = owner_links::issue(
         conn,
         valid.dealer_id,
@@ -712,9 +716,29 @@ pub async fn create(
         .bind(id)
         .execute(&mut *conn)
         .await?;
+    let message = outbox::Message {
+        channel: "sms".to_owned(),
+        recipient: format!("customer:{}", valid.new.customer_id),
+        template: "ticket-opened".to_owned(),
+        data: vec![
+            ("ticket-id".to_owned(), id.to_string()),
+            (
+                "ticket-url".to_owned(),
+                owner_links::page(owner_links::Purpose::TicketStatus, &link.token),
+            ),
+        ],
+        purpose: outbox::Purpose::Service,
+    };
+    outbox::enqueue(
+        conn,
+        valid.dealer_id,
+        &message,
+        Some(&format!("ticket:{id}:opened")),
+    )
+    .await?;
     let mut ticket = fetch(conn, caller, id).await?;
     ticket.owner_link = Some(OwnerLink {
-        url: format!("/api/v1/owner/tickets/{}", link.token),
+        url: owner_links::page(owner_links::Purpose::TicketStatus, &link.token),
         token: link.token,
         expires_at: clock::to_datetime(link.expires_at),
     });
@@ -725,6 +749,33 @@ pub async fn create(
     )
     .await?;
     Ok(ticket)
+}
+
+/// A safety case pages the regional service manager above the dealer by SMS and by e-mail,
+/// whatever the routing plugin notified: the host's rule, once per ticket and channel.
+async fn page_safety(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    ticket_id: i64,
+    subject: &str,
+) -> Result<()> {
+    let dealer = network::unit_name(conn, dealer_id).await?;
+    for channel in ["sms", "email"] {
+        let message = outbox::Message {
+            channel: channel.to_owned(),
+            recipient: format!("role:{}", Position::RegionalServiceManager.as_str()),
+            template: "safety-escalation".to_owned(),
+            data: vec![
+                ("ticket-id".to_owned(), ticket_id.to_string()),
+                ("dealer".to_owned(), dealer.clone()),
+                ("subject".to_owned(), subject.to_owned()),
+            ],
+            purpose: outbox::Purpose::Service,
+        };
+        let key = format!("ticket:{ticket_id}:safety:{channel}");
+        outbox::enqueue(conn, dealer_id, &message, Some(&key)).await?;
+    }
+    Ok(())
 }
 
 /// A timeline entry to append: a status move by default, filled in by its builder methods.

@@ -137,6 +137,7 @@ async fn escalate(db: &Db, id: i64, clock: Clock, now: i64) -> Result<Option<Esc
             ("level".to_owned(), level.to_string()),
             ("team".to_owned(), team.unwrap_or_default()),
         ],
+        purpose: outbox::Purpose::Service,
     };
     let key = format!("ticket:{id}:sla:{}:level:{level}", clock.as_str());
     outbox::enqueue(&mut tx, dealer_id, &message, Some(&key)).await?;

@@ -40,7 +40,7 @@ impl Sender for Recording {
         Box::pin(async move {
             tokio::task::yield_now().await;
             self.sent.lock().unwrap().push(message.clone());
-            Ok(())
+            Ok("recorded".to_owned())
         })
     }
 }
@@ -72,15 +72,27 @@ fn plugins(app: &TestApp) -> Plugins {
     dealer_host::state::plugins(app.db.clone(), shared_runtime(), None)
 }
 
+/// Messages to a staff member of `dealer_id` reachable on every staff channel (a mobile
+/// number, an e-mail address, the task list and the app).
 async fn enqueue(app: &TestApp, dealer_id: i64, channel: &str, count: usize) -> Vec<i64> {
     let mut tx = app.db.begin_write().await.unwrap();
+    let (staff,): (i64,) = sqlx::query_as(
+        "INSERT INTO staff (org_unit_id, name, role, position, phone, email, created_at) \
+         VALUES ($1, '值班经理', 'service', 'service_manager', '13800001111', 'duty@example.com', 0) \
+         RETURNING id",
+    )
+    .bind(dealer_id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
     let mut ids = Vec::new();
     for i in 0..count {
         let message = outbox::Message {
             channel: channel.into(),
-            recipient: format!("customer:{}", i + 1),
+            recipient: format!("staff:{staff}"),
             template: "test.greeting".into(),
             data: vec![("n".into(), i.to_string())],
+            purpose: outbox::Purpose::Service,
         };
         ids.push(
             outbox::enqueue(&mut tx, dealer_id, &message, None)
@@ -109,7 +121,7 @@ async fn outbox_items(app: &TestApp, query: &str) -> Vec<Value> {
 async fn due_messages_are_delivered_once_through_their_channel_sender(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let sms = enqueue(&app, app.units.dealer_a, "sms", 3).await;
-    let wechat = enqueue(&app, app.units.dealer_a, "wechat", 2).await;
+    let apps = enqueue(&app, app.units.dealer_a, "app", 2).await;
     let (recording, senders) = recording_senders("sms");
 
     let report = outbox::deliver_due(&app.db, &senders, "worker-1", clock::now_ms())
@@ -122,7 +134,11 @@ async fn due_messages_are_delivered_once_through_their_channel_sender(backend: B
     assert_eq!(delivered, sms, "the sms sender got the sms messages only");
     let first = recording.sent.lock().unwrap()[0].clone();
     assert_eq!(first.template, "test.greeting");
-    assert_eq!(first.recipient, "customer:1");
+    assert!(first.recipient.starts_with("staff:"), "{first:?}");
+    assert_eq!(
+        first.to[0].address, "13800001111",
+        "resolved to the staff member's mobile"
+    );
     assert_eq!(first.attempt, 1);
 
     let again = outbox::deliver_due(&app.db, &senders, "worker-1", clock::now_ms())
@@ -137,12 +153,12 @@ async fn due_messages_are_delivered_once_through_their_channel_sender(backend: B
         assert_eq!(item["attempts"], 1, "{item}");
         assert!(item["sent_at"].is_string(), "{item}");
     }
-    let wechat_sent: Vec<i64> = sent
+    let app_sent: Vec<i64> = sent
         .iter()
-        .filter(|i| i["channel"] == "wechat")
+        .filter(|i| i["channel"] == "app")
         .map(|i| i["id"].as_i64().unwrap())
         .collect();
-    assert_eq!(wechat_sent.len(), wechat.len());
+    assert_eq!(app_sent.len(), apps.len());
     assert!(outbox_items(&app, "&status=pending").await.is_empty());
 }
 

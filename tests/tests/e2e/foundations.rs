@@ -203,7 +203,11 @@ async fn a_single_use_link_works_once_and_only_for_its_purpose(backend: Backend)
     )
     .await
     .unwrap();
-    assert_eq!(issued.token.len(), 64);
+    assert_eq!(
+        issued.token.len(),
+        32,
+        "128 bits in hex: short enough for an SMS"
+    );
     let wrong = owner_links::resolve(&mut conn, Purpose::TicketStatus, &issued.token).await;
     assert!(matches!(
         wrong,
@@ -350,6 +354,7 @@ async fn a_dedupe_key_enqueues_a_message_once(backend: Backend) {
         recipient: "customer:9".into(),
         template: "maintenance_due".into(),
         data: vec![("plate".into(), "京A·12345".into())],
+        purpose: outbox::Purpose::Service,
     };
     let mut conn = app.db.pool().acquire().await.unwrap();
     let first = outbox::enqueue(

@@ -610,7 +610,7 @@ async fn ticket(app: &TestApp, story: &Story, case: &Case) -> i64 {
 }
 
 /// Answers one survey: a ticket's through the link its closing sent to the owner; a repair
-/// order's (the API sends none yet) stored as an answered survey of that order.
+/// order's (its settlement sent one, dated now) stored as answered when the story says.
 async fn survey(app: &TestApp, story: &Story, answer: &Answer) {
     let Answer(touch, subject, nps, csat, answered) = *answer;
     match touch {

@@ -37,6 +37,7 @@ mod custom_fields_records;
 mod domain_events;
 mod foundations;
 mod kpis;
+mod messages;
 mod read_audit;
 mod scale;
 mod schema_parity;

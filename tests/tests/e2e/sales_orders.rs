@@ -270,12 +270,38 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
         "{order}"
     );
 
-    // Confirm (the lead is won), allocate the car, PDI, ready, deliver.
+    // Confirm (the lead is won, the owner gets a link to follow the order), allocate the car,
+    // PDI, ready, deliver.
     let order = move_to(&app, &order, "confirmed").await;
     let read_lead = app
         .read(&app.keys.a_sales, &format!("/leads/{}", lead["id"]))
         .await;
     assert_eq!(read_lead["stage"], "won");
+    let (recipient, data): (String, String) = sqlx::query_as(
+        "SELECT recipient, data FROM outbox WHERE dedupe_key = $1 AND template = 'order-confirmed'",
+    )
+    .bind(format!("order:{}:tracking", order["id"]))
+    .fetch_one(app.db.pool())
+    .await
+    .expect("the owner's tracking SMS");
+    assert_eq!(recipient, format!("customer:{customer_id}"));
+    let data: Value = serde_json::from_str(&data).unwrap();
+    let token = data["tracking-url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("/o/c/"))
+        .unwrap_or_else(|| panic!("a tracking link: {data}"))
+        .to_owned();
+    let tracking = format!("{}/owner/orders/{token}", app.base);
+    let waiting = call(app.client.get(&tracking)).await;
+    assert_eq!(waiting.status, 200, "{}", waiting.text);
+    assert_eq!(waiting.body["status"], "confirmed");
+    assert_eq!(waiting.body["text"], "订单已确认，正在为您备车");
+    assert_eq!(waiting.body["delivered"], false);
+    assert!(
+        waiting.body.get("lines").is_none() && waiting.body.get("approvals").is_none(),
+        "the owner sees no lines or approvals: {}",
+        waiting.body
+    );
     let vin = valid_vin(300);
     let order = revise(&app, &order, json!({"vin": vin})).await;
     let order = move_to(&app, &order, "pdi_passed").await;
@@ -290,6 +316,30 @@ async fn a_walk_in_lead_is_delivered_with_approvals_a_trade_in_and_commission(ba
     let delivered = reply.body;
     assert_eq!(delivered["status"], "delivered");
     assert!(delivered["delivered_at"].is_string());
+    let done = call(app.client.get(&tracking)).await;
+    assert_eq!(done.body["delivered"], true, "{}", done.text);
+    let steps: Vec<&str> = done.body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["draft", "confirmed", "pdi_passed", "ready", "delivered"],
+        "{}",
+        done.text
+    );
+    let (survey,): (String,) = sqlx::query_as(
+        "SELECT data FROM outbox WHERE template = 'satisfaction-survey' AND recipient = $1",
+    )
+    .bind(format!("customer:{customer_id}"))
+    .fetch_one(app.db.pool())
+    .await
+    .expect("the delivery's survey");
+    let survey: Value = serde_json::from_str(&survey).unwrap();
+    assert_eq!(survey["subject-kind"], "sales_order", "{survey}");
+    assert_eq!(survey["subject-id"], order["id"].to_string());
 
     let lines = delivered["commission"]
         .as_array()

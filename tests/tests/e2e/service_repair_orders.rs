@@ -781,6 +781,29 @@ async fn the_owner_follows_the_repair_through_the_link_given_at_opening(backend:
         done.text
     );
 
+    let surveys: Vec<(String, String)> =
+        sqlx::query_as("SELECT recipient, data FROM outbox WHERE template = 'satisfaction-survey'")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+    let [(recipient, data)] = &surveys[..] else {
+        panic!("the settlement sent one survey: {surveys:?}");
+    };
+    assert_eq!(recipient, &format!("customer:{customer}"));
+    let data: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(data["subject-kind"], "repair_order");
+    assert_eq!(data["subject-id"], opened["id"].to_string());
+    let survey_token = data["survey-url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("/o/s/"))
+        .expect("the owner's survey page");
+    let form = call(
+        app.client
+            .get(format!("{}/owner/surveys/{survey_token}", app.base)),
+    )
+    .await;
+    assert_eq!(form.status, 200, "{}", form.text);
+
     let bogus = call(
         app.client
             .get(format!("{}/owner/repairs/{}", app.base, "0".repeat(64))),

@@ -560,7 +560,8 @@ async fn owner_links_are_checked(backend: Backend) {
     let token = ticket["owner_link"]["token"].as_str().expect("a token");
     assert_eq!(
         ticket["owner_link"]["url"],
-        format!("/api/v1/owner/tickets/{token}")
+        format!("/o/t/{token}"),
+        "the owner's page in the console"
     );
     let view = call(
         app.client
