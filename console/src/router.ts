@@ -38,6 +38,7 @@ export const router = createRouter({
         { path: 'service/repair-orders', name: 'repair-orders', component: () => import('./views/service/RepairOrdersBoard.vue'), meta: { permission: 'read_records' } },
         { path: 'service/repair-orders/:id(\\d+)', name: 'repair-order', component: () => import('./views/service/RepairOrderPage.vue'), meta: { permission: 'read_records' } },
         { path: 'plugins', name: 'plugins', component: () => import('./views/PluginsPage.vue'), meta: { permission: 'read_plugins' } },
+        { path: 'outbox', name: 'outbox', component: () => import('./views/OutboxPage.vue'), meta: { permission: 'operate_workers' } },
         { path: 'audit', name: 'audit', component: () => import('./views/AuditPage.vue'), meta: { permission: 'read_audit' } },
         { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('./views/NotFoundPage.vue') },
       ],

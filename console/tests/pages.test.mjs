@@ -4,7 +4,7 @@ import { apiCall, baseUrl, launch, login, loginOf, newPage, screenshot } from '.
 
 const TAG_CLASS = { breached: 'el-tag--danger', soon: 'el-tag--warning', ok: 'el-tag--success', none: 'el-tag--info' }
 
-describe('the tickets, plugins and audit pages', () => {
+describe('the tickets, plugins, outbox and audit pages', () => {
   let browser
   before(async () => {
     browser = await launch()
@@ -89,6 +89,41 @@ describe('the tickets, plugins and audit pages', () => {
       await page.waitForResponse((r) => r.url().includes('/api/v1/audit?') && r.url().includes('outcome=ok'))
       await rows.first().waitFor()
       await screenshot(page, 'audit', 'filtered')
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('the outbox shows what the owner was sent, with each attempt and the provider answer', async () => {
+    const { context, page } = await newPage(browser)
+    try {
+      await login(page, loginOf({ position: 'general_manager' }))
+      const customers = await apiCall(page, 'GET', '/customers?limit=1')
+      const opened = await apiCall(page, 'POST', '/tickets', {
+        customer_id: customers.body.items[0].id,
+        channel: 'hotline',
+        category: 'inquiry',
+        subject: '询问保养套餐价格',
+      })
+      assert.equal(opened.status, 201, JSON.stringify(opened.body))
+      const ticketId = String(opened.body.id)
+      let sent
+      for (let i = 0; i < 60 && !sent; i++) {
+        const page1 = await apiCall(page, 'GET', '/outbox?limit=50&channel=sms')
+        sent = page1.body.items.find(
+          (m) => m.template === 'ticket-opened' && m.status === 'sent' && m.data.some(([k, v]) => k === 'ticket-id' && v === ticketId),
+        )
+        if (!sent) await new Promise((r) => setTimeout(r, 500))
+      }
+      assert.ok(sent, 'the outbox worker sent the owner the ticket link')
+      assert.ok(sent.data.some(([k, v]) => k === 'ticket-url' && v.startsWith('/o/t/')), JSON.stringify(sent.data))
+      await page.goto(`${baseUrl}/outbox`)
+      const row = page.locator('[data-test=outbox-table] .el-table__body tr').filter({ hasText: 'ticket-opened' }).first()
+      await row.waitFor()
+      await row.getByText('已发送').waitFor()
+      await row.locator('.el-table__expand-icon').click()
+      await page.locator('[data-test=outbox-attempts]').getByText('logged').first().waitFor()
+      await screenshot(page, 'outbox', 'attempts')
     } finally {
       await context.close()
     }

@@ -38,7 +38,7 @@ const en: typeof zhCN = {
     approval_missing: 'The discount or finance plan has not been sent for approval; revise the order', order_not_draft: 'Only a draft order’s terms can change', order_closed: 'A delivered or cancelled order takes no more changes',
   },
   fieldError: { invalid_phone: 'Not a mobile or landline number', invalid_channel: 'Not one of the channels', invalid_vin: 'Not a valid VIN (17 characters with a correct check digit)', required: 'Required', wrong_password: 'The current password is wrong', unknown_field: 'Not a known field' },
-  menu: { workbench: 'Workbench', dashboards: 'Dashboards', customers: 'Customers', sales: 'Sales', approvals: 'Approvals', tickets: 'Tickets', plugins: 'Plugins', audit: 'Audit log' },
+  menu: { workbench: 'Workbench', dashboards: 'Dashboards', customers: 'Customers', sales: 'Sales', approvals: 'Approvals', tickets: 'Tickets', plugins: 'Plugins', outbox: 'Messages', audit: 'Audit log' },
   role: {
     hq_admin: 'HQ admin', hq_analyst: 'HQ analyst', regional_manager: 'Regional manager', dealer_admin: 'Dealer admin',
     sales: 'Sales', service: 'Service', partner: 'Partner',
@@ -193,6 +193,15 @@ const en: typeof zhCN = {
   outcome: { ok: 'OK', plugin_error: 'Plugin error', trap: 'Trap', timeout: 'Timeout', out_of_memory: 'Out of memory', invalid_output: 'Invalid output', denied: 'Denied' },
   audit: { key: 'key #{id}', title: 'Audit log', entity: 'Entity', entityId: 'Entity ID', action: 'Action', outcome: 'Outcome', actor: 'Actor', detail: 'Detail' },
   auditOutcome: { ok: 'OK', denied: 'Denied' },
+  outbox: {
+    title: 'Messages', status: 'Status', channel: 'Channel', purpose: 'Purpose', template: 'Template', recipient: 'Recipient',
+    why: 'Reason', attempts: 'Tries', attempt: 'Try', outcome: 'Outcome', answer: "Provider's answer", noAttempts: 'Not sent yet',
+  },
+  outboxStatus: { pending: 'Pending', sent: 'Sent', failed: 'Failed', refused: 'Refused', undeliverable: 'Undeliverable' },
+  outboxReason: { no_marketing_consent: 'No marketing consent', opted_out: 'The owner opted out', frequency_cap: 'Weekly marketing cap reached' },
+  messageChannel: { sms: 'SMS', wechat: 'WeChat', email: 'E-mail', app: 'App', task: 'Task' },
+  messagePurpose: { service: 'Service', marketing: 'Marketing' },
+  attemptOutcome: { sent: 'Sent', retrying: 'Retrying', failed: 'Failed', lease_lost: 'Lease lost' },
   fields: {
     required: '{label} is required', requiredPlain: 'Required', text: 'Enter text', number: 'Enter a number', integer: 'Enter a whole number',
     nonNegative: 'Cannot be negative', min: 'At least {n}', max: 'At most {n}', minLength: 'At least {n} characters', maxLength: 'At most {n} characters',

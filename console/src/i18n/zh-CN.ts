@@ -36,7 +36,7 @@ export default {
     approval_missing: '优惠或金融方案尚未提交审批，请修改订单', order_not_draft: '只有草稿订单可以修改条款', order_closed: '已交车或已取消的订单不能再修改',
   },
   fieldError: { invalid_phone: '手机号或座机号格式不正确', invalid_channel: '渠道不在可选范围内', invalid_vin: 'VIN 不正确（17 位，校验位需正确）', required: '此项必填', wrong_password: '当前密码不正确', unknown_field: '系统不认识此字段' },
-  menu: { workbench: '工作台', dashboards: '数据看板', customers: '客户', sales: '销售', approvals: '审批', tickets: '工单', plugins: '插件', audit: '审计日志' },
+  menu: { workbench: '工作台', dashboards: '数据看板', customers: '客户', sales: '销售', approvals: '审批', tickets: '工单', plugins: '插件', outbox: '消息记录', audit: '审计日志' },
   role: {
     hq_admin: '总部管理员', hq_analyst: '总部分析师', regional_manager: '区域经理', dealer_admin: '经销商管理员',
     sales: '销售', service: '售后', partner: '合作伙伴',
@@ -191,6 +191,15 @@ export default {
   outcome: { ok: '成功', plugin_error: '插件错误', trap: '崩溃', timeout: '超时', out_of_memory: '内存超限', invalid_output: '输出无效', denied: '被拒绝' },
   audit: { key: '密钥 #{id}', title: '审计日志', entity: '对象类型', entityId: '对象 ID', action: '动作', outcome: '结果', actor: '操作者', detail: '详情' },
   auditOutcome: { ok: '成功', denied: '越权拒绝' },
+  outbox: {
+    title: '消息记录', status: '状态', channel: '渠道', purpose: '用途', template: '模板', recipient: '收件人',
+    why: '原因', attempts: '尝试', attempt: '次数', outcome: '结果', answer: '服务商回执', noAttempts: '尚未发送',
+  },
+  outboxStatus: { pending: '待发送', sent: '已发送', failed: '发送失败', refused: '已拦截', undeliverable: '无法送达' },
+  outboxReason: { no_marketing_consent: '客户未同意接收营销信息', opted_out: '客户已退订', frequency_cap: '超过每周营销条数上限' },
+  messageChannel: { sms: '短信', wechat: '微信', email: '邮件', app: 'App', task: '任务' },
+  messagePurpose: { service: '服务', marketing: '营销' },
+  attemptOutcome: { sent: '已发送', retrying: '稍后重试', failed: '失败', lease_lost: '租约过期' },
   fields: {
     required: '请填写{label}', requiredPlain: '此项必填', text: '请输入文字', number: '请输入数字', integer: '请输入整数',
     nonNegative: '不能为负数', min: '不能小于 {n}', max: '不能大于 {n}', minLength: '至少 {n} 个字', maxLength: '最多 {n} 个字',
