@@ -107,7 +107,8 @@ describe("the owner's pages on a phone", () => {
       await login(page, loginOf({ position: 'service_advisor' }))
       const me = (await ok(page, 'GET', '/session')).body.me
       const vehicles = await ok(page, 'GET', '/vehicles?limit=200')
-      const vehicle = vehicles.body.items.find((v) => v.dealer_id === me.org_unit_id && v.plate && v.people.some((p) => p.role === 'owner' && !p.until))
+      // The last owned car, not the first the service walk takes, as the files run at once.
+      const vehicle = vehicles.body.items.filter((v) => v.dealer_id === me.org_unit_id && v.plate && v.people.some((p) => p.role === 'owner' && !p.until)).at(-1)
       assert.ok(vehicle, 'the demo dealer has an owned vehicle with a plate')
       const customerId = vehicle.people.find((p) => p.role === 'owner' && !p.until).customer_id
       const dealer = (await ok(page, 'GET', '/network/units')).body.find((u) => u.id === me.org_unit_id)
@@ -117,7 +118,7 @@ describe("the owner's pages on a phone", () => {
       const opened = await ok(page, 'POST', '/repair-orders', { customer_id: customerId, vehicle_id: vehicle.id, complaint_code: 'brake_noise', complaint: '刹车有异响' }, 201)
       const ro = `/repair-orders/${opened.body.id}`
       const repairToken = opened.body.owner_link.token
-      await act(page, ro, '/check-in', { mileage_km: 52_400, items: [] })
+      await act(page, ro, '/check-in', { mileage_km: (vehicle.latest_mileage_km ?? 0) + 1_200, items: [] })
       const technician = (await ok(page, 'GET', '/staff')).body.find((s) => s.position === 'technician' && s.org_unit_id === me.org_unit_id && s.active)
       await act(page, ro, '/dispatch', { technician_staff_id: technician.id })
       const progressed = await ok(page, 'POST', `${ro}/progress`, { note: '拆检发现前刹车片只剩 2 毫米，刹车盘有轻微划痕' })
@@ -158,6 +159,17 @@ describe("the owner's pages on a phone", () => {
       await screenshot(owner.page, 'owner', 'extra-work-done')
       const decided = (await ok(page, 'GET', `${ro}/extra-work`)).body[0]
       assert.deepEqual(decided.items.map((i) => i.approved), [true, false])
+
+      // Settled, the repair shows its amount.
+      await act(page, ro, '/status', { status: 'quality_check' })
+      await act(page, ro, '/quality-check', { passed: true })
+      await act(page, ro, '/settle', {})
+      await owner.page.goto(`${baseUrl}/o/r/${repairToken}`)
+      await owner.page.locator('[data-test=owner-repair-status]').getByText('已结算').waitFor()
+      await owner.page.locator('[data-test=owner-repair-amount]').getByText('¥680.00').first().waitFor()
+      await fitsThePhone(owner.page, 'the settled repair')
+      await allChinese(owner.page, 'the settled repair')
+      await screenshot(owner.page, 'owner', 'repair-settled')
 
       // The used link says so, in plain words, with the dealer to call.
       await owner.page.goto(`${baseUrl}/o/w/${workToken}`)
