@@ -6,6 +6,8 @@ declare module 'vue-router' {
   interface RouteMeta {
     /** Reachable without signing in. */
     public?: boolean
+    /** A vehicle owner's page: nobody signs in there, so no session is looked for. */
+    owner?: boolean
     /** What the page needs; without it the shell shows the 403 page. */
     permission?: Permission
   }
@@ -15,7 +17,15 @@ export const router = createRouter({
   history: createWebHistory('/'),
   routes: [
     { path: '/login', name: 'login', component: () => import('./views/LoginPage.vue'), meta: { public: true } },
-    { path: '/o/extra-work/:token', name: 'owner-extra-work', component: () => import('./views/OwnerExtraWorkPage.vue'), meta: { public: true } },
+    // The owner's pages (no account; opened from an SMS or WeChat on a phone). Their short
+    // paths are the ones the host's messages link to.
+    { path: '/o/r/:token', name: 'owner-repair', component: () => import('./views/owner/OwnerRepairPage.vue'), meta: { public: true, owner: true } },
+    { path: '/o/w/:token', name: 'owner-extra-work', component: () => import('./views/owner/OwnerExtraWorkPage.vue'), meta: { public: true, owner: true } },
+    { path: '/o/extra-work/:token', redirect: (to) => ({ name: 'owner-extra-work', params: { token: to.params.token } }) },
+    { path: '/o/t/:token', name: 'owner-ticket', component: () => import('./views/owner/OwnerTicketPage.vue'), meta: { public: true, owner: true } },
+    { path: '/o/c/:token', name: 'owner-order', component: () => import('./views/owner/OwnerOrderPage.vue'), meta: { public: true, owner: true } },
+    { path: '/o/u/:token', name: 'owner-opt-out', component: () => import('./views/owner/OwnerOptOutPage.vue'), meta: { public: true, owner: true } },
+    { path: '/o/s/:token', name: 'owner-survey', component: () => import('./views/owner/OwnerSurveyPage.vue'), meta: { public: true, owner: true } },
     {
       path: '/',
       component: () => import('./components/AppShell.vue'),
@@ -57,6 +67,7 @@ function safeNext(next: unknown): string {
 }
 
 router.beforeEach(async (to) => {
+  if (to.meta.owner) return true
   if (!session.checked) await restoreSession()
   if (to.meta.public) {
     return to.name === 'login' && session.me ? safeNext(to.query.next) : true

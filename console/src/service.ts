@@ -41,7 +41,7 @@ export async function uploadPhoto(orderId: number, file: File, eventId?: number)
 
 /** The absolute address of the owner's extra-work page for link `token` (what the QR code encodes). */
 export function ownerExtraWorkUrl(token: string): string {
-  return `${location.origin}/o/extra-work/${token}`
+  return `${location.origin}/o/w/${token}`
 }
 
 /** Yuan as typed in a form, as integer fen. */

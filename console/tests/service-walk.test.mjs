@@ -118,7 +118,7 @@ describe('the service walk: appointment to payment, with the owner approving ext
       await page.getByLabel('第 2 项金额').fill('300')
       await Promise.all([answered(page, 'POST', '/extra-work', 200), page.locator('[data-test=propose]').click()])
       const link = (await page.locator('[data-test=owner-link]').innerText()).trim()
-      assert.match(link, new RegExp(`^${baseUrl}/o/extra-work/[0-9a-f]{16,}$`))
+      assert.match(link, new RegExp(`^${baseUrl}/o/w/[0-9a-f]{16,}$`))
       await page.getByRole('img', { name: '车主确认链接二维码' }).waitFor()
       await page.locator('[data-test=ro-status]').getByText('待车主确认').waitFor()
       assert.equal(await page.locator('[data-move=in_progress]').count(), 0, 'no resuming while the owner is asked')
@@ -171,7 +171,7 @@ describe('the service walk: appointment to payment, with the owner approving ext
       await screenshot(page, 'service', 'paid')
 
       await owner.page.goto(link)
-      await owner.page.getByText('此链接已使用或已过期').waitFor()
+      await owner.page.locator('[data-test=owner-link-problem]').getByText('链接已使用').waitFor()
       await screenshot(owner.page, 'service', 'owner-phone-used')
 
       await page.locator('[data-test=side-menu] [data-menu="/service/repair-orders"]').click()

@@ -200,26 +200,42 @@ pub async fn read(
     id: i64,
 ) -> Result<(Attachment, Vec<u8>)> {
     crate::access::owning_dealer(conn, caller, Record::Attachment, id).await?;
+    read_if(conn, store, id, |_| true).await
+}
+
+/// Attachment `id` with its bytes, if `belongs` says it is one of the record a caller reached
+/// otherwise than by scope (an owner's link); any other is not found, and its file not read.
+pub async fn read_if(
+    conn: &mut AnyConnection,
+    store: &Store,
+    id: i64,
+    belongs: impl FnOnce(&Attachment) -> bool,
+) -> Result<(Attachment, Vec<u8>)> {
     #[derive(FromRow)]
     struct Stored {
         #[sqlx(flatten)]
         attachment: Attachment,
         storage_name: String,
     }
-    let Stored {
-        attachment,
-        storage_name: name,
-    } = sqlx::query_as(&format!(
+    let not_found = Error::NotFound {
+        entity: "attachment",
+    };
+    let stored: Option<Stored> = sqlx::query_as(&format!(
         "SELECT {COLUMNS}, storage_name FROM attachments WHERE id = $1"
     ))
     .bind(id)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
+    let Some(Stored {
+        attachment,
+        storage_name: name,
+    }) = stored.filter(|s| belongs(&s.attachment))
+    else {
+        return Err(not_found);
+    };
     let bytes = store.read(&name).map_err(|e| {
         tracing::error!(error = %e, id, "an attachment's file is missing");
-        Error::NotFound {
-            entity: "attachment",
-        }
+        not_found
     })?;
     Ok((attachment, bytes))
 }

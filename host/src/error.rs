@@ -56,9 +56,15 @@ pub enum Error {
         "this link is not valid; check that it was copied whole, or ask the dealer for a new one"
     )]
     LinkNotFound,
-    /// Something that existed and is no longer usable (an expired or used link).
+    /// Something that existed and is no longer usable (an expired or used link), with the
+    /// dealer the owner may ask for a new one when it is known.
     #[error("{message}")]
-    Gone { code: &'static str, message: String },
+    Gone {
+        code: &'static str,
+        message: String,
+        dealer_name: Option<String>,
+        dealer_phone: Option<String>,
+    },
     /// An upload of a kind that is not accepted.
     #[error("{0}")]
     UnsupportedUpload(String),

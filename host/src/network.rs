@@ -79,6 +79,8 @@ pub struct OrgUnit {
     pub code: String,
     pub name: String,
     pub city: Option<String>,
+    /// The number owners call the unit on.
+    pub phone: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -90,6 +92,7 @@ struct UnitRow {
     code: String,
     name: String,
     city: Option<String>,
+    phone: Option<String>,
     path: String,
 }
 
@@ -103,6 +106,7 @@ impl From<UnitRow> for OrgUnit {
             code: r.code,
             name: r.name,
             city: r.city,
+            phone: r.phone,
         }
     }
 }
@@ -110,8 +114,9 @@ impl From<UnitRow> for OrgUnit {
 /// The longest unit code (`BJ-CY-4S`) and unit or city name, in characters.
 const UNIT_CODE_MAX: usize = 40;
 const UNIT_NAME_MAX: usize = 100;
+const UNIT_PHONE_MAX: usize = 30;
 
-const UNIT_COLUMNS: &str = "id, parent_id, kind, dealer_type, code, name, city, path";
+const UNIT_COLUMNS: &str = "id, parent_id, kind, dealer_type, code, name, city, phone, path";
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +129,9 @@ pub struct NewUnit {
     pub code: String,
     pub name: String,
     pub city: Option<String>,
+    /// The number owners call the unit on (shown on their pages).
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 /// Creates a unit and sets its materialised path. The caller has checked permission.
@@ -132,6 +140,7 @@ pub async fn create_unit(conn: &mut AnyConnection, new: &NewUnit) -> Result<OrgU
     let code = text::required(&mut errors, "code", &new.code, UNIT_CODE_MAX);
     let name = text::required(&mut errors, "name", &new.name, UNIT_NAME_MAX);
     let city = text::optional(&mut errors, "city", new.city.as_deref(), UNIT_NAME_MAX);
+    let phone = text::optional(&mut errors, "phone", new.phone.as_deref(), UNIT_PHONE_MAX);
     let is_dealer = matches!(new.kind, UnitKind::Dealer | UnitKind::Branch);
     if is_dealer != new.dealer_type.is_some() {
         errors.push(crate::error::FieldError::new(
@@ -194,8 +203,8 @@ pub async fn create_unit(conn: &mut AnyConnection, new: &NewUnit) -> Result<OrgU
         return Err(Error::Invalid(errors));
     }
     let row: UnitRow = sqlx::query_as(&format!(
-        "INSERT INTO org_units (parent_id, kind, dealer_type, code, name, city, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {UNIT_COLUMNS}"
+        "INSERT INTO org_units (parent_id, kind, dealer_type, code, name, city, phone, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {UNIT_COLUMNS}"
     ))
     .bind(new.parent_id)
     .bind(new.kind.as_str())
@@ -203,6 +212,7 @@ pub async fn create_unit(conn: &mut AnyConnection, new: &NewUnit) -> Result<OrgU
     .bind(code)
     .bind(name)
     .bind(city)
+    .bind(phone)
     .bind(clock::now_ms())
     .fetch_one(&mut *conn)
     .await?;
@@ -252,6 +262,24 @@ pub async fn kind_and_path(conn: &mut AnyConnection, id: i64) -> Result<Option<(
             .fetch_optional(&mut *conn)
             .await?,
     )
+}
+
+/// Whom an owner asks about a link: the dealer's name and phone number.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub name: String,
+    pub phone: Option<String>,
+}
+
+/// The name and phone number of unit `id` (what an owner sees of their dealer).
+pub async fn contact(conn: &mut AnyConnection, id: i64) -> Result<Contact> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT name, phone FROM org_units WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(|(name, phone)| Contact { name, phone })
+        .ok_or(Error::NotFound { entity: "unit" })
 }
 
 /// The name of unit `id` (what an owner sees of their dealer).

@@ -264,6 +264,8 @@ fn decode_data(text: &str) -> Vec<(String, String)> {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OwnerOptOut {
     pub dealer: String,
+    /// The number the owner calls the dealer on.
+    pub dealer_phone: Option<String>,
     /// The channel the link came by.
     pub channel: String,
     /// Marketing is stopped (it may have been before the owner followed the link).
@@ -291,8 +293,10 @@ async fn opt_out_subject(
 /// The opt-out link's page, before the owner confirms.
 pub async fn opt_out_view(conn: &mut AnyConnection, token: &str) -> Result<OwnerOptOut> {
     let (_, dealer, customer, channel) = opt_out_subject(conn, token).await?;
+    let dealer = network::contact(conn, dealer).await?;
     Ok(OwnerOptOut {
-        dealer: network::unit_name(conn, dealer).await?,
+        dealer: dealer.name,
+        dealer_phone: dealer.phone,
         channel,
         opted_out: !consent::marketing_allowed(conn, customer).await?,
     })
@@ -320,10 +324,11 @@ pub async fn opt_out_by_link(db: &crate::Db, token: &str) -> Result<OwnerOptOut>
         ),
     )
     .await?;
-    let dealer_name = network::unit_name(&mut tx, dealer).await?;
+    let dealer = network::contact(&mut tx, dealer).await?;
     tx.commit().await?;
     Ok(OwnerOptOut {
-        dealer: dealer_name,
+        dealer: dealer.name,
+        dealer_phone: dealer.phone,
         channel,
         opted_out: true,
     })

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::network;
 
 /// What a link lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -119,16 +120,34 @@ pub async fn issue(
     })
 }
 
-fn gone(code: &'static str, message: &str) -> Error {
-    Error::Gone {
+const USED: &str = "this link was already used; it works once";
+const EXPIRED: &str = "this link has expired; ask the dealer for a new one";
+
+/// `code` (410) for a link of `dealer_id`, naming the dealer and its phone number so the owner
+/// knows whom to ask for a new one.
+pub async fn gone(
+    conn: &mut AnyConnection,
+    dealer_id: i64,
+    code: &'static str,
+    message: &str,
+) -> Result<Error> {
+    let dealer = network::contact(conn, dealer_id).await?;
+    Ok(Error::Gone {
         code,
         message: message.to_owned(),
-    }
+        dealer_name: Some(dealer.name),
+        dealer_phone: dealer.phone,
+    })
+}
+
+/// `link_used` (410) for `link`, with its dealer's contact.
+pub async fn used(conn: &mut AnyConnection, link: &Link) -> Result<Error> {
+    gone(conn, link.dealer_id, "link_used", USED).await
 }
 
 /// The live link for `token`. An unknown token, or one made for another purpose, is
 /// `link_not_found` (404); an expired one `link_expired` (410); a used single-use one
-/// `link_used` (410).
+/// `link_used` (410); both 410s name the dealer and its phone number.
 pub async fn resolve(conn: &mut AnyConnection, purpose: Purpose, token: &str) -> Result<Link> {
     let link: Option<Link> = sqlx::query_as(
         "SELECT id, dealer_id, subject_id, expires_at, single_use, used_at FROM owner_links \
@@ -142,16 +161,10 @@ pub async fn resolve(conn: &mut AnyConnection, purpose: Purpose, token: &str) ->
         return Err(Error::LinkNotFound);
     };
     if link.single_use != 0 && link.used_at.is_some() {
-        return Err(gone(
-            "link_used",
-            "this link was already used; it works once",
-        ));
+        return Err(used(conn, &link).await?);
     }
     if link.expires_at <= clock::now_ms() {
-        return Err(gone(
-            "link_expired",
-            "this link has expired; ask the dealer for a new one",
-        ));
+        return Err(gone(conn, link.dealer_id, "link_expired", EXPIRED).await?);
     }
     Ok(link)
 }
@@ -173,9 +186,6 @@ pub async fn consume(conn: &mut AnyConnection, link: &Link) -> Result<()> {
     if done.rows_affected() == 1 {
         Ok(())
     } else {
-        Err(gone(
-            "link_used",
-            "this link was already used; it works once",
-        ))
+        Err(used(conn, link).await?)
     }
 }

@@ -17,6 +17,7 @@ use crate::db::{Db, Param, Sql};
 use crate::domain_events::{self, FollowUp};
 use crate::error::{Error, FieldError, Result};
 use crate::loyalty::{Cause, EventKind, LoyaltyEvent};
+use crate::network;
 use crate::outbox;
 use crate::owner_links::{self, Purpose};
 use crate::plugins::dispatch::Plugins;
@@ -86,6 +87,9 @@ pub struct Question {
 /// What the owner sees on the survey link.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SurveyForm {
+    /// The dealer asking, and the number the owner calls it on.
+    pub dealer_name: String,
+    pub dealer_phone: Option<String>,
     pub subject_kind: SubjectKind,
     pub expires_at: DateTime<Utc>,
     pub questions: Vec<Question>,
@@ -234,7 +238,10 @@ pub async fn for_subjects(
 pub async fn form(conn: &mut AnyConnection, token: &str) -> Result<SurveyForm> {
     let link = owner_links::resolve(conn, Purpose::Survey, token).await?;
     let survey = by_link(conn, &link).await?;
+    let dealer = network::contact(conn, link.dealer_id).await?;
     Ok(SurveyForm {
+        dealer_name: dealer.name,
+        dealer_phone: dealer.phone,
         subject_kind: survey.subject_kind,
         expires_at: clock::to_datetime(link.expires_at),
         questions: vec![
@@ -370,10 +377,13 @@ async fn answer_in(
     .await?
     .rows_affected();
     if updated == 0 {
-        return Err(Error::Gone {
-            code: "survey_answered",
-            message: "this survey has been answered".to_owned(),
-        });
+        return Err(owner_links::gone(
+            conn,
+            link.dealer_id,
+            "survey_answered",
+            "this survey has been answered",
+        )
+        .await?);
     }
     Ok((by_link(conn, &link).await?, link))
 }

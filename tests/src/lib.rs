@@ -315,6 +315,7 @@ async fn unit(
         code: code.to_owned(),
         name: name.to_owned(),
         city: city.map(str::to_owned),
+        phone: (kind == UnitKind::Dealer).then(|| "400-810-8888".to_owned()),
     };
     network::create_unit(conn, &new)
         .await

@@ -12,6 +12,9 @@ export interface Problem {
   detail?: string
   errors?: { field: string; code: string; message: string }[]
   current_version?: number
+  /** With an owner's link that expired or was used (410): the dealer who sent it. */
+  dealer_name?: string
+  dealer_phone?: string
 }
 
 /** A failed call: the host's problem, or what the browser said when the host could not be reached. */

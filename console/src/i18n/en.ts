@@ -124,7 +124,7 @@ const en: typeof zhCN = {
     handoffTo: 'Hand off to team', handoffNote: 'Hand-off note', handoff: 'Hand off', handedOff: 'Handed off', teamRequired: 'Name the team',
     timeline: 'Timeline', notFound: 'No such ticket, or not within your access', conflict: 'Someone else changed this ticket; it was reloaded, try again',
     allowed: 'may move to: {to}',
-    event: { opened: 'Opened', note: 'Note added', moved: '{from} → {to}', handoff: 'Handed off: {from} → {to}', breach: '{clock} SLA breached, escalated to level {level}' },
+    event: { opened: 'Opened', note: 'Note added', moved: '{from} → {to}', handoff: 'Handed off: {from} → {to}', breach: '{clock} SLA breached, escalated to level {level}', ownerReply: 'Reply from the owner' },
   },
   ticketStatus: { open: 'Open', in_progress: 'In progress', resolved: 'Resolved', closed: 'Closed' },
   priority: { low: 'Low', normal: 'Normal', high: 'High', urgent: 'Urgent' },
@@ -259,8 +259,50 @@ const en: typeof zhCN = {
       title: 'Extra work approval', complaint: 'Your issue:', intro: 'The technician found the items below. Choose for each whether you agree, then submit.',
       decidedIntro: 'These items have been answered:', accept: 'Agree', decline: 'Decline', choiceFor: 'Agree to: {item}', total: 'Extra work total',
       agreedTotal: 'Amount you agree to', submit: 'Submit', answerAll: 'Choose agree or decline for every item', thanks: 'Submitted, thank you!',
-      thanksHint: 'The dealer continues with the items you agreed to ({amount})', gone: 'This link has been used or has expired', goneHint: 'Contact your service advisor to change your answer',
-      unknown: 'This link is not valid; check that the address is complete', expires: 'This link is valid until {at} and answers once',
+      thanksHint: 'The dealer continues with the items you agreed to ({amount})', expires: 'This link is valid until {at} and answers once',
+    },
+  },
+  owner: {
+    askDealer: 'Questions? Call {dealer}',
+    link: {
+      expired: 'This link has expired', expiredHint: 'This link is past its validity and cannot be opened any more. Ask the dealer to send you a new one.',
+      used: 'This link has been used', usedHint: 'This link works once and you have already answered. Contact the dealer to change your answer.',
+      unknown: 'This link is not valid', unknownHint: 'Check that the link is complete; if you copied it, open it again from the SMS or WeChat message.',
+      ask: 'Please contact {dealer}', call: 'Call {phone}',
+    },
+    repair: {
+      title: 'Repair progress', progress: 'Progress', total: 'Repair amount', outstanding: 'To pay', paid: 'Paid in full',
+      amountLater: 'The amount shows here once the repair is settled', photoAlt: 'Photo {n}: {text}',
+      status: {
+        open: 'Car received', inspected: 'Check-in inspection done', in_progress: 'Being repaired', waiting_approval: 'Waiting for you to approve extra work',
+        quality_check: 'Quality check', ready: 'Done, waiting for settlement', settled: 'Settled', paid: 'Paid, ready for pick-up', cancelled: 'Cancelled',
+      },
+    },
+    ticket: {
+      title: 'Ticket progress', opened: 'Sent {at}', timeline: 'History',
+      stage: { received: 'Received', engineer_on_it: 'An engineer is on it', resolved: 'Resolved', closed: 'The ticket is closed' },
+      step: { note: 'Message from the dealer', handoff: 'Handed to a specialist team', owner_reply: 'Your message' },
+      reply: 'Add a message', replyPlaceholder: 'Tell us anything you want to add; the dealer answers soon', send: 'Send', sent: 'Sent; the dealer will answer soon',
+      empty: 'Write your message first', closedHint: 'The ticket is closed. If you still need help, call the dealer.',
+    },
+    order: {
+      title: 'Your order', progress: 'Progress', due: 'Amount due',
+      status: {
+        draft: 'Order created', confirmed: 'Order confirmed; we are preparing your car', pdi_passed: 'Your car has arrived and passed its pre-delivery inspection',
+        finance_approved: 'Your loan is approved', ready: 'Your car is ready for you to collect', delivered: 'Delivered. Enjoy your car', cancelled: 'Order cancelled',
+      },
+    },
+    optOut: {
+      title: 'Stop offers', ask: 'Stop receiving offers and events from {dealer}?', hint: 'You will still get service messages about your car, orders and repairs.',
+      confirm: 'Stop offers', done: 'Offers stopped', doneHint: '{dealer} will send you no more offers or events; service messages are not affected.',
+    },
+    survey: {
+      title: 'Satisfaction survey', about: { ticket: 'Thank you for contacting us. Please rate how your ticket was handled.', repair_order: 'Thank you for your visit. Please rate our service.', sales_order: 'Congratulations on your new car! Please rate how we sold and delivered it.' },
+      nps: 'How likely are you to recommend us to friends and family?', npsLow: '0 not at all', npsHigh: '10 very likely',
+      csat: 'How satisfied are you with the service?', csatPick: 'Tap a star to rate',
+      csatLevel: { 1: 'Very dissatisfied', 2: 'Dissatisfied', 3: 'Neutral', 4: 'Satisfied', 5: 'Very satisfied' },
+      comment: 'Anything else you want to tell us? (optional)', commentPlaceholder: 'Your suggestions matter to us',
+      send: 'Send', answerBoth: 'Please answer both questions', thanks: 'Thank you for your feedback!', thanksHint: 'Your answer helps {dealer} do better.',
     },
   },
   sales: {

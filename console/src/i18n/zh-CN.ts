@@ -122,7 +122,7 @@ export default {
     handoffTo: '转交部门', handoffNote: '转交说明', handoff: '转交', handedOff: '已转交', teamRequired: '请填写转交部门',
     timeline: '处理记录', notFound: '工单不存在或不在您的权限范围内', conflict: '该工单已被他人修改，已重新加载，请再试一次',
     allowed: '可转到：{to}',
-    event: { opened: '创建工单', note: '添加备注', moved: '{from} → {to}', handoff: '转交：{from} → {to}', breach: '{clock}超时，升级到第 {level} 级' },
+    event: { opened: '创建工单', note: '添加备注', moved: '{from} → {to}', handoff: '转交：{from} → {to}', breach: '{clock}超时，升级到第 {level} 级', ownerReply: '车主回复' },
   },
   ticketStatus: { open: '待处理', in_progress: '处理中', resolved: '已解决', closed: '已关闭' },
   priority: { low: '低', normal: '普通', high: '高', urgent: '紧急' },
@@ -257,8 +257,50 @@ export default {
       title: '增项维修确认', complaint: '您反映的问题：', intro: '技师在维修中发现以下需要处理的项目，请逐项选择是否同意，然后提交。',
       decidedIntro: '以下项目已确认：', accept: '同意', decline: '不同意', choiceFor: '是否同意：{item}', total: '增项合计',
       agreedTotal: '您同意的金额', submit: '提交确认', answerAll: '请对每一项选择同意或不同意', thanks: '已提交，谢谢！',
-      thanksHint: '门店将按您同意的项目（{amount}）继续维修', gone: '此链接已使用或已过期', goneHint: '如需修改，请联系您的服务顾问',
-      unknown: '链接无效，请确认地址是否完整', expires: '此链接 {at} 前有效，只能提交一次',
+      thanksHint: '门店将按您同意的项目（{amount}）继续维修', expires: '此链接 {at} 前有效，只能提交一次',
+    },
+  },
+  owner: {
+    askDealer: '如有疑问，请致电{dealer}',
+    link: {
+      expired: '链接已过期', expiredHint: '这个链接已经超过有效期，无法再打开。如需继续，请联系门店为您重新发送。',
+      used: '链接已使用', usedHint: '这个链接只能使用一次，您已经提交过了。如需修改，请联系门店。',
+      unknown: '链接无效', unknownHint: '请检查链接是否完整；如果是复制来的，请回到短信或微信里重新点开。',
+      ask: '请联系{dealer}', call: '拨打 {phone}',
+    },
+    repair: {
+      title: '维修进度', progress: '进度', total: '维修金额', outstanding: '待付金额', paid: '已付清',
+      amountLater: '结算后这里会显示维修金额', photoAlt: '第 {n} 张照片：{text}',
+      status: {
+        open: '已接车', inspected: '接车检查已完成', in_progress: '维修中', waiting_approval: '等待您确认增项', quality_check: '质检中',
+        ready: '已完工，待结算', settled: '已结算', paid: '已付款，欢迎提车', cancelled: '已取消',
+      },
+    },
+    ticket: {
+      title: '工单进度', opened: '{at} 提交', timeline: '处理记录',
+      stage: { received: '已受理', engineer_on_it: '工程师处理中', resolved: '已解决', closed: '工单已关闭' },
+      step: { note: '客服留言', handoff: '已转交专业部门处理', owner_reply: '您的留言' },
+      reply: '补充说明', replyPlaceholder: '写下您想补充的情况，门店会尽快回复', send: '发送', sent: '已发送，门店会尽快回复您',
+      empty: '请先写下要补充的内容', closedHint: '工单已关闭，如还有问题，请致电门店。',
+    },
+    order: {
+      title: '订单进度', progress: '进度', due: '待付金额',
+      status: {
+        draft: '订单已创建', confirmed: '订单已确认，正在为您备车', pdi_passed: '新车已到店并通过交付前检查', finance_approved: '贷款已审批通过',
+        ready: '新车已准备好，等待您来提车', delivered: '已交车，祝您用车愉快', cancelled: '订单已取消',
+      },
+    },
+    optOut: {
+      title: '退订营销信息', ask: '不再接收{dealer}的优惠和活动信息？', hint: '退订后，您仍会收到与您的车辆、订单和维修有关的服务通知。',
+      confirm: '确认退订', done: '已退订', doneHint: '{dealer}不会再向您发送优惠和活动信息；服务通知不受影响。',
+    },
+    survey: {
+      title: '满意度调查', about: { ticket: '感谢您联系我们，请对这次工单的处理打个分。', repair_order: '感谢您这次到店维修保养，请对我们的服务打个分。', sales_order: '恭喜您提车！请对这次购车和交车服务打个分。' },
+      nps: '您有多大可能把我们推荐给亲友？', npsLow: '0 不可能', npsHigh: '10 非常可能',
+      csat: '您对这次服务满意吗？', csatPick: '请点击星星打分',
+      csatLevel: { 1: '非常不满意', 2: '不满意', 3: '一般', 4: '满意', 5: '非常满意' },
+      comment: '还有什么想告诉我们的吗？（选填）', commentPlaceholder: '您的建议对我们很重要',
+      send: '提交评价', answerBoth: '请为两个问题都打分', thanks: '感谢您的评价！', thanksHint: '您的意见会帮助{dealer}做得更好。',
     },
   },
   sales: {

@@ -33,6 +33,12 @@ pub struct Problem {
     /// With `stale_version`: the version now stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
+    /// With an owner's link that expired or was used (410): the dealer who sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dealer_name: Option<String>,
+    /// With an owner's link that expired or was used (410): the number to call the dealer on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dealer_phone: Option<String>,
 }
 
 impl IntoResponse for Error {
@@ -72,6 +78,14 @@ impl IntoResponse for Error {
             },
             current_version: match &self {
                 Error::StaleVersion { current } => Some(*current),
+                _ => None,
+            },
+            dealer_name: match &self {
+                Error::Gone { dealer_name, .. } => dealer_name.clone(),
+                _ => None,
+            },
+            dealer_phone: match &self {
+                Error::Gone { dealer_phone, .. } => dealer_phone.clone(),
                 _ => None,
             },
         };

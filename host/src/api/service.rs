@@ -55,6 +55,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(progress_photo))
         .routes(routes!(owner_view, owner_decide))
         .routes(routes!(owner_repair))
+        .routes(routes!(owner_repair_photo))
 }
 
 /// Appointments in the caller's scope, newest first. `status=no_show` lists bookings whose
@@ -601,10 +602,9 @@ async fn progress_photo(
     .await
 }
 
-/// The extra work proposed on the owner's car, through the owner's link (no API key): the
-/// dealer, the car, the items and amounts. A used or expired link is 410.
 /// A repair order as its owner follows it, through the link given when it was opened (no API
-/// key): the status and its history in the owner's words, and the amount once settled.
+/// key): the status and its history in the owner's words, the progress photos of each step
+/// with their explanation, and the amount once settled.
 #[utoipa::path(get, path = "/owner/repairs/{token}", tag = "owner", security(()),
     params(("token" = String, Path)),
     responses((status = 200, body = OwnerRepair), (status = 404, body = Problem), (status = 410, body = Problem)))]
@@ -616,6 +616,32 @@ async fn owner_repair(
     Ok(Json(repair_orders::for_owner(&mut conn, &token).await?))
 }
 
+/// The bytes of a progress photo of the repair order behind the owner's link (no API key),
+/// with its content type; an attachment that is not one of that order's progress photos is
+/// 404.
+#[utoipa::path(get, path = "/owner/repairs/{token}/photos/{attachment_id}", tag = "owner", security(()),
+    params(("token" = String, Path), ("attachment_id" = i64, Path)),
+    responses((status = 200, description = "the photo", content_type = "application/octet-stream"),
+        (status = 404, body = Problem), (status = 410, body = Problem)))]
+async fn owner_repair_photo(
+    State(state): State<AppState>,
+    Path((token, attachment_id)): Path<(String, i64)>,
+) -> Result<Response> {
+    let mut conn = state.db.pool().acquire().await?;
+    let (attachment, bytes) =
+        repair_orders::owner_photo(&mut conn, &state.attachments, &token, attachment_id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, attachment.content_type),
+            (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The extra work proposed on the owner's car, through the owner's link (no API key): the
+/// dealer, the car, the items and amounts. A used or expired link is 410.
 #[utoipa::path(get, path = "/owner/extra-work/{token}", tag = "owner", security(()),
     params(("token" = String, Path)),
     responses((status = 200, body = OwnerView), (status = 404, body = Problem), (status = 410, body = Problem)))]

@@ -2,6 +2,7 @@
 //! KPIs; and the owner's view of a ticket by its signed link (no API key).
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,7 +15,7 @@ use super::problem::Problem;
 use crate::access::{Caller, Permission};
 use crate::error::Result;
 use crate::tickets::kpis::{Kpis, Period};
-use crate::tickets::owner::OwnerTicket;
+use crate::tickets::owner::{OwnerReply, OwnerTicket};
 use crate::tickets::{self, Handoff, NewTicket, Ticket, TicketFilter, TicketPatch};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -24,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get, update))
         .routes(routes!(hand_off))
         .routes(routes!(owner_view))
+        .routes(routes!(owner_reply))
 }
 
 /// Tickets in the caller's scope, newest first, each with its timeline.
@@ -158,4 +160,20 @@ async fn owner_view(
 ) -> Result<Json<OwnerTicket>> {
     let mut conn = state.db.pool().acquire().await?;
     Ok(Json(tickets::owner::view(&mut conn, &token).await?))
+}
+
+/// The owner's reply through the ticket's link (no API key): it joins the timeline, marked as
+/// the owner's, where the staff see it. A text with nothing visible, or over 1000 characters,
+/// is 422; a closed ticket 409 `ticket_closed`. Answers the owner's view with the reply.
+#[utoipa::path(post, path = "/owner/tickets/{token}/replies", tag = "owner", security(()),
+    params(("token" = String, Path)), request_body = OwnerReply,
+    responses((status = 201, body = OwnerTicket), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 410, body = Problem), (status = 422, body = Problem)))]
+async fn owner_reply(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Json(reply): Json<OwnerReply>,
+) -> Result<(StatusCode, Json<OwnerTicket>)> {
+    let ticket = tickets::owner::reply(&state.db, &token, &reply).await?;
+    Ok((StatusCode::CREATED, Json(ticket)))
 }

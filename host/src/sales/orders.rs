@@ -1251,6 +1251,8 @@ impl OrderStatus {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OwnerOrder {
     pub dealer: String,
+    /// The number the owner calls the dealer on.
+    pub dealer_phone: Option<String>,
     /// Brand, model, trim and colour.
     pub vehicle: String,
     pub status: OrderStatus,
@@ -1272,7 +1274,7 @@ pub struct OwnerOrderStep {
 pub async fn for_owner(conn: &mut AnyConnection, token: &str) -> Result<OwnerOrder> {
     let link = owner_links::resolve(conn, LinkPurpose::OrderTracking, token).await?;
     let order = load(conn, link.subject_id).await?;
-    let dealer = network::unit_name(conn, order.dealer_id).await?;
+    let dealer = network::contact(conn, order.dealer_id).await?;
     let mut steps: Vec<OwnerOrderStep> = Vec::new();
     for event in &order.timeline {
         if steps.last().is_some_and(|s| s.status == event.to_status) {
@@ -1285,7 +1287,8 @@ pub async fn for_owner(conn: &mut AnyConnection, token: &str) -> Result<OwnerOrd
         });
     }
     Ok(OwnerOrder {
-        dealer,
+        dealer: dealer.name,
+        dealer_phone: dealer.phone,
         vehicle: [
             Some(order.brand),
             Some(order.model),

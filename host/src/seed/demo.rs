@@ -263,7 +263,16 @@ pub async fn grant_partner(conn: &mut AnyConnection, partner_key_id: i64) -> Res
 
 async fn create_units(conn: &mut AnyConnection) -> Result<HashMap<&'static str, i64>> {
     let mut ids = HashMap::new();
-    add_unit(conn, &mut ids, HQ_CODE, None, (UnitKind::Hq, None), HQ).await?;
+    add_unit(
+        conn,
+        &mut ids,
+        HQ_CODE,
+        None,
+        (UnitKind::Hq, None),
+        HQ,
+        None,
+    )
+    .await?;
     for (code, name, city) in REGIONS {
         add_unit(
             conn,
@@ -272,6 +281,7 @@ async fn create_units(conn: &mut AnyConnection) -> Result<HashMap<&'static str, 
             Some(HQ_CODE),
             (UnitKind::Region, None),
             (name, city),
+            None,
         )
         .await?;
     }
@@ -283,10 +293,11 @@ async fn create_units(conn: &mut AnyConnection) -> Result<HashMap<&'static str, 
             Some(region),
             (UnitKind::Group, None),
             (name, city),
+            None,
         )
         .await?;
     }
-    for d in &DEALERS {
+    for (n, d) in DEALERS.iter().enumerate() {
         let kind = if d.branch {
             UnitKind::Branch
         } else {
@@ -299,6 +310,7 @@ async fn create_units(conn: &mut AnyConnection) -> Result<HashMap<&'static str, 
             Some(d.parent),
             (kind, Some(d.dealer_type)),
             (d.name, d.city),
+            Some(format!("400-800-{:04}", 6601 + n)),
         )
         .await?;
     }
@@ -312,6 +324,7 @@ async fn add_unit(
     parent: Option<&str>,
     (kind, dealer_type): (UnitKind, Option<DealerType>),
     (name, city): (&str, &str),
+    phone: Option<String>,
 ) -> Result<()> {
     let new = NewUnit {
         parent_id: parent.and_then(|p| ids.get(p).copied()),
@@ -320,6 +333,7 @@ async fn add_unit(
         code: code.to_owned(),
         name: name.to_owned(),
         city: Some(city.to_owned()),
+        phone,
     };
     let unit = network::create_unit(conn, &new).await?;
     ids.insert(code, unit.id);

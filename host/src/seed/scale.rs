@@ -217,6 +217,7 @@ async fn add_dealers(db: &Db, total: u64) -> Result<()> {
                     code: format!("{BENCH_GROUP}{:03}", g + 1),
                     name: format!("{city}第{}经销商集团", g + 1),
                     city: Some(city),
+                    phone: None,
                 },
             )
             .await?;
@@ -241,6 +242,7 @@ async fn add_dealers(db: &Db, total: u64) -> Result<()> {
                     }
                 ),
                 city: Some(def.city.to_owned()),
+                phone: None,
             },
         )
         .await?;

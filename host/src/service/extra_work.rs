@@ -145,6 +145,8 @@ pub struct Proposed {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OwnerView {
     pub dealer_name: String,
+    /// The number the owner calls the dealer on.
+    pub dealer_phone: Option<String>,
     pub vehicle: OwnerVehicle,
     pub complaint: String,
     pub items: Vec<ExtraWorkItem>,
@@ -544,14 +546,15 @@ async fn apply(conn: &mut AnyConnection, id: i64, proposal_id: i64) -> Result<()
 }
 
 /// Whether the proposal is still waiting: a decided proposal's link answers as used.
-fn still_pending(row: &Row) -> Result<()> {
+async fn still_pending(
+    conn: &mut AnyConnection,
+    row: &Row,
+    link: &owner_links::Link,
+) -> Result<()> {
     if row.status == ProposalStatus::Pending.as_str() {
         Ok(())
     } else {
-        Err(Error::Gone {
-            code: "link_used",
-            message: "this proposal was already answered".into(),
-        })
+        Err(owner_links::used(conn, link).await?)
     }
 }
 
@@ -559,12 +562,14 @@ fn still_pending(row: &Row) -> Result<()> {
 pub async fn owner_view(conn: &mut AnyConnection, token: &str) -> Result<OwnerView> {
     let link = owner_links::resolve(conn, Purpose::ExtraWork, token).await?;
     let row = fetch_row(conn, link.subject_id).await?;
-    still_pending(&row)?;
+    still_pending(conn, &row, &link).await?;
     let order = repair_orders::fetch_row(conn, row.repair_order_id).await?;
     let vehicle = vehicles::get_unscoped(conn, order.vehicle_id).await?;
     let proposal = hydrate(conn, row).await?;
+    let dealer = crate::network::contact(conn, order.dealer_id).await?;
     Ok(OwnerView {
-        dealer_name: crate::network::unit_name(conn, order.dealer_id).await?,
+        dealer_name: dealer.name,
+        dealer_phone: dealer.phone,
         vehicle: OwnerVehicle {
             brand: vehicle.brand,
             model: vehicle.model,
@@ -586,7 +591,7 @@ pub async fn owner_decide(db: &Db, token: &str, decision: &OwnerDecision) -> Res
     let mut tx = db.begin_write().await?;
     let link = owner_links::resolve(&mut tx, Purpose::ExtraWork, token).await?;
     let row = fetch_row(&mut tx, link.subject_id).await?;
-    still_pending(&row)?;
+    still_pending(&mut tx, &row, &link).await?;
     let items = items_of(&mut tx, row.id).await?;
     let chosen: Vec<i64> = match (decision.approve, &decision.items) {
         (false, _) => Vec::new(),

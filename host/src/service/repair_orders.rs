@@ -671,11 +671,14 @@ impl RoStatus {
 }
 
 /// A repair order as its owner follows it through the link: the dealer, the car, the status
-/// and its history in the owner's words, and the amount once settled. No staff, notes,
-/// inspection details or internal ids.
+/// and its history in the owner's words, the photos taken during the work with what they
+/// show, and the amount once settled. No staff, internal notes, inspection details or
+/// internal ids.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OwnerRepair {
     pub dealer: String,
+    /// The number the owner calls the dealer on.
+    pub dealer_phone: Option<String>,
     /// Brand, model and plate.
     pub vehicle: String,
     pub status: RoStatus,
@@ -692,6 +695,17 @@ pub struct OwnerRepairStep {
     pub at: DateTime<Utc>,
     pub status: RoStatus,
     pub text: &'static str,
+    /// The progress updates with photos reported during this step, oldest first.
+    pub photos: Vec<OwnerPhotos>,
+}
+
+/// Photos taken at one progress update, with the explanation given with them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OwnerPhotos {
+    pub at: DateTime<Utc>,
+    pub explanation: String,
+    /// Each served at `GET /owner/repairs/{token}/photos/{attachment_id}`.
+    pub attachment_ids: Vec<i64>,
 }
 
 /// The owner's view of the repair order behind `token`.
@@ -699,21 +713,37 @@ pub async fn for_owner(conn: &mut AnyConnection, token: &str) -> Result<OwnerRep
     let link = owner_links::resolve(conn, Purpose::RepairProgress, token).await?;
     let order = fetch(conn, link.subject_id).await?;
     let vehicle = vehicles::get_unscoped(conn, order.vehicle_id).await?;
-    let dealer = network::unit_name(conn, order.dealer_id).await?;
+    let dealer = network::contact(conn, order.dealer_id).await?;
     let mut steps: Vec<OwnerRepairStep> = Vec::new();
     for event in &order.events {
-        if steps.last().is_some_and(|s| s.status == event.to_status) {
+        let attachment_ids: Vec<i64> = order
+            .photos
+            .iter()
+            .filter(|p| p.event_id == Some(event.id))
+            .map(|p| p.attachment.id)
+            .collect();
+        let last = steps.last_mut().filter(|s| s.status == event.to_status);
+        let Some(step) = last else {
+            steps.push(OwnerRepairStep {
+                at: event.at,
+                status: event.to_status,
+                text: event.to_status.for_owner(),
+                photos: Vec::new(),
+            });
             continue;
+        };
+        if !attachment_ids.is_empty() {
+            step.photos.push(OwnerPhotos {
+                at: event.at,
+                explanation: event.note.clone().unwrap_or_default(),
+                attachment_ids,
+            });
         }
-        steps.push(OwnerRepairStep {
-            at: event.at,
-            status: event.to_status,
-            text: event.to_status.for_owner(),
-        });
     }
     let settled = order.settled_at.is_some();
     Ok(OwnerRepair {
-        dealer,
+        dealer: dealer.name,
+        dealer_phone: dealer.phone,
         vehicle: [Some(vehicle.brand), Some(vehicle.model), vehicle.plate]
             .into_iter()
             .flatten()
@@ -725,6 +755,27 @@ pub async fn for_owner(conn: &mut AnyConnection, token: &str) -> Result<OwnerRep
         total_fen: settled.then_some(order.total_fen),
         outstanding_fen: settled.then_some(order.outstanding_fen),
     })
+}
+
+/// A progress photo of the repair order behind `token`, with its bytes: an attachment that is
+/// not a progress photo of that order is not found.
+pub async fn owner_photo(
+    conn: &mut AnyConnection,
+    store: &attachments::Store,
+    token: &str,
+    attachment_id: i64,
+) -> Result<(Attachment, Vec<u8>)> {
+    let link = owner_links::resolve(conn, Purpose::RepairProgress, token).await?;
+    let progress: Vec<(i64,)> = sqlx::query_as(
+        "SELECT id FROM repair_order_events WHERE repair_order_id = $1 AND kind = 'progress'",
+    )
+    .bind(link.subject_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    attachments::read_if(conn, store, attachment_id, |a| {
+        a.owner_kind == PROGRESS_PHOTOS && progress.iter().any(|(id,)| *id == a.owner_id)
+    })
+    .await
 }
 
 /// The dealer of repair order `id` if the caller can see it.

@@ -222,16 +222,24 @@ pub enum EventKind {
     Handoff,
     /// An SLA clock past its deadline (`clock`), escalating to `escalation_level`.
     Breach,
+    /// A reply the owner wrote through the ticket's link (`note`; no key).
+    OwnerReply,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [EventKind::Status, EventKind::Handoff, EventKind::Breach];
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Status,
+        EventKind::Handoff,
+        EventKind::Breach,
+        EventKind::OwnerReply,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Status => "status",
             EventKind::Handoff => "handoff",
             EventKind::Breach => "breach",
+            EventKind::OwnerReply => "owner_reply",
         }
     }
 

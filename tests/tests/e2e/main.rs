@@ -14,6 +14,7 @@ mod api_foundation;
 mod api_tickets;
 mod api_vehicles;
 mod imports;
+mod owner_pages;
 mod partners;
 mod shared_history;
 mod sign_in;

@@ -84,6 +84,7 @@ async fn unit(
         code: code.to_owned(),
         name: name.to_owned(),
         city: None,
+        phone: None,
     };
     network::create_unit(conn, &new).await.unwrap().id
 }
