@@ -46,6 +46,7 @@ mod tiers;
 mod tls;
 
 // The plugin platform, the plugins and the author's CLI.
+mod channel_plugins;
 mod cli;
 mod examples;
 mod first_party;
