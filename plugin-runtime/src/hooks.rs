@@ -17,12 +17,12 @@ use crate::bindings;
 use crate::host_api::{HostState, check_notification};
 
 pub use bindings::approval::exports::dealer::platform::approval_hook as approval;
+pub use bindings::channel::exports::dealer::platform::channel_hook as channel;
 pub use bindings::commission::exports::dealer::platform::commission_hook as commission;
 pub use bindings::integration::exports::dealer::platform::integration_hook as integration;
 pub use bindings::loyalty::exports::dealer::platform::loyalty_hook as loyalty;
 pub use bindings::reminders::exports::dealer::platform::reminders_hook as reminders;
 pub use bindings::ticket_routing::exports::dealer::platform::ticket_routing_hook as ticket_routing;
-pub use bindings::channel::exports::dealer::platform::channel_hook as channel;
 
 /// Longest reason, message, title or team name a decision may carry, in bytes.
 const MAX_TEXT: usize = 2000;
@@ -102,8 +102,8 @@ pub(crate) fn call<H: HookSpec>(
     input: &H::Input,
 ) -> wasmtime::Result<Result<H::Output, String>> {
     let instance = prepared.instance.instantiate(&mut *store)?;
-    let function = instance
-        .get_typed_func::<(&H::Input,), (H::Returned,)>(&mut *store, &prepared.function)?;
+    let function =
+        instance.get_typed_func::<(&H::Input,), (H::Returned,)>(&mut *store, &prepared.function)?;
     let (returned,) = function.call(&mut *store, (input,))?;
     Ok(H::output(returned))
 }

@@ -645,7 +645,10 @@ impl Plugins {
         dealer_id: i64,
         message: channel::Message,
     ) -> std::result::Result<Vec<String>, ChannelFailure> {
-        let decision = match self.call::<ChannelHook>(dealer_id, message, Source::Live).await {
+        let decision = match self
+            .call::<ChannelHook>(dealer_id, message, Source::Live)
+            .await
+        {
             Ok(decision) => decision,
             Err(Error::PluginFailed {
                 plugin,

@@ -82,7 +82,10 @@ fn add_version_to_linker(linker: &mut Linker<HostState>, version: &str) -> wasmt
     fn state(state: &mut HostState) -> &mut HostState {
         state
     }
-    types::add_to_linker_instance::<_, HasSelf<_>>(&mut linker.instance(&interface("types"))?, state)?;
+    types::add_to_linker_instance::<_, HasSelf<_>>(
+        &mut linker.instance(&interface("types"))?,
+        state,
+    )?;
     config::add_to_linker_instance::<_, HasSelf<_>>(
         &mut linker.instance(&interface("config"))?,
         state,
@@ -207,8 +210,7 @@ impl Mac {
                 mac.finalize().into_bytes().to_vec()
             }
             Mac::Sha256 => {
-                let mut mac =
-                    Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
                 mac.update(data);
                 mac.finalize().into_bytes().to_vec()
             }

@@ -208,7 +208,9 @@ struct Answer {
 
 /// Codes worth retrying: throttled, or a nonce already used (the next one differs).
 fn is_retryable(code: &str) -> bool {
-    code == "isv.BUSINESS_LIMIT_CONTROL" || code.starts_with("Throttling") || code == "SignatureNonceUsed"
+    code == "isv.BUSINESS_LIMIT_CONTROL"
+        || code.starts_with("Throttling")
+        || code == "SignatureNonceUsed"
 }
 
 /// The receipts, or why it failed, from the provider's answer (`status`, `body`).
@@ -216,7 +218,9 @@ pub fn read_answer(message: &Message, status: u16, body: &[u8]) -> Result<Vec<Re
     let answer: Answer = match serde_json::from_slice(body) {
         Ok(answer) => answer,
         Err(_) if status >= 500 => {
-            return Err(Failure::retryable(format!("Alibaba Cloud answered {status}")));
+            return Err(Failure::retryable(format!(
+                "Alibaba Cloud answered {status}"
+            )));
         }
         Err(error) => {
             return Err(Failure::permanent(format!(
@@ -234,7 +238,10 @@ pub fn read_answer(message: &Message, status: u16, body: &[u8]) -> Result<Vec<Re
             })
             .collect());
     }
-    let text = format!("Alibaba Cloud refused the SMS: {} {}", answer.code, answer.message);
+    let text = format!(
+        "Alibaba Cloud refused the SMS: {} {}",
+        answer.code, answer.message
+    );
     if is_retryable(&answer.code) || status >= 500 {
         return Err(Failure::retryable(text));
     }
@@ -275,7 +282,7 @@ impl Guest for AliyunSms {
             &query,
             &signature,
         )))
-            .map_err(|error| host_failure("calling Alibaba Cloud", error))?;
+        .map_err(|error| host_failure("calling Alibaba Cloud", error))?;
         read_answer(&message, response.status, &response.body)
     }
 }
@@ -380,7 +387,10 @@ mod tests {
         };
         assert_eq!(get("PhoneNumbers"), "13800000000,13900000001");
         assert_eq!(get("TemplateCode"), "SMS_123456789");
-        assert_eq!(get("TemplateParam"), r#"{"model":"汉 EV","date":"2025-12-01"}"#);
+        assert_eq!(
+            get("TemplateParam"),
+            r#"{"model":"汉 EV","date":"2025-12-01"}"#
+        );
         assert_eq!(get("Timestamp"), "2025-11-23T12:13:20Z");
         assert_eq!(get("SignatureMethod"), "HMAC-SHA1");
         assert_ne!(
@@ -423,7 +433,15 @@ mod tests {
             assert_eq!(failure.retryable, retryable, "{code}");
             assert!(failure.message.contains(code));
         }
-        assert!(read_answer(&message(), 503, b"busy").expect_err("5xx").retryable);
-        assert!(!read_answer(&message(), 404, b"nope").expect_err("4xx").retryable);
+        assert!(
+            read_answer(&message(), 503, b"busy")
+                .expect_err("5xx")
+                .retryable
+        );
+        assert!(
+            !read_answer(&message(), 404, b"nope")
+                .expect_err("4xx")
+                .retryable
+        );
     }
 }

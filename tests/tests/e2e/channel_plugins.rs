@@ -242,11 +242,7 @@ async fn install_sms(app: &TestApp, aliyun: &Aliyun, secret: &str) -> i64 {
     });
     install(
         app,
-        (
-            "channel-aliyun-sms",
-            "plugin-channel-aliyun-sms",
-            "channel",
-        ),
+        ("channel-aliyun-sms", "plugin-channel-aliyun-sms", "channel"),
         &[&aliyun.authority],
         Some(secret),
         config,
@@ -269,16 +265,20 @@ fn message(to: &[&str]) -> Message {
 
 /// The recorded runs of dealer A's `hook`: input, output, effects and error, as stored.
 async fn recorded(app: &TestApp, hook: &str) -> Vec<String> {
-    let rows: Vec<(Option<String>, Option<String>, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT input, output, effects, error FROM plugin_runs \
+    let rows: Vec<(
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT input, output, effects, error FROM plugin_runs \
              WHERE dealer_id = $1 AND hook = $2 ORDER BY id",
-        )
-        .bind(app.units.dealer_a)
-        .bind(hook)
-        .fetch_all(app.db.pool())
-        .await
-        .expect("the runs");
+    )
+    .bind(app.units.dealer_a)
+    .bind(hook)
+    .fetch_all(app.db.pool())
+    .await
+    .expect("the runs");
     rows.into_iter()
         .map(|(input, output, effects, error)| {
             format!(
@@ -337,7 +337,12 @@ async fn an_sms_goes_out_signed_by_the_host_beside_a_0_1_0_plugin(backend: Backe
         timestamp.len() == 20 && timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T',
         "{timestamp}"
     );
-    assert!(!sent.params.iter().any(|(_, v)| v.contains(ACCESS_KEY_SECRET)));
+    assert!(
+        !sent
+            .params
+            .iter()
+            .any(|(_, v)| v.contains(ACCESS_KEY_SECRET))
+    );
 
     // The run is recorded like any hook's, the numbers masked.
     let runs = recorded(&app, "channel").await;
@@ -432,10 +437,7 @@ async fn a_dealer_without_a_channel_plugin_fails_the_message(backend: Backend) {
         .await
         .expect_err("no plugin");
     assert!(!failure.retryable);
-    assert!(
-        failure.message.contains("no channel plugin"),
-        "{failure:?}"
-    );
+    assert!(failure.message.contains("no channel plugin"), "{failure:?}");
     let runs = recorded(&app, "channel").await;
     assert_eq!(runs.len(), 1, "the built-in decision is recorded too");
     assert!(!runs[0].contains("13812345678"), "{}", runs[0]);
@@ -510,11 +512,16 @@ async fn a_hostile_guest_signs_but_never_sees_the_secret(backend: Backend) {
     let flood = route(json!({"behaviour": "sign-flood", "credential": CREDENTIAL})).await;
     assert_eq!(flood, "sign-flood: 64 signed, 36 refused");
 
-    assert_eq!(route(json!({"behaviour": "env"})).await, "env: vars=0 args=0");
+    assert_eq!(
+        route(json!({"behaviour": "env"})).await,
+        "env: vars=0 args=0"
+    );
     let files = route(json!({"behaviour": "open-file"})).await;
     assert!(!files.contains(ACCESS_KEY_SECRET), "{files}");
-    let outbound = route(json!({"behaviour": "outbound", "url": "http://127.0.0.1:1/echo",
-                                "credential": CREDENTIAL}))
+    let outbound = route(
+        json!({"behaviour": "outbound", "url": "http://127.0.0.1:1/echo",
+                                "credential": CREDENTIAL}),
+    )
     .await;
     assert!(
         outbound.contains("Denied") && outbound.contains("allowlist"),
