@@ -586,3 +586,46 @@ impl HookSpec for ChannelHook {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::channel::{Failure, Message, Purpose, Receipt};
+    use super::{ChannelHook, HookSpec};
+
+    fn message(to: &[&str]) -> Message {
+        Message {
+            channel: "sms".into(),
+            to: to.iter().map(|a| (*a).to_owned()).collect(),
+            template: "maintenance-due".into(),
+            params: Vec::new(),
+            purpose: Purpose::Marketing,
+        }
+    }
+
+    fn receipt(address: &str) -> Receipt {
+        Receipt {
+            address: address.into(),
+            answer: "biz-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_channel_answers_one_receipt_per_address_in_order_or_a_short_failure() {
+        let sent = message(&["13800000000", "13900000001"]);
+        let ok = Ok(vec![receipt("13800000000"), receipt("13900000001")]);
+        assert_eq!(ChannelHook::check(&sent, &ok), Ok(()));
+        let short = Ok(vec![receipt("13800000000")]);
+        assert!(ChannelHook::check(&sent, &short).is_err());
+        let swapped = Ok(vec![receipt("13900000001"), receipt("13800000000")]);
+        let error = ChannelHook::check(&sent, &swapped).expect_err("out of order");
+        assert!(!error.contains("1380"), "no address in the error: {error}");
+        let long = Err(Failure {
+            retryable: true,
+            message: "x".repeat(5000),
+        });
+        assert!(ChannelHook::check(&sent, &long).is_err());
+        let default = ChannelHook::default(&sent);
+        assert!(matches!(&default, Err(failure) if !failure.retryable));
+        assert_eq!(ChannelHook::check(&sent, &default), Ok(()));
+    }
+}

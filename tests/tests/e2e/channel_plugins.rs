@@ -263,16 +263,19 @@ fn message(to: &[&str]) -> Message {
     }
 }
 
+/// A recorded run's input, output, effects and error, as stored.
+type RecordedRun = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// The recorded runs of dealer A's `hook`: input, output, effects and error, as stored.
 async fn recorded(app: &TestApp, hook: &str) -> Vec<String> {
-    let rows: Vec<(
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<RecordedRun> = sqlx::query_as(
         "SELECT input, output, effects, error FROM plugin_runs \
-             WHERE dealer_id = $1 AND hook = $2 ORDER BY id",
+         WHERE dealer_id = $1 AND hook = $2 ORDER BY id",
     )
     .bind(app.units.dealer_a)
     .bind(hook)
