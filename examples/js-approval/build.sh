@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-wit=../../wit/platform
+wit=../../wit/platform/0.1.0
 out=approval.wasm
 
 # Dependencies, at the versions package-lock.json pins, when node_modules is missing or older

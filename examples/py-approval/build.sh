@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-wit=../../wit/platform
+wit=../../wit/platform/0.1.0
 out=approval.wasm
 venv=.venv
 

@@ -1,17 +1,23 @@
-//! The six extension points as the runtime calls them: each one's typed call, the checks the
+//! The seven extension points as the runtime calls them: each one's typed call, the checks the
 //! host applies to a decision before acting on it, and the built-in default a dealer without
 //! a plugin gets.
+//!
+//! A hook is called with the newest WIT version's Rust types, whichever version the component
+//! exports ([`prepare`] finds its export by the version it targets): the component model checks
+//! them by structure, and every version declares the interfaces of the ones before it
+//! unchanged (see [`crate::bindings`]).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasmtime::Store;
-use wasmtime::component::InstancePre;
+use wasmtime::component::{ComponentExportIndex, ComponentType, InstancePre, Lift, Lower};
 
 use crate::Hook;
 use crate::bindings;
 use crate::host_api::{HostState, check_notification};
 
 pub use bindings::approval::exports::dealer::platform::approval_hook as approval;
+pub use bindings::channel::exports::dealer::platform::channel_hook as channel;
 pub use bindings::commission::exports::dealer::platform::commission_hook as commission;
 pub use bindings::integration::exports::dealer::platform::integration_hook as integration;
 pub use bindings::loyalty::exports::dealer::platform::loyalty_hook as loyalty;
@@ -41,17 +47,20 @@ const MAX_LINES: usize = 1000;
 /// One extension point as the runtime calls it.
 pub trait HookSpec: 'static {
     const HOOK: Hook;
-    type Input: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
+    type Input: Serialize
+        + DeserializeOwned
+        + Clone
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + ComponentType
+        + Lower;
     type Output: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug;
-    type Pre: Send + Sync + 'static;
+    /// What the hook interface's function returns.
+    type Returned: ComponentType + Lift + Send + Sync + 'static;
 
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
-
-    fn call(
-        pre: &Self::Pre,
-        store: &mut Store<HostState>,
-        input: &Self::Input,
-    ) -> wasmtime::Result<Result<Self::Output, String>>;
+    /// The decision in what the plugin returned, or the plugin's own error.
+    fn output(returned: Self::Returned) -> Result<Self::Output, String>;
 
     /// Checks a decision the host is about to act on, field by field (every count and length is
     /// bounded, so a decision is small); an `Err` makes the run `invalid_output`.
@@ -62,26 +71,53 @@ pub trait HookSpec: 'static {
     fn default(input: &Self::Input) -> Self::Output;
 }
 
+/// A component pre-instantiated against the linker, with the index of its hook function.
+pub struct Prepared {
+    instance: InstancePre<HostState>,
+    function: ComponentExportIndex,
+}
+
+/// Finds the function of `hook`'s interface at `version` (the one the component exports).
+pub(crate) fn prepare(
+    hook: Hook,
+    version: &semver::Version,
+    instance: InstancePre<HostState>,
+) -> wasmtime::Result<Prepared> {
+    let name = format!("{}@{version}", hook.export_interface());
+    let component = instance.component();
+    let interface = component
+        .get_export_index(None, &name)
+        .ok_or_else(|| wasmtime::format_err!("no exported instance named `{name}`"))?;
+    let function = component
+        .get_export_index(Some(&interface), hook.function())
+        .ok_or_else(|| wasmtime::format_err!("`{name}` does not export `{}`", hook.function()))?;
+    Ok(Prepared { instance, function })
+}
+
+/// Calls hook `H` of a fresh instance of `prepared` on `input`; the component model checks the
+/// export's type against `H`'s before the call.
+pub(crate) fn call<H: HookSpec>(
+    prepared: &Prepared,
+    store: &mut Store<HostState>,
+    input: &H::Input,
+) -> wasmtime::Result<Result<H::Output, String>> {
+    let instance = prepared.instance.instantiate(&mut *store)?;
+    let function =
+        instance.get_typed_func::<(&H::Input,), (H::Returned,)>(&mut *store, &prepared.function)?;
+    let (returned,) = function.call(&mut *store, (input,))?;
+    Ok(H::output(returned))
+}
+
 pub struct CommissionHook;
 
 impl HookSpec for CommissionHook {
     const HOOK: Hook = Hook::Commission;
     type Input = commission::Sale;
     type Output = Vec<commission::CommissionLine>;
-    type Pre = bindings::commission::CommissionPre<HostState>;
+    type Returned = Result<Self::Output, String>;
 
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-
-    fn call(
-        pre: &Self::Pre,
-        store: &mut Store<HostState>,
-        input: &Self::Input,
-    ) -> wasmtime::Result<Result<Self::Output, String>> {
-        pre.instantiate(&mut *store)?
-            .dealer_platform_commission_hook()
-            .call_compute(store, input)
+    fn output(returned: Self::Returned) -> Result<Self::Output, String> {
+        returned
     }
 
     fn check(sale: &Self::Input, lines: &Self::Output) -> Result<(), String> {
@@ -149,20 +185,10 @@ impl HookSpec for ApprovalHook {
     const HOOK: Hook = Hook::Approval;
     type Input = approval::Request;
     type Output = approval::Decision;
-    type Pre = bindings::approval::ApprovalPre<HostState>;
+    type Returned = Result<Self::Output, String>;
 
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-
-    fn call(
-        pre: &Self::Pre,
-        store: &mut Store<HostState>,
-        input: &Self::Input,
-    ) -> wasmtime::Result<Result<Self::Output, String>> {
-        pre.instantiate(&mut *store)?
-            .dealer_platform_approval_hook()
-            .call_decide(store, input)
+    fn output(returned: Self::Returned) -> Result<Self::Output, String> {
+        returned
     }
 
     fn check(_request: &Self::Input, decision: &Self::Output) -> Result<(), String> {
@@ -248,20 +274,10 @@ impl HookSpec for LoyaltyHook {
     const HOOK: Hook = Hook::Loyalty;
     type Input = loyalty::Event;
     type Output = loyalty::Award;
-    type Pre = bindings::loyalty::LoyaltyPre<HostState>;
+    type Returned = Result<Self::Output, String>;
 
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-
-    fn call(
-        pre: &Self::Pre,
-        store: &mut Store<HostState>,
-        input: &Self::Input,
-    ) -> wasmtime::Result<Result<Self::Output, String>> {
-        pre.instantiate(&mut *store)?
-            .dealer_platform_loyalty_hook()
-            .call_award_points(store, input)
+    fn output(returned: Self::Returned) -> Result<Self::Output, String> {
+        returned
     }
 
     fn check(event: &Self::Input, award: &Self::Output) -> Result<(), String> {
@@ -330,20 +346,10 @@ impl HookSpec for TicketRoutingHook {
     const HOOK: Hook = Hook::TicketRouting;
     type Input = ticket_routing::Ticket;
     type Output = ticket_routing::Route;
-    type Pre = bindings::ticket_routing::TicketRoutingPre<HostState>;
+    type Returned = Result<Self::Output, String>;
 
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-
-    fn call(
-        pre: &Self::Pre,
-        store: &mut Store<HostState>,
-        input: &Self::Input,
-    ) -> wasmtime::Result<Result<Self::Output, String>> {
-        pre.instantiate(&mut *store)?
-            .dealer_platform_ticket_routing_hook()
-            .call_route_ticket(store, input)
+    fn output(returned: Self::Returned) -> Result<Self::Output, String> {
+        returned
     }
 
     fn check(ticket: &Self::Input, route: &Self::Output) -> Result<(), String> {
@@ -401,20 +407,10 @@ impl HookSpec for RemindersHook {
     const HOOK: Hook = Hook::Reminders;
     type Input = reminders::History;
     type Output = Vec<reminders::Reminder>;
-    type Pre = bindings::reminders::RemindersPre<HostState>;
+    type Returned = Result<Self::Output, String>;
 
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-
-    fn call(
-        pre: &Self::Pre,
-        store: &mut Store<HostState>,
-        input: &Self::Input,
-    ) -> wasmtime::Result<Result<Self::Output, String>> {
-        pre.instantiate(&mut *store)?
-            .dealer_platform_reminders_hook()
-            .call_plan(store, input)
+    fn output(returned: Self::Returned) -> Result<Self::Output, String> {
+        returned
     }
 
     fn check(_history: &Self::Input, reminders: &Self::Output) -> Result<(), String> {
@@ -498,20 +494,10 @@ impl HookSpec for IntegrationHook {
     const HOOK: Hook = Hook::Integration;
     type Input = integration::Event;
     type Output = Vec<integration::Action>;
-    type Pre = bindings::integration::IntegrationPre<HostState>;
+    type Returned = Result<Self::Output, String>;
 
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-
-    fn call(
-        pre: &Self::Pre,
-        store: &mut Store<HostState>,
-        input: &Self::Input,
-    ) -> wasmtime::Result<Result<Self::Output, String>> {
-        pre.instantiate(&mut *store)?
-            .dealer_platform_integration_hook()
-            .call_handle(store, input)
+    fn output(returned: Self::Returned) -> Result<Self::Output, String> {
+        returned
     }
 
     fn check(event: &Self::Input, actions: &Self::Output) -> Result<(), String> {
@@ -546,5 +532,100 @@ impl HookSpec for IntegrationHook {
     /// No partner is connected unless a dealer enables one: nothing to do.
     fn default(_event: &Self::Input) -> Self::Output {
         Vec::new()
+    }
+}
+
+/// Channel (since 0.2.0): a message the host delivers becomes a provider's delivery. A
+/// provider's refusal is a decision, not a failed run: the output says whether it is worth
+/// retrying.
+pub struct ChannelHook;
+
+/// Addresses one message may go to: a provider's batch (Alibaba Cloud takes 1000 numbers).
+const MAX_ADDRESSES: usize = 1000;
+
+impl HookSpec for ChannelHook {
+    const HOOK: Hook = Hook::Channel;
+    type Input = channel::Message;
+    /// The provider's answer per address, in the order of the message's `to`, or why it
+    /// was not sent.
+    type Output = Result<Vec<channel::Receipt>, channel::Failure>;
+    type Returned = Self::Output;
+
+    fn output(returned: Self::Returned) -> Result<Self::Output, String> {
+        Ok(returned)
+    }
+
+    fn check(message: &Self::Input, sent: &Self::Output) -> Result<(), String> {
+        let receipts = match sent {
+            Ok(receipts) => receipts,
+            Err(failure) => return text("the failure's message", &failure.message),
+        };
+        if receipts.len() != message.to.len() || receipts.len() > MAX_ADDRESSES {
+            return Err(format!(
+                "{} receipts for {} addresses; one per address",
+                receipts.len(),
+                message.to.len()
+            ));
+        }
+        for (i, (receipt, address)) in receipts.iter().zip(&message.to).enumerate() {
+            // The error names positions, never the addresses (personal data).
+            if receipt.address != *address {
+                return Err(format!("receipt {i} is not for the message's address {i}"));
+            }
+            text("a receipt's answer", &receipt.answer)?;
+        }
+        Ok(())
+    }
+
+    /// Not sent: the host has no channel of its own, so a message whose dealer has no
+    /// channel plugin fails (and is not worth retrying).
+    fn default(_message: &Self::Input) -> Self::Output {
+        Err(channel::Failure {
+            retryable: false,
+            message: "built-in: no channel plugin is enabled for this dealer".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::channel::{Failure, Message, Purpose, Receipt};
+    use super::{ChannelHook, HookSpec};
+
+    fn message(to: &[&str]) -> Message {
+        Message {
+            channel: "sms".into(),
+            to: to.iter().map(|a| (*a).to_owned()).collect(),
+            template: "maintenance-due".into(),
+            params: Vec::new(),
+            purpose: Purpose::Marketing,
+        }
+    }
+
+    fn receipt(address: &str) -> Receipt {
+        Receipt {
+            address: address.into(),
+            answer: "biz-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_channel_answers_one_receipt_per_address_in_order_or_a_short_failure() {
+        let sent = message(&["13800000000", "13900000001"]);
+        let ok = Ok(vec![receipt("13800000000"), receipt("13900000001")]);
+        assert_eq!(ChannelHook::check(&sent, &ok), Ok(()));
+        let short = Ok(vec![receipt("13800000000")]);
+        assert!(ChannelHook::check(&sent, &short).is_err());
+        let swapped = Ok(vec![receipt("13900000001"), receipt("13800000000")]);
+        let error = ChannelHook::check(&sent, &swapped).expect_err("out of order");
+        assert!(!error.contains("1380"), "no address in the error: {error}");
+        let long = Err(Failure {
+            retryable: true,
+            message: "x".repeat(5000),
+        });
+        assert!(ChannelHook::check(&sent, &long).is_err());
+        let default = ChannelHook::default(&sent);
+        assert!(matches!(&default, Err(failure) if !failure.retryable));
+        assert_eq!(ChannelHook::check(&sent, &default), Ok(()));
     }
 }

@@ -55,6 +55,9 @@ pub const MAX_HANDED_BYTES: usize = 4 << 20;
 /// host, so a run costs the database (and the audit log) at most this many reads.
 pub const MAX_LOOKUPS: usize = 64;
 const MAX_OUTBOUND_CALLS: usize = 16;
+/// `signing` calls per run, and the most data one signs: a request's string to sign.
+const MAX_SIGNATURES: usize = 64;
+const MAX_SIGNED_BYTES: usize = 64 << 10;
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 const MAX_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per plugin and dealer, across runs.
@@ -266,6 +269,8 @@ pub struct HostState {
     handed: usize,
     /// Record look-ups asked of the host, against [`MAX_LOOKUPS`].
     lookups: usize,
+    /// `signing` calls, against [`MAX_SIGNATURES`].
+    signatures: usize,
     /// The store's keys and bytes when the run first wrote: the store does not change during
     /// a run (its writes are applied after it), so a run of writes reads it once.
     store_usage: std::cell::OnceCell<(i64, i64)>,
@@ -324,6 +329,7 @@ impl HostState {
             effects: Effects::default(),
             handed: 0,
             lookups: 0,
+            signatures: 0,
             store_usage: std::cell::OnceCell::new(),
         })
     }
@@ -829,6 +835,23 @@ impl HostState {
 }
 
 impl HostState {
+    /// The key `signing` signs `bytes` of data with: the secret behind `handle`, which never
+    /// leaves the host. Counted against [`MAX_SIGNATURES`] whether or not it is granted.
+    fn signing_key(&mut self, handle: &str, bytes: usize) -> Result<String, HostError> {
+        if self.signatures >= MAX_SIGNATURES {
+            return Err(HostError::QuotaExceeded(format!(
+                "a run signs at most {MAX_SIGNATURES} times"
+            )));
+        }
+        self.signatures += 1;
+        if bytes > MAX_SIGNED_BYTES {
+            return Err(HostError::Invalid(format!(
+                "the data to sign is {bytes} bytes; at most {MAX_SIGNED_BYTES}"
+            )));
+        }
+        self.secret(handle)
+    }
+
     /// The dealer's secret behind a credential handle the plugin was granted.
     fn secret(&mut self, handle: &str) -> Result<String, HostError> {
         if !self.ctx.grants.credentials.iter().any(|h| h == handle) {

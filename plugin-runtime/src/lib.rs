@@ -1,5 +1,6 @@
 //! The plugin runtime: every dealer-specific rule runs as a sandboxed wasm component against
-//! the WIT contract in `wit/platform` (`dealer:platform@0.1.0`). This crate knows the WIT, not
+//! the WIT contract in `wit/platform` (`dealer:platform@0.2.0`, and `0.1.0` beside it, see
+//! [`WIT_VERSIONS`]). This crate knows the WIT, not
 //! the dealer model: the host (and an author's local harness) give it records and plugin data
 //! through the traits of [`host_api`].
 //!
@@ -10,7 +11,7 @@
 //!   instance per call.
 //! - [`deadline`]: the wall-clock deadline and the host's cancel handle, checked while a plugin
 //!   computes and raced against every WASI wait.
-//! - [`hooks`]: the six extension points: typed call, the checks a decision passes before the
+//! - [`hooks`]: the seven extension points: typed call, the checks a decision passes before the
 //!   host acts on it, and the built-in default.
 //! - [`host_api`]: what a plugin may import, with WASI linked but granting nothing, effects
 //!   collected (never applied here), record look-ups and plugin data behind
@@ -27,9 +28,15 @@ pub mod runtime;
 
 use serde::{Deserialize, Serialize};
 
-/// The WIT package version this runtime implements. Components must target a version that is
-/// semver-compatible with it.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The newest WIT package version this runtime implements: what the SDK and `dealer-plugin
+/// new` target.
+pub const WIT_VERSION: &str = "0.2.0";
+
+/// Every WIT package version this runtime implements, oldest first, each in its own folder of
+/// `wit/platform/`. A component must target one of them (same `0.minor`, a patch not newer);
+/// each version includes every interface of the one before it unchanged, so a component built
+/// against an older one keeps running.
+pub const WIT_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
 
 /// An extension point: one WIT world, exporting one hook interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,16 +49,19 @@ pub enum Hook {
     TicketRouting,
     Reminders,
     Integration,
+    /// Since 0.2.0.
+    Channel,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 6] = [
+    pub const ALL: [Hook; 7] = [
         Hook::Commission,
         Hook::Approval,
         Hook::Loyalty,
         Hook::TicketRouting,
         Hook::Reminders,
         Hook::Integration,
+        Hook::Channel,
     ];
 
     /// The world's name, as stored and as written in URLs.
@@ -63,6 +73,29 @@ impl Hook {
             Hook::TicketRouting => "ticket-routing",
             Hook::Reminders => "reminders",
             Hook::Integration => "integration",
+            Hook::Channel => "channel",
+        }
+    }
+
+    /// The WIT version that introduced the extension point: a component of an older version
+    /// cannot export it.
+    pub fn since(self) -> &'static str {
+        match self {
+            Hook::Channel => "0.2.0",
+            _ => "0.1.0",
+        }
+    }
+
+    /// The one function the hook interface exports.
+    pub fn function(self) -> &'static str {
+        match self {
+            Hook::Commission => "compute",
+            Hook::Approval => "decide",
+            Hook::Loyalty => "award-points",
+            Hook::TicketRouting => "route-ticket",
+            Hook::Reminders => "plan",
+            Hook::Integration => "handle",
+            Hook::Channel => "send",
         }
     }
 
@@ -143,6 +176,7 @@ pub struct Grants {
     pub private_dir: bool,
     /// Host names the plugin may send HTTPS requests to, e.g. `api.insurer.example`.
     pub outbound_hosts: Vec<String>,
-    /// Secret handles the host may attach to those requests, e.g. `insurer-api-key`.
+    /// Secret handles the host may attach to those requests or sign with (`signing`), e.g.
+    /// `insurer-api-key`.
     pub credentials: Vec<String>,
 }

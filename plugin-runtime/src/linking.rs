@@ -3,7 +3,8 @@
 //! of after its compilation (40 CPU-seconds for a 12 MB JavaScript component).
 //!
 //! The linker itself cannot be asked what it defines, so what it provides is written down
-//! here: the `dealer:platform` interfaces of the `imports` world and the WASI 0.2 interfaces
+//! here: the `dealer:platform` interfaces of the `imports` world, at every version of
+//! [`crate::WIT_VERSIONS`] that has them, and the WASI 0.2 interfaces
 //! that `wasmtime_wasi::p2::add_to_linker_sync` adds (the `wasi:cli/imports` world), with
 //! `wasi:http`'s outgoing side, which [`crate::host_api::wasi_http`] holds to the outbound rules. A unit
 //! test asks the runtime's linker about one export of each, so the list cannot claim what the
@@ -12,17 +13,27 @@
 
 use wasmparser::{Chunk, Parser, Payload};
 
-/// The `dealer:platform` interfaces a plugin may import, at [`crate::WIT_VERSION`]'s minor.
-pub(crate) const PLATFORM: [&str; 8] = [
-    "dealer:platform/types",
-    "dealer:platform/log",
-    "dealer:platform/config",
-    "dealer:platform/store",
-    "dealer:platform/records",
-    "dealer:platform/clock",
-    "dealer:platform/events",
-    "dealer:platform/outbound",
+/// The `dealer:platform` interfaces a plugin may import, each with the version that
+/// introduced it: the linker defines it at that version and every later one.
+pub(crate) const PLATFORM: [(&str, &str); 9] = [
+    ("dealer:platform/types", "0.1.0"),
+    ("dealer:platform/log", "0.1.0"),
+    ("dealer:platform/config", "0.1.0"),
+    ("dealer:platform/store", "0.1.0"),
+    ("dealer:platform/records", "0.1.0"),
+    ("dealer:platform/clock", "0.1.0"),
+    ("dealer:platform/events", "0.1.0"),
+    ("dealer:platform/outbound", "0.1.0"),
+    ("dealer:platform/signing", "0.2.0"),
 ];
+
+/// Whether `version` (one of [`crate::WIT_VERSIONS`]) has the platform interface `interface`.
+pub(crate) fn defines(version: &str, interface: &str) -> bool {
+    let version = semver::Version::parse(version).expect("a valid version");
+    PLATFORM.iter().any(|(name, since)| {
+        *name == interface && version >= semver::Version::parse(since).expect("a valid version")
+    })
+}
 
 /// The WASI 0.2 interfaces of the linker (the `wasi:cli/imports` world and `wasi:http`'s
 /// outgoing side): linked, though they grant nothing the plugin was not given (see `host_api`
@@ -64,7 +75,7 @@ const WASI_TRACK: (u64, u64) = (0, 2);
 
 /// Whether the linker satisfies an import named `name` (`interface@version`). Versions match
 /// as the linker matches them: within a `0.x` minor, any patch; a prerelease only exactly, so
-/// never here.
+/// never here. A platform interface matches a version of [`crate::WIT_VERSIONS`] that has it.
 pub(crate) fn provided(name: &str) -> bool {
     let Some((interface, version)) = name.split_once('@') else {
         return false;
@@ -72,15 +83,17 @@ pub(crate) fn provided(name: &str) -> bool {
     let Ok(version) = semver::Version::parse(version) else {
         return false;
     };
-    let platform = semver::Version::parse(crate::WIT_VERSION).expect("a valid version");
-    let track = if PLATFORM.contains(&interface) {
-        (platform.major, platform.minor)
-    } else if WASI.contains(&interface) {
-        WASI_TRACK
-    } else {
+    if !version.pre.is_empty() {
         return false;
-    };
-    version.pre.is_empty() && (version.major, version.minor) == track
+    }
+    if WASI.contains(&interface) {
+        return (version.major, version.minor) == WASI_TRACK;
+    }
+    crate::WIT_VERSIONS.iter().any(|supported| {
+        let track = semver::Version::parse(supported).expect("a valid version");
+        (version.major, version.minor) == (track.major, track.minor)
+            && defines(supported, interface)
+    })
 }
 
 /// The names of the component's imports the host does not provide, in the order of the
@@ -129,13 +142,14 @@ pub(crate) fn unprovided(bytes: &[u8]) -> Result<Vec<String>, String> {
 /// What to tell the author about `missing` imports.
 pub(crate) fn explain(missing: &[String]) -> String {
     format!(
-        "{}; a plugin may import dealer:platform's interfaces at {}.x and WASI 0.2's \
+        "{}; a plugin may import dealer:platform's interfaces at {} and WASI 0.2's \
          cli, clocks, filesystem, io, random, sockets and http's outgoing handler (which \
          grant nothing unless HQ does)",
         missing.join(", "),
-        crate::WIT_VERSION
-            .rsplit_once('.')
-            .map_or("", |(minor, _)| minor),
+        crate::WIT_VERSIONS
+            .map(|version| version.rsplit_once('.').map_or("", |(minor, _)| minor))
+            .map(|minor| format!("{minor}.x"))
+            .join(" or "),
     )
 }
 
@@ -145,7 +159,7 @@ mod tests {
     use crate::runtime::{Limits, Runtime};
 
     /// One export of each interface said to be provided (a types-only interface has none).
-    const EXPORTS: [(&str, &str); 37] = [
+    const EXPORTS: [(&str, &str); 38] = [
         ("dealer:platform/types", ""),
         ("dealer:platform/log", "log"),
         ("dealer:platform/config", "get"),
@@ -154,6 +168,7 @@ mod tests {
         ("dealer:platform/clock", "now"),
         ("dealer:platform/events", "emit"),
         ("dealer:platform/outbound", "send"),
+        ("dealer:platform/signing", "hmac-sha1"),
         ("wasi:cli/environment", "get-environment"),
         ("wasi:cli/exit", "exit"),
         ("wasi:cli/stdin", "get-stdin"),
@@ -223,14 +238,18 @@ mod tests {
         assert_eq!(EXPORTS.len(), PLATFORM.len() + WASI.len());
         for (interface, export) in EXPORTS {
             assert!(
-                PLATFORM.contains(&interface) || WASI.contains(&interface),
+                PLATFORM.iter().any(|(name, _)| *name == interface) || WASI.contains(&interface),
                 "{interface}"
             );
-            let versions: &[&str] = if interface.starts_with("wasi:") {
-                &["0.2.0", "0.2.3"]
+            let versions: Vec<&str> = if interface.starts_with("wasi:") {
+                vec!["0.2.0", "0.2.3"]
             } else {
-                &[crate::WIT_VERSION]
+                crate::WIT_VERSIONS
+                    .into_iter()
+                    .filter(|version| defines(version, interface))
+                    .collect()
             };
+            assert!(!versions.is_empty(), "{interface}");
             for version in versions {
                 let name = format!("{interface}@{version}");
                 assert!(provided(&name), "{name}");
@@ -258,7 +277,8 @@ mod tests {
             ("wasi:io/streams", "input-stream"),
             ("wasi:clocks/timezone@0.2.0", "display"),
             ("wasi:cli/run@0.2.0", "run"),
-            ("dealer:platform/log@0.2.0", "log"),
+            ("dealer:platform/log@0.3.0", "log"),
+            ("dealer:platform/signing@0.1.0", "hmac-sha1"),
             ("dealer:platform/payroll@0.1.0", "pay"),
         ];
         for (name, export) in lacking {

@@ -13,7 +13,6 @@
 //! dropped from memory is mapped again from its cached artifact (no compilation) at its next
 //! call. A running call holds its own reference, so dropping one never breaks a call.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -21,13 +20,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
-use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
+use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
 };
 
 use crate::deadline::{Cancel, Stopped};
 pub use crate::hooks::HookSpec;
+use crate::hooks::Prepared;
 use crate::host_api::{CallContext, Effects, HostState, OverBudget, Services};
 use crate::{Hook, Outcome};
 
@@ -90,7 +90,7 @@ pub enum RuntimeError {
     Compile(String),
     #[error(
         "the component exports no extension point; it must export one of: {}",
-        Hook::ALL.map(|h| format!("{}@{}", h.export_interface(), crate::WIT_VERSION)).join(", ")
+        Hook::ALL.map(|h| format!("{}@{}", h.export_interface(), h.since())).join(", ")
     )]
     NoHook,
     #[error("the component exports several extension points ({0}); a plugin serves exactly one")]
@@ -119,7 +119,7 @@ pub struct Loaded {
     /// What keeping it loaded costs: the size of its compiled image.
     cost: usize,
     /// The hook's typed pre-instance (`H::Pre` for the component's hook).
-    pre: Box<dyn Any + Send + Sync>,
+    pre: Prepared,
 }
 
 /// What one call produced.
@@ -425,8 +425,8 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        let pre =
-            typed_pre(hook, instance_pre).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        let pre = crate::hooks::prepare(hook, &wit_version, instance_pre)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         let image = component.image_range();
         Ok(Loaded {
             info: ComponentInfo {
@@ -473,13 +473,13 @@ impl Runtime {
         if let Some(reason) = cancel.reason() {
             return RunReport::not_run(Outcome::Denied, stopped_message(reason), started);
         }
-        let Some(pre) = loaded.pre.downcast_ref::<H::Pre>() else {
+        if loaded.info.hook != H::HOOK {
             return RunReport::not_run(
                 Outcome::InvalidOutput,
                 format!("the component serves {}, not {}", loaded.info.hook, H::HOOK),
                 started,
             );
-        };
+        }
         let deadline = started + self.limits.deadline;
         let state = match HostState::new(
             ctx,
@@ -501,7 +501,7 @@ impl Runtime {
         store.epoch_deadline_callback(crate::host_api::on_tick);
         store.set_epoch_deadline(1);
 
-        let result = H::call(pre, &mut store, input);
+        let result = crate::hooks::call::<H>(&loaded.pre, &mut store, input);
         let fuel_used = self.limits.fuel - store.get_fuel().unwrap_or(0);
         let duration = started.elapsed();
         let state = store.into_data();
@@ -628,12 +628,12 @@ fn check_header(bytes: &[u8]) -> Result<(), RuntimeError> {
     }
 }
 
-/// The one hook interface the component exports, with the WIT version it targets.
+/// The one hook interface the component exports, with the WIT version it targets: one of
+/// [`crate::WIT_VERSIONS`] (same `0.minor`, a patch not newer), and not older than the hook.
 fn exported_hook(
     engine: &Engine,
     component: &Component,
 ) -> Result<(Hook, semver::Version), RuntimeError> {
-    let supported = semver::Version::parse(crate::WIT_VERSION).expect("a valid version");
     let mut found = Vec::new();
     for (name, item) in component.component_type().exports(engine) {
         if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
@@ -648,11 +648,11 @@ fn exported_hook(
         else {
             continue;
         };
-        let version =
-            semver::Version::parse(version).map_err(|_| RuntimeError::UnsupportedVersion {
-                found: version.to_owned(),
-                supported: crate::WIT_VERSION.to_owned(),
-            })?;
+        let unsupported = || RuntimeError::UnsupportedVersion {
+            found: version.to_owned(),
+            supported: crate::WIT_VERSIONS.join(", "),
+        };
+        let version = semver::Version::parse(version).map_err(|_| unsupported())?;
         found.push((hook, version));
     }
     match found.as_slice() {
@@ -660,13 +660,18 @@ fn exported_hook(
         [(hook, version)] => {
             // Within 0.x, the minor version is the compatibility boundary; a guest may not
             // target a newer patch than the host implements.
-            if version.major != supported.major
-                || version.minor != supported.minor
-                || version.patch > supported.patch
-            {
+            let implemented = crate::WIT_VERSIONS.iter().any(|supported| {
+                let supported = semver::Version::parse(supported).expect("a valid version");
+                version.pre.is_empty()
+                    && version.major == supported.major
+                    && version.minor == supported.minor
+                    && version.patch <= supported.patch
+            });
+            let since = semver::Version::parse(hook.since()).expect("a valid version");
+            if !implemented || *version < since {
                 return Err(RuntimeError::UnsupportedVersion {
                     found: version.to_string(),
-                    supported: supported.to_string(),
+                    supported: crate::WIT_VERSIONS.join(", "),
                 });
             }
             Ok((*hook, version.clone()))
@@ -679,24 +684,6 @@ fn exported_hook(
                 .join(", "),
         )),
     }
-}
-
-fn typed_pre(
-    hook: Hook,
-    pre: InstancePre<HostState>,
-) -> wasmtime::Result<Box<dyn Any + Send + Sync>> {
-    use crate::hooks::{
-        ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook,
-        TicketRoutingHook,
-    };
-    Ok(match hook {
-        Hook::Commission => Box::new(CommissionHook::pre(pre)?),
-        Hook::Approval => Box::new(ApprovalHook::pre(pre)?),
-        Hook::Loyalty => Box::new(LoyaltyHook::pre(pre)?),
-        Hook::TicketRouting => Box::new(TicketRoutingHook::pre(pre)?),
-        Hook::Reminders => Box::new(RemindersHook::pre(pre)?),
-        Hook::Integration => Box::new(IntegrationHook::pre(pre)?),
-    })
 }
 
 /// A directory name that changes whenever compiled artifacts would be incompatible.

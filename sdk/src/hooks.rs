@@ -4,7 +4,7 @@
 /// Exports a `Guest` implementation through the hook world's generated `export!` macro.
 ///
 /// Only on wasm: the exported symbols are named like
-/// `dealer:platform/commission-hook@0.1.0#compute`, which a native linker refuses, and plugin
+/// `dealer:platform/commission-hook@0.2.0#compute`, which a native linker refuses, and plugin
 /// crates are also built natively (as workspace members, for tests and lints). Natively the
 /// macro only checks that the type implements the trait.
 #[doc(hidden)]
@@ -114,5 +114,40 @@ pub mod integration {
 macro_rules! export_integration {
     ($ty:ident) => {
         $crate::__export_hook!($ty, integration);
+    };
+}
+
+/// Channel (since WIT 0.2.0): a message the host delivers becomes a provider's delivery (an
+/// SMS gateway, a WeChat template message). Export with
+/// [`export_channel!`](crate::export_channel).
+pub mod channel {
+    pub use crate::bindings::channel::exports::dealer::platform::channel_hook::*;
+
+    impl Failure {
+        /// A failure worth retrying later: throttled, or the provider unavailable.
+        pub fn retryable(message: impl Into<String>) -> Self {
+            Failure {
+                retryable: true,
+                message: message.into(),
+            }
+        }
+
+        /// A failure not worth retrying: a refused template, an invalid number.
+        pub fn permanent(message: impl Into<String>) -> Self {
+            Failure {
+                retryable: false,
+                message: message.into(),
+            }
+        }
+    }
+}
+
+/// Exports the plugin's implementation of [`channel::Guest`](crate::channel::Guest).
+/// Write it once, at the top level of the plugin crate:
+/// `dealer_sdk::export_channel!(MyPlugin);`.
+#[macro_export]
+macro_rules! export_channel {
+    ($ty:ident) => {
+        $crate::__export_hook!($ty, channel);
     };
 }

@@ -168,3 +168,19 @@ pub mod outbound {
         }
     }
 }
+
+/// Signatures made by the host with a dealer's secret the plugin never sees: name the
+/// credential handle HQ granted, get the HMAC of the data. The key is the secret exactly as
+/// the dealer stored it.
+///
+/// ```no_run
+/// use dealer_sdk::signing;
+///
+/// # fn sign(string_to_sign: &str) -> Result<Vec<u8>, String> {
+/// let signature = signing::hmac_sha1("aliyun-sms-secret", string_to_sign.as_bytes())?;
+/// # Ok(signature)
+/// # }
+/// ```
+pub mod signing {
+    pub use crate::bindings::imports::dealer::platform::signing::{hmac_sha1, hmac_sha256};
+}

@@ -2,18 +2,19 @@
 //! into a wasm component for one of the platform's extension points.
 //!
 //! - One module per extension point ([`commission`], [`approval`], [`loyalty`],
-//!   [`ticket_routing`], [`reminders`], [`integration`]), each with the `Guest` trait to
-//!   implement and the records it takes and returns, and one macro per extension point to
-//!   export the implementation ([`export_commission!`], [`export_approval!`],
+//!   [`ticket_routing`], [`reminders`], [`integration`], [`channel`]), each with the `Guest`
+//!   trait to implement and the records it takes and returns, and one macro per extension
+//!   point to export the implementation ([`export_commission!`], [`export_approval!`],
 //!   [`export_loyalty!`], [`export_ticket_routing!`], [`export_reminders!`],
-//!   [`export_integration!`]).
+//!   [`export_integration!`], [`export_channel!`]).
 //! - The host API: [`log`], [`config`], [`store`], [`records`], [`clock`], [`events`],
-//!   [`outbound`]. What a plugin may actually do is decided by HQ's grants; a call without the
+//!   [`outbound`], [`signing`]. What a plugin may actually do is decided by HQ's grants; a call without the
 //!   capability returns [`types::HostError::Denied`].
 //! - The shared [`types`] (customers, vehicles, orders, notifications, ...) and helpers for
 //!   [`money`] in fen and calendar [`dates`].
 //!
-//! The contract is the WIT package `dealer:platform@0.1.0` in `wit/platform`.
+//! The contract is the WIT package `dealer:platform@0.2.0` in `wit/platform/0.2.0`; a plugin
+//! built with this SDK targets it (the host also runs components built against 0.1.0).
 //!
 //! # A complete plugin
 //!
@@ -87,8 +88,8 @@ pub mod identity {
     pub use dealer_identity::{Plate, parse_plate, parse_vin, plate_key, vin_check_digit};
 }
 
-pub use hooks::{approval, commission, integration, loyalty, reminders, ticket_routing};
-pub use host::{clock, config, events, log, outbound, records, store};
+pub use hooks::{approval, channel, commission, integration, loyalty, reminders, ticket_routing};
+pub use host::{clock, config, events, log, outbound, records, signing, store};
 
 /// The types shared by every extension point and by the host API.
 pub mod types {

@@ -7,12 +7,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The crates of `tests/guests/`, `plugins/` and `examples/`.
-pub const GUESTS: [&str; 12] = [
+pub const GUESTS: [&str; 13] = [
     "guest-hostile",
     "guest-commission-flat",
     "guest-commission-gross",
     "guest-routing-keywords",
     "plugin-approval",
+    "plugin-channel-aliyun-sms",
     "plugin-commission",
     "plugin-loyalty",
     "plugin-reminders",

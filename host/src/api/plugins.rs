@@ -23,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::plugins::catalogue::{self, NewRelease};
 use crate::plugins::dispatch::{DecisionSource, ReplayReport};
 use crate::plugins::hooks::{
-    ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
+    ApprovalHook, ChannelHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook,
+    TicketRoutingHook,
 };
 use crate::plugins::manage;
 use crate::plugins::registry::{
@@ -668,6 +669,7 @@ async fn evaluate(
         Hook::Integration => {
             evaluate_hook::<IntegrationHook>(&state, dealer_id, request.input).await
         }
+        Hook::Channel => evaluate_hook::<ChannelHook>(&state, dealer_id, request.input).await,
     }?;
     Ok(Json(response))
 }

@@ -8,7 +8,8 @@
 //! cores, so one dealer's load cannot take the CPU from the others; a call that finds no free
 //! slot in [`SLOT_WAIT`] is recorded as a run that did not start and takes the failure policy
 //! at once. A kill switch turned on stops the calls already running ([`super::running`]). [`Plugins::replay`] runs a candidate version on recorded inputs
-//! and compares its decisions with the recorded ones.
+//! and compares its decisions with the recorded ones. [`Plugins::send_message`] is the
+//! channel hook as a sender needs it: a message out through the dealer's channel plugin.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,7 +23,8 @@ use utoipa::ToSchema;
 
 use super::Hook;
 use super::hooks::{
-    ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
+    ApprovalHook, ChannelHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook,
+    TicketRoutingHook, channel,
 };
 use super::host_api::{CallContext, Effects, Mode, Records, Services};
 use super::registry::{self, Active, FailurePolicy};
@@ -620,6 +622,76 @@ impl Plugins {
                 self.replay_hook::<IntegrationHook>(dealer_id, candidate, limit)
                     .await
             }
+            Hook::Channel => {
+                self.replay_hook::<ChannelHook>(dealer_id, candidate, limit)
+                    .await
+            }
+        }
+    }
+
+    /// Sends a message through the dealer's channel plugin ([`ChannelHook`], called like every
+    /// hook: the dealer's binding, its kill switches and failure policy, the run recorded with
+    /// its input masked). `Ok`: the provider's answer (its message id) for each address, in
+    /// the order of `to`. `Err`: why it was not sent, and whether sending it again later may
+    /// succeed:
+    ///
+    /// - the plugin's own answer (throttled: retryable; a refused template: not);
+    /// - no channel plugin enabled, or a kill switch on: the built-in default, not retryable;
+    /// - the plugin failed (a trap, an invalid answer: not retryable; out of time or without a
+    ///   free slot: retryable), whether the binding falls back or refuses;
+    /// - the host could not run it (its database unavailable): retryable.
+    pub async fn send_message(
+        &self,
+        dealer_id: i64,
+        message: channel::Message,
+    ) -> std::result::Result<Vec<String>, ChannelFailure> {
+        let decision = match self
+            .call::<ChannelHook>(dealer_id, message, Source::Live)
+            .await
+        {
+            Ok(decision) => decision,
+            Err(Error::PluginFailed {
+                plugin,
+                outcome,
+                message,
+                ..
+            }) => {
+                return Err(ChannelFailure {
+                    retryable: outcome == Outcome::Timeout,
+                    message: format!(
+                        "the channel plugin {plugin} failed ({}): {message}",
+                        outcome.as_str()
+                    ),
+                });
+            }
+            Err(error) => {
+                return Err(ChannelFailure {
+                    retryable: true,
+                    message: format!("the channel plugin could not run: {error}"),
+                });
+            }
+        };
+        match (decision.output, decision.source) {
+            (Ok(receipts), _) => Ok(receipts.into_iter().map(|r| r.answer).collect()),
+            (
+                Err(_),
+                DecisionSource::Default {
+                    failed: Some(failed),
+                    ..
+                },
+            ) => Err(ChannelFailure {
+                retryable: failed.outcome == Outcome::Timeout,
+                message: format!(
+                    "the channel plugin {} failed ({}): {}",
+                    failed.plugin,
+                    failed.outcome.as_str(),
+                    failed.error.unwrap_or_default()
+                ),
+            }),
+            (Err(failure), _) => Err(ChannelFailure {
+                retryable: failure.retryable,
+                message: failure.message,
+            }),
         }
     }
 
@@ -692,6 +764,15 @@ impl Plugins {
         }
         Ok(report)
     }
+}
+
+/// Why [`Plugins::send_message`] did not send a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ChannelFailure {
+    /// Whether sending it again later may succeed.
+    pub retryable: bool,
+    pub message: String,
 }
 
 /// The instance slot and the dealer's slot a call holds while it runs.

@@ -6,8 +6,12 @@
 //! call. These take [`WasmStr`] and [`WasmList`] instead: views into the guest's memory, read
 //! in place (UTF-8 text is borrowed, not copied), sized against the run's budget and the
 //! import's own limits, and copied only once they are accepted, at most what the host keeps.
-//! A hand-over that does not fit ends the run with an [`super::OverBudget`] trap. The other
-//! imports (config, records, clock) take small arguments and are linked from `bindgen!`.
+//! A hand-over that does not fit ends the run with an [`super::OverBudget`] trap. `signing`'s
+//! data is read in place too, and never copied. The other imports (config, records, clock)
+//! take small arguments and are linked from `bindgen!`.
+//!
+//! Every interface is linked under each version of [`crate::WIT_VERSIONS`] that has it, with
+//! the same host functions: a version includes the interfaces of the one before unchanged.
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, HasSelf, Lift, Linker, WasmList, WasmStr};
@@ -61,16 +65,39 @@ struct NotificationView {
     data: WasmList<(WasmStr, WasmStr)>,
 }
 
-fn interface(name: &str) -> String {
-    format!("dealer:platform/{name}@{}", crate::WIT_VERSION)
+/// The longest credential handle `signing` reads.
+const MAX_HANDLE_BYTES: usize = 128;
+
+/// Links every import of the `imports` world into `linker`, at every version.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    for version in crate::WIT_VERSIONS {
+        add_version_to_linker(linker, version)?;
+    }
+    Ok(())
 }
 
-/// Links every import of the `imports` world into `linker`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    types::add_to_linker::<_, HasSelf<_>>(linker, |state: &mut HostState| state)?;
-    config::add_to_linker::<_, HasSelf<_>>(linker, |state: &mut HostState| state)?;
-    records::add_to_linker::<_, HasSelf<_>>(linker, |state: &mut HostState| state)?;
-    clock::add_to_linker::<_, HasSelf<_>>(linker, |state: &mut HostState| state)?;
+/// Links the imports of the `imports` world of WIT version `version`.
+fn add_version_to_linker(linker: &mut Linker<HostState>, version: &str) -> wasmtime::Result<()> {
+    let interface = |name: &str| format!("dealer:platform/{name}@{version}");
+    fn state(state: &mut HostState) -> &mut HostState {
+        state
+    }
+    types::add_to_linker_instance::<_, HasSelf<_>>(
+        &mut linker.instance(&interface("types"))?,
+        state,
+    )?;
+    config::add_to_linker_instance::<_, HasSelf<_>>(
+        &mut linker.instance(&interface("config"))?,
+        state,
+    )?;
+    records::add_to_linker_instance::<_, HasSelf<_>>(
+        &mut linker.instance(&interface("records"))?,
+        state,
+    )?;
+    clock::add_to_linker_instance::<_, HasSelf<_>>(
+        &mut linker.instance(&interface("clock"))?,
+        state,
+    )?;
 
     linker.instance(&interface("log"))?.func_wrap(
         "log",
@@ -141,7 +168,54 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Ok((copied.and_then(|(request, bytes)| store.data_mut().send(request, bytes)),))
         },
     )?;
+
+    if crate::linking::defines(version, "dealer:platform/signing") {
+        let mut signing = linker.instance(&interface("signing"))?;
+        for (function, mac) in [("hmac-sha1", Mac::Sha1), ("hmac-sha256", Mac::Sha256)] {
+            signing.func_wrap(
+                function,
+                move |mut store: Store<'_>, (credential, data): (WasmStr, WasmList<u8>)| {
+                    let handle = {
+                        let handle = credential.to_str(&store)?;
+                        (handle.len() <= MAX_HANDLE_BYTES).then(|| handle.into_owned())
+                    };
+                    let Some(handle) = handle else {
+                        return Ok((Err(HostError::Invalid(format!(
+                            "a credential handle is at most {MAX_HANDLE_BYTES} bytes"
+                        ))),));
+                    };
+                    let key = store.data_mut().signing_key(&handle, data.len());
+                    Ok((key.map(|key| mac.sign(key.as_bytes(), data.as_le_slice(&store))),))
+                },
+            )?;
+        }
+    }
     Ok(())
+}
+
+/// The MACs of `signing`.
+#[derive(Clone, Copy)]
+enum Mac {
+    Sha1,
+    Sha256,
+}
+
+impl Mac {
+    fn sign(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        use hmac::{Hmac, Mac as _};
+        match self {
+            Mac::Sha1 => {
+                let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).expect("any key length");
+                mac.update(data);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Mac::Sha256 => {
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+                mac.update(data);
+                mac.finalize().into_bytes().to_vec()
+            }
+        }
+    }
 }
 
 /// The pairs of a `list<tuple<string, string>>`, read in place; at most `max` of them.

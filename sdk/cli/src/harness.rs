@@ -23,7 +23,8 @@ use dealer_plugin_runtime::Grants;
 use dealer_plugin_runtime::Hook;
 use dealer_plugin_runtime::Outcome;
 use dealer_plugin_runtime::hooks::{
-    ApprovalHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook, TicketRoutingHook,
+    ApprovalHook, ChannelHook, CommissionHook, IntegrationHook, LoyaltyHook, RemindersHook,
+    TicketRoutingHook,
 };
 use dealer_plugin_runtime::host_api::{
     CallContext, HostFuture, LookupError, Mode, PluginData, Services,
@@ -162,6 +163,7 @@ impl Harness {
             Hook::TicketRouting => self.invoke::<TicketRoutingHook>(&fixture),
             Hook::Reminders => self.invoke::<RemindersHook>(&fixture),
             Hook::Integration => self.invoke::<IntegrationHook>(&fixture),
+            Hook::Channel => self.invoke::<ChannelHook>(&fixture),
         }
         .with_context(|| format!("fixture {}", path.display()))?;
         let problems = stand_in.map(|s| s.problems()).unwrap_or_default();

@@ -5,7 +5,7 @@
 use dealer_plugin_runtime::Hook;
 use dealer_plugin_runtime::bindings::types::{OrderLine, StaffMember, Vehicle};
 use dealer_plugin_runtime::hooks::{
-    approval, commission, integration, loyalty, reminders, ticket_routing,
+    approval, channel, commission, integration, loyalty, reminders, ticket_routing,
 };
 use serde_json::{Value, json};
 
@@ -29,6 +29,7 @@ pub fn template(hook: Hook) -> Template {
         Hook::TicketRouting => ticket_routing_template(),
         Hook::Integration => integration_template(),
         Hook::Reminders => reminders_template(),
+        Hook::Channel => channel_template(),
     }
 }
 
@@ -514,5 +515,79 @@ fn reminders_template() -> Template {
                 "description": "Months from the last service visit (or the purchase) to the maintenance reminder; default 6."}),
         ),
         fixture: fixture(json!({"interval_months": 6}), history, expect),
+    }
+}
+
+const CHANNEL_LIB: &str = r#"//! Channel: a message is accepted for each address on the configured `channel` (`sms` by
+//! default), with the answer `<answer_prefix><template>`; a message on another channel fails,
+//! not worth retrying. Replace [`send`] with the provider's API (`dealer_sdk::outbound`, and
+//! `dealer_sdk::signing` for a signed request).
+//!
+//! The decision is the pure function [`send`]; the exported hook only reads the dealer's
+//! configuration.
+
+use dealer_sdk::channel::{Failure, Guest, Message, Receipt};
+use dealer_sdk::config;
+
+/// The channel when the dealer's configuration has no `channel`.
+pub const DEFAULT_CHANNEL: &str = "sms";
+
+/// A receipt per address, or why the message is not sent.
+pub fn send(message: &Message, channel: &str, answer_prefix: &str) -> Result<Vec<Receipt>, Failure> {
+    if message.channel != channel {
+        return Err(Failure::permanent(format!(
+            "this plugin sends on `{channel}`, not `{}`",
+            message.channel
+        )));
+    }
+    Ok(message
+        .to
+        .iter()
+        .map(|address| Receipt {
+            address: address.clone(),
+            answer: format!("{answer_prefix}{}", message.template),
+        })
+        .collect())
+}
+
+struct Plugin;
+
+impl Guest for Plugin {
+    fn send(message: Message) -> Result<Vec<Receipt>, Failure> {
+        let setting = |key: &str| config::get::<String>(key).map_err(Failure::permanent);
+        let channel = setting("channel")?.unwrap_or_else(|| DEFAULT_CHANNEL.to_owned());
+        let prefix = setting("answer_prefix")?.unwrap_or_default();
+        send(&message, &channel, &prefix)
+    }
+}
+
+dealer_sdk::export_channel!(Plugin);
+"#;
+
+fn channel_template() -> Template {
+    let message = channel::Message {
+        channel: "sms".to_owned(),
+        to: vec!["13800000000".to_owned()],
+        template: "maintenance-due".to_owned(),
+        params: vec![("model".to_owned(), "汉 EV".to_owned())],
+        purpose: channel::Purpose::Service,
+    };
+    let expect: Result<Vec<channel::Receipt>, channel::Failure> = Ok(vec![channel::Receipt {
+        address: "13800000000".to_owned(),
+        answer: "accepted:maintenance-due".to_owned(),
+    }]);
+    Template {
+        lib: CHANNEL_LIB,
+        schema: json!({"fields": {
+            "channel": {"type": "text", "max": 16,
+                "description": "The channel this plugin sends on; default \"sms\"."},
+            "answer_prefix": {"type": "text", "max": 32,
+                "description": "What each receipt's answer starts with, before the template name."},
+        }}),
+        fixture: fixture(
+            json!({"channel": "sms", "answer_prefix": "accepted:"}),
+            message,
+            expect,
+        ),
     }
 }

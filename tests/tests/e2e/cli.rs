@@ -120,7 +120,7 @@ async fn a_scaffolded_plugin_builds_tests_and_changes_the_dealers_commission() {
     .unwrap();
     assert!(built.status.success(), "{}", stderr(&built));
     let printed = stdout(&built);
-    assert!(printed.contains("hook commission, WIT 0.1.0"), "{printed}");
+    assert!(printed.contains("hook commission, WIT 0.2.0"), "{printed}");
     let wasm = Path::new(printed.lines().next().unwrap()).to_path_buf();
     assert!(wasm.ends_with("wasm32-wasip2/release/pct_commission.wasm"));
 

@@ -10,8 +10,9 @@ use dealer_plugin::harness::{Verdict, fixtures, run_fixture};
 use dealer_tests::guests::wasm;
 
 /// (crate, folder) of each plugin with fixtures.
-const WITH_FIXTURES: [(&str, &str); 8] = [
+const WITH_FIXTURES: [(&str, &str); 9] = [
     ("plugin-approval", "plugins/approval"),
+    ("plugin-channel-aliyun-sms", "plugins/channel-aliyun-sms"),
     ("plugin-commission", "plugins/commission"),
     ("plugin-loyalty", "plugins/loyalty"),
     ("plugin-reminders", "plugins/reminders"),
@@ -97,8 +98,12 @@ fn every_schema_is_accepted_by_the_host_and_admits_the_plugins_defaults() {
     use dealer_host::plugins::config_schema;
     use serde_json::Value;
 
-    let defaults: [(&str, Value); 5] = [
+    let defaults: [(&str, Value); 6] = [
         ("approval", to_json(plugin_approval::Config::default())),
+        (
+            "channel-aliyun-sms",
+            to_json(plugin_channel_aliyun_sms::Config::default()),
+        ),
         ("commission", to_json(plugin_commission::Config::default())),
         ("loyalty", to_json(plugin_loyalty::Config::default())),
         ("reminders", to_json(plugin_reminders::Config::default())),

@@ -48,6 +48,7 @@ mod tiers;
 mod tls;
 
 // The plugin platform, the plugins and the author's CLI.
+mod channel_plugins;
 mod cli;
 mod examples;
 mod first_party;

@@ -29,6 +29,8 @@
 //! | `lookup-flood` | looks up the customer of config `customer_id` 10 000 times, reports the answers by kind |
 //! | `sleep` | `std::thread::sleep`s config `ms` (default 15 000) milliseconds |
 //! | `poll` | polls a list of monotonic-clock subscriptions (an instant and a duration `ms` ahead, default 15 000) until `ms` have passed by its own count |
+//! | `sign` | signs config `data` (default `probe`) with the handle of config `credential` by HMAC-SHA1 and HMAC-SHA256, reports both in hex (or the host's refusal) |
+//! | `sign-flood` | signs 100 times, reports how many were signed and refused |
 
 use std::hint::black_box;
 
@@ -36,7 +38,7 @@ use dealer_sdk::dates::{HOUR, MINUTE};
 use dealer_sdk::outbound::{self, Request};
 use dealer_sdk::ticket_routing::{Guest, Notification, Priority, Route, Ticket};
 use dealer_sdk::types::HostError;
-use dealer_sdk::{clock, config, events, log, records, store};
+use dealer_sdk::{clock, config, events, log, records, signing, store};
 
 const MIB: usize = 1 << 20;
 
@@ -98,6 +100,8 @@ impl Guest for Hostile {
                 format!("sleep: woke after {ms} ms")
             }
             "poll" => poll(config::get("ms")?.unwrap_or(15_000)),
+            "sign" => sign()?,
+            "sign-flood" => sign_flood(),
             other => return Err(format!("unknown behaviour {other:?}")),
         };
         Ok(normal_route(&ticket, reason))
@@ -380,6 +384,34 @@ fn poll(ms: u64) -> String {
 
 /// The error as `#[derive(Debug)]` prints a variant (`NotFound`, `Denied("...")`), without the
 /// type name that the generated `Debug` puts first.
+/// Both signatures of config `data` under the handle of config `credential`, in hex.
+fn sign() -> Result<String, String> {
+    let handle: String = config::get("credential")?.unwrap_or_default();
+    let data: String = config::get("data")?.unwrap_or_else(|| "probe".to_owned());
+    let shown = |signed: Result<Vec<u8>, HostError>| match signed {
+        Ok(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(error) => variant(&error),
+    };
+    Ok(format!(
+        "sign: sha1={} sha256={}",
+        shown(signing::hmac_sha1(&handle, data.as_bytes())),
+        shown(signing::hmac_sha256(&handle, data.as_bytes()))
+    ))
+}
+
+/// Signs 100 times with the handle of config `credential`.
+fn sign_flood() -> String {
+    let handle: String = config::get("credential").ok().flatten().unwrap_or_default();
+    let (mut signed, mut refused) = (0, 0);
+    for _ in 0..100 {
+        match signing::hmac_sha256(&handle, b"flood") {
+            Ok(_) => signed += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    format!("sign-flood: {signed} signed, {refused} refused")
+}
+
 fn variant(error: &HostError) -> String {
     let debug = format!("{error:?}");
     debug
