@@ -358,7 +358,12 @@ async fn main() -> anyhow::Result<()> {
             state.console_dir = console_dir;
             let scheme = if secure_cookies { "https" } else { "http" };
             let public_url = public_url.unwrap_or_else(|| format!("{scheme}://{addr}"));
-            let mut senders = outbox::Senders::log_only().public_url(&public_url);
+            let through_plugins =
+                std::sync::Arc::new(outbox::channels::PluginChannel::new(state.plugins.clone()));
+            let mut senders = outbox::Senders::log_only()
+                .public_url(&public_url)
+                .with("sms", through_plugins.clone())
+                .with("wechat", through_plugins);
             if let Some(url) = smtp_url {
                 let smtp =
                     outbox::email::Smtp::new(&url, &mail_from).map_err(anyhow::Error::msg)?;

@@ -14,8 +14,10 @@
 //!
 //! Delivery ([`deliver_due`], the senders per channel, the admins' listing) is in [`delivery`];
 //! it also owns `outbox_attempts`, the record of every delivery attempt. Whom a recipient
-//! reference reaches is [`recipients`]; the e-mail channel is [`email`].
+//! reference reaches is [`recipients`]; the e-mail channel is [`email`], SMS and WeChat go
+//! through the dealer's channel plugin ([`channels`]).
 
+pub mod channels;
 mod delivery;
 pub mod email;
 pub mod recipients;

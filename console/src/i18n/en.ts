@@ -188,7 +188,7 @@ const en: typeof zhCN = {
     duration: 'Duration', error: 'Error', configTitle: 'Configure {name}', noSettings: 'This plugin has no settings',
     bindingConflict: 'Someone else changed this binding; close and open it again',
   },
-  hook: { commission: 'Commission', approval: 'Approval', loyalty: 'Loyalty', 'ticket-routing': 'Ticket routing', reminders: 'Reminders', integration: 'Integration' },
+  hook: { commission: 'Commission', approval: 'Approval', loyalty: 'Loyalty', 'ticket-routing': 'Ticket routing', reminders: 'Reminders', integration: 'Integration', channel: 'Message channel' },
   failurePolicy: { fallback: 'Fall back', fail_closed: 'Refuse' },
   outcome: { ok: 'OK', plugin_error: 'Plugin error', trap: 'Trap', timeout: 'Timeout', out_of_memory: 'Out of memory', invalid_output: 'Invalid output', denied: 'Denied' },
   audit: { key: 'key #{id}', title: 'Audit log', entity: 'Entity', entityId: 'Entity ID', action: 'Action', outcome: 'Outcome', actor: 'Actor', detail: 'Detail' },

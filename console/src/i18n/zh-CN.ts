@@ -186,7 +186,7 @@ export default {
     duration: '耗时', error: '错误', configTitle: '配置 {name}', noSettings: '该插件没有可配置项',
     bindingConflict: '该绑定已被他人修改，请关闭后重新打开',
   },
-  hook: { commission: '佣金', approval: '审批', loyalty: '会员积分', 'ticket-routing': '工单分派', reminders: '提醒', integration: '集成' },
+  hook: { commission: '佣金', approval: '审批', loyalty: '会员积分', 'ticket-routing': '工单分派', reminders: '提醒', integration: '集成', channel: '消息渠道' },
   failurePolicy: { fallback: '回退内置规则', fail_closed: '拒绝操作' },
   outcome: { ok: '成功', plugin_error: '插件错误', trap: '崩溃', timeout: '超时', out_of_memory: '内存超限', invalid_output: '输出无效', denied: '被拒绝' },
   audit: { key: '密钥 #{id}', title: '审计日志', entity: '对象类型', entityId: '对象 ID', action: '动作', outcome: '结果', actor: '操作者', detail: '详情' },

@@ -658,6 +658,7 @@ impl Plugins {
             }) => {
                 return Err(ChannelFailure {
                     retryable: outcome == Outcome::Timeout,
+                    not_enabled: false,
                     message: format!(
                         "the channel plugin {plugin} failed ({}): {message}",
                         outcome.as_str()
@@ -667,6 +668,7 @@ impl Plugins {
             Err(error) => {
                 return Err(ChannelFailure {
                     retryable: true,
+                    not_enabled: false,
                     message: format!("the channel plugin could not run: {error}"),
                 });
             }
@@ -681,6 +683,7 @@ impl Plugins {
                 },
             ) => Err(ChannelFailure {
                 retryable: failed.outcome == Outcome::Timeout,
+                not_enabled: false,
                 message: format!(
                     "the channel plugin {} failed ({}): {}",
                     failed.plugin,
@@ -688,8 +691,9 @@ impl Plugins {
                     failed.error.unwrap_or_default()
                 ),
             }),
-            (Err(failure), _) => Err(ChannelFailure {
+            (Err(failure), source) => Err(ChannelFailure {
                 retryable: failure.retryable,
+                not_enabled: matches!(source, DecisionSource::Default { reason, .. } if reason == "no_plugin"),
                 message: failure.message,
             }),
         }
@@ -772,6 +776,8 @@ impl Plugins {
 pub struct ChannelFailure {
     /// Whether sending it again later may succeed.
     pub retryable: bool,
+    /// The dealer enabled no channel plugin for the hook (the built-in default answered).
+    pub not_enabled: bool,
     pub message: String,
 }
 

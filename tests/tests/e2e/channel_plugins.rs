@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{StatusCode, Uri};
 use base64::Engine;
+use dealer_host::clock;
+use dealer_host::outbox::{self, Senders, channels::PluginChannel};
 use dealer_host::plugins::hooks::channel::{Message, Purpose};
 use dealer_tests::guests::wasm_bytes;
+use dealer_tests::service::owner_with_car;
 use dealer_tests::{Backend, TestApp, call, on_both_backends};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -19,6 +22,7 @@ on_both_backends!(
     a_wrong_secret_is_a_rejected_signature_not_worth_retrying,
     a_dealer_without_a_channel_plugin_fails_the_message,
     a_hostile_guest_signs_but_never_sees_the_secret,
+    a_repair_orders_sms_reaches_its_owner_through_the_dealers_plugin,
 );
 
 const ACCESS_KEY_ID: &str = "LTAI5tTestKeyId";
@@ -534,4 +538,86 @@ async fn a_hostile_guest_signs_but_never_sees_the_secret(backend: Backend) {
     for run in recorded(&app, "ticket-routing").await {
         assert!(!run.contains(ACCESS_KEY_SECRET), "{run}");
     }
+}
+
+/// The outbox's SMS goes through the dealer's channel plugin: opening a repair order texts the
+/// owner an absolute link to its progress, signed by the host for the provider; a dealer that
+/// enabled no channel plugin has its SMS logged, and the attempt says so.
+async fn a_repair_orders_sms_reaches_its_owner_through_the_dealers_plugin(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let aliyun = Aliyun::start().await;
+    let config = json!({
+        "access_key_id": ACCESS_KEY_ID,
+        "sign_name": "远航北京朝阳4S店",
+        "templates": {"repair-opened": "SMS_900001"},
+        "endpoint": format!("http://{}/", aliyun.authority),
+    });
+    install(
+        &app,
+        ("channel-aliyun-sms", "plugin-channel-aliyun-sms", "channel"),
+        &[&aliyun.authority],
+        Some(&format!("{ACCESS_KEY_SECRET}&")),
+        config,
+    )
+    .await;
+    let (customer, vehicle) = owner_with_car(&app, &app.keys.a_service, 51, json!([])).await;
+    let order = app
+        .create(
+            &app.keys.a_service,
+            "/repair-orders",
+            &json!({"customer_id": customer, "vehicle_id": vehicle, "complaint_code": "BRAKE"}),
+        )
+        .await;
+    let (b_customer, b_vehicle) = owner_with_car(&app, &app.keys.b_admin, 52, json!([])).await;
+    app.create(
+        &app.keys.b_admin,
+        "/repair-orders",
+        &json!({"customer_id": b_customer, "vehicle_id": b_vehicle, "complaint_code": "NOISE"}),
+    )
+    .await;
+    let senders = Senders::log_only()
+        .public_url("https://crm.example.cn")
+        .with(
+            "sms",
+            Arc::new(PluginChannel::new(app.state.plugins.clone())),
+        );
+    let report = outbox::deliver_due(&app.db, &senders, "w", clock::now_ms())
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.failed), (2, 0), "{report:?}");
+
+    let [sent] = &aliyun.accepted()[..] else {
+        panic!("one SendSms: {:?}", aliyun.accepted());
+    };
+    assert_eq!(sent.get("PhoneNumbers"), "13900000051");
+    assert_eq!(sent.get("TemplateCode"), "SMS_900001");
+    let params: Value = serde_json::from_str(sent.get("TemplateParam")).expect("JSON parameters");
+    let token = order["owner_link"]["token"].as_str().unwrap();
+    assert_eq!(
+        params["progress-url"],
+        format!("https://crm.example.cn/o/r/{token}"),
+        "the owner's absolute link: {params}"
+    );
+    let page = call(
+        app.client
+            .get(format!("{}/owner/repairs/{token}", app.base)),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+
+    let answers: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT o.dealer_id, a.answer FROM outbox_attempts a JOIN outbox o ON o.id = a.outbox_id \
+         WHERE o.template = 'repair-opened' ORDER BY o.dealer_id",
+    )
+    .fetch_all(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        answers,
+        vec![
+            (app.units.dealer_a, BIZ_ID.to_owned()),
+            (app.units.dealer_b, outbox::channels::NOT_ENABLED.to_owned()),
+        ],
+        "the provider's id, or the log for a dealer without a channel plugin"
+    );
 }
