@@ -12,6 +12,7 @@ const MENU = {
   '/service/appointments': 'read_records',
   '/service/repair-orders': 'read_records',
   '/plugins': 'read_plugins',
+  '/outbox': 'operate_workers',
   '/audit': 'read_audit',
 }
 /** Entries some roles with the permission do not get: service staff sell nothing, sales staff do no after-sales work. */
