@@ -124,6 +124,19 @@ describe('the tickets, plugins, outbox and audit pages', () => {
       await row.locator('.el-table__expand-icon').click()
       await page.locator('[data-test=outbox-attempts]').getByText('logged').first().waitFor()
       await screenshot(page, 'outbox', 'attempts')
+
+      const rules = page.locator('[data-test=messaging-rules]')
+      await rules.getByLabel('免打扰开始').click()
+      await page.getByRole('listbox', { name: '免打扰开始' }).getByRole('option', { name: '22:00' }).click()
+      await rules.getByLabel('免打扰结束').click()
+      await page.getByRole('listbox', { name: '免打扰结束' }).getByRole('option', { name: '07:00' }).click()
+      await rules.getByLabel('每位车主每周最多营销条数').fill('3')
+      await rules.locator('[data-test=messaging-rules-save]').click()
+      await rules.locator('[data-test=messaging-rules-saved]').waitFor()
+      await screenshot(page, 'outbox', 'rules')
+      const me = await apiCall(page, 'GET', '/me')
+      const stored = await apiCall(page, 'GET', `/network/units/${me.body.org_id}/messaging`)
+      assert.deepEqual(stored.body, { quiet_start: '22:00', quiet_end: '07:00', marketing_per_week: 3 })
     } finally {
       await context.close()
     }

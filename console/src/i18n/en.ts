@@ -196,6 +196,10 @@ const en: typeof zhCN = {
   outbox: {
     title: 'Messages', status: 'Status', channel: 'Channel', purpose: 'Purpose', template: 'Template', recipient: 'Recipient',
     why: 'Reason', attempts: 'Tries', attempt: 'Try', outcome: 'Outcome', answer: "Provider's answer", noAttempts: 'Not sent yet',
+    rules: {
+      title: 'Marketing rules', quietStart: 'Quiet hours from', quietEnd: 'Quiet hours until', perWeek: 'Most marketing messages per owner a week',
+      hint: 'Marketing due in the quiet hours waits until they end; service messages are not affected. The same start and end means no quiet hours.', saved: 'Saved',
+    },
   },
   outboxStatus: { pending: 'Pending', sent: 'Sent', failed: 'Failed', refused: 'Refused', undeliverable: 'Undeliverable' },
   outboxReason: { no_marketing_consent: 'No marketing consent', opted_out: 'The owner opted out', frequency_cap: 'Weekly marketing cap reached' },

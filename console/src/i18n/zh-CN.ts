@@ -194,6 +194,10 @@ export default {
   outbox: {
     title: '消息记录', status: '状态', channel: '渠道', purpose: '用途', template: '模板', recipient: '收件人',
     why: '原因', attempts: '尝试', attempt: '次数', outcome: '结果', answer: '服务商回执', noAttempts: '尚未发送',
+    rules: {
+      title: '营销消息发送规则', quietStart: '免打扰开始', quietEnd: '免打扰结束', perWeek: '每位车主每周最多营销条数',
+      hint: '免打扰时段内的营销消息会顺延到时段结束后发送；服务通知不受影响。开始与结束相同表示不设免打扰。', saved: '已保存',
+    },
   },
   outboxStatus: { pending: '待发送', sent: '已发送', failed: '发送失败', refused: '已拦截', undeliverable: '无法送达' },
   outboxReason: { no_marketing_consent: '客户未同意接收营销信息', opted_out: '客户已退订', frequency_cap: '超过每周营销条数上限' },
