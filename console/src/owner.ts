@@ -1,5 +1,6 @@
-import { computed } from 'vue'
-import type { ApiError } from './api/client'
+import { computed, type Ref } from 'vue'
+import { asApiError, type ApiError } from './api/client'
+import { fieldErrorText, problemText } from './problems'
 import { useCall } from './useCall'
 
 /** How an owner's link failed: it expired, it was used (it works once), or it is no link at all. */
@@ -31,4 +32,32 @@ export function useOwnerLink<T>(call: () => Promise<T>, dealerOf: (data: T) => D
     return found?.dealer_name ? { name: found.dealer_name, phone: found.dealer_phone } : null
   })
   return { ...read, problem, dealer }
+}
+
+/**
+ * Sends what the owner answered through the link: while it runs `sending` is on; a link that
+ * expired or was used meanwhile turns the page into its problem; any other failure becomes
+ * words in `error` beside the form.
+ */
+export async function sendThroughLink(
+  link: { data: Ref<unknown>; failure: Ref<ApiError | null> },
+  state: { sending: Ref<boolean>; error: Ref<string> },
+  send: () => Promise<void>,
+): Promise<void> {
+  state.sending.value = true
+  state.error.value = ''
+  try {
+    await send()
+  } catch (e) {
+    const error = asApiError(e)
+    if (linkProblem(error)) {
+      link.data.value = null
+      link.failure.value = error
+      return
+    }
+    const field = error.problem.errors?.[0]
+    state.error.value = field ? fieldErrorText(field) : problemText(error)
+  } finally {
+    state.sending.value = false
+  }
 }
