@@ -510,29 +510,24 @@ pub async fn holders(
     let Some((_, path)) = kind_and_path(conn, unit_id).await? else {
         return Ok(Vec::new());
     };
-    let rows: Vec<(String, StaffRow)> = {
-        let found: Vec<StaffAt> = sqlx::query_as(&format!(
-            "SELECT u.path AS unit_path, {} FROM staff s JOIN org_units u ON u.id = s.org_unit_id \
-             WHERE s.position = $1 AND s.active = 1 AND $2 LIKE u.path || '%' ORDER BY s.id",
-            STAFF_COLUMNS
-                .split(", ")
-                .map(|c| format!("s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .bind(position.as_str())
-        .bind(&path)
-        .fetch_all(&mut *conn)
-        .await?;
-        found.into_iter().map(|f| (f.unit_path, f.staff)).collect()
-    };
-    let Some(deepest) = rows.iter().map(|(p, _)| p.len()).max() else {
-        return Ok(Vec::new());
-    };
-    Ok(rows
+    let columns: Vec<String> = STAFF_COLUMNS
+        .split(", ")
+        .map(|c| format!("s.{c}"))
+        .collect();
+    let columns = columns.join(", ");
+    let found: Vec<StaffAt> = sqlx::query_as(&format!(
+        "SELECT u.path AS unit_path, {columns} FROM staff s JOIN org_units u ON u.id = s.org_unit_id \
+         WHERE s.position = $1 AND s.active = 1 AND $2 LIKE u.path || '%' ORDER BY s.id"
+    ))
+    .bind(position.as_str())
+    .bind(&path)
+    .fetch_all(&mut *conn)
+    .await?;
+    let deepest = found.iter().map(|f| f.unit_path.len()).max().unwrap_or(0);
+    Ok(found
         .into_iter()
-        .filter(|(p, _)| p.len() == deepest)
-        .map(|(_, r)| r.into_staff(None))
+        .filter(|f| f.unit_path.len() == deepest)
+        .map(|f| f.staff.into_staff(None))
         .collect())
 }
 

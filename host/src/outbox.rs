@@ -148,13 +148,15 @@ pub async fn enqueue(
     let mut refused = None;
     let owner = customer_of(&message.recipient);
     if let (Purpose::Marketing, Some(customer)) = (message.purpose, owner) {
-        let rules = network::messaging_rules(conn, dealer_id).await?;
         if !consent::marketing_allowed(conn, customer).await? {
             refused = Some(Refusal::NoMarketingConsent);
-        } else if marketing_this_week(conn, &message.recipient, now).await? >= rules.per_week {
-            refused = Some(Refusal::FrequencyCap);
         } else {
-            due = after_quiet_hours(&rules, now);
+            let rules = network::messaging_rules(conn, dealer_id).await?;
+            if marketing_this_week(conn, &message.recipient, now).await? >= rules.per_week {
+                refused = Some(Refusal::FrequencyCap);
+            } else {
+                due = after_quiet_hours(&rules, now);
+            }
         }
     }
     let id: Option<(i64,)> = sqlx::query_as(
@@ -207,6 +209,15 @@ pub async fn enqueue(
             .await?;
     }
     Ok(Some(id))
+}
+
+/// Whether a message with `dedupe_key` was enqueued (sent, due or refused).
+pub async fn enqueued(conn: &mut AnyConnection, dedupe_key: &str) -> Result<bool> {
+    let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM outbox WHERE dedupe_key = $1")
+        .bind(dedupe_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// Marketing messages to `recipient` not refused in the 7 days before `now`.

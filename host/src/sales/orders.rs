@@ -1197,11 +1197,7 @@ async fn send_tracking_link(
     customer_id: i64,
 ) -> Result<()> {
     let key = format!("order:{id}:tracking");
-    let sent: Option<(i64,)> = sqlx::query_as("SELECT id FROM outbox WHERE dedupe_key = $1")
-        .bind(&key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if sent.is_some() {
+    if outbox::enqueued(conn, &key).await? {
         return Ok(());
     }
     let link = owner_links::issue(
